@@ -1,0 +1,51 @@
+"""The install files agree with each other, and the command line answers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    """Normalised distribution name of a requirement string ('open_clip_torch>=2' -> 'open-clip-torch')."""
+    name = re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_environment_yml_names_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {_name(r) for r in pip_section if not r.startswith("-e")}
+    assert listed == wanted, f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
+    assert any(r.startswith("-e .") for r in pip_section), "environment.yml must install the package itself"
+
+
+def test_torch_pins_match_the_machine_wheels():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "vrlib", "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("synth", "pretrain", "report", "reproduce"):
+        assert cmd in out.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in ci
+    first_block = readme.split("```")[1]
+    assert first_block.split() == ["make", "reproduce", "make", "test"] or first_block.strip().splitlines()[-2:] == [
+        "make reproduce",
+        "make test",
+    ]

@@ -1,0 +1,5 @@
+import sys
+
+from vrlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""``python -m vrlib`` — the workbench's command line.
+
+Why one module: argparse lives here and in ``report.py`` only (STYLE.md), so the library can be
+imported in a notebook without side effects. Each subcommand is a small function that parses
+nothing itself and calls one library function; heavy imports happen inside those functions so
+that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], None]):
+    """Decorator: register ``run(args)`` as subcommand ``name``; ``add_args`` fills its parser."""
+
+    def bind(run: Callable[[argparse.Namespace], int | None]):
+        COMMANDS[name] = (help, add_args, run)
+        return run
+
+    return bind
+
+
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="smoke", help="size preset: smoke (seconds) or default (minutes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: $VRLIB_HOME/worlds/PRESET-seedSEED)")
+    p.add_argument("--force", action="store_true", help="regenerate even if the world exists")
+
+
+@command("synth", "generate the embedded synthetic world (images, videos, captions, splits)", _synth_args)
+def _synth(args: argparse.Namespace) -> int:
+    from vrlib.data.synthetic import ensure_world, generate_world
+    from vrlib.paths import world_dir
+
+    out = args.out or world_dir(args.preset, args.seed)
+    if args.force:
+        path = generate_world(out, preset=args.preset, seed=args.seed)
+    else:
+        path = ensure_world(out, preset=args.preset, seed=args.seed)
+    print(path)
+    return 0
+
+
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="default", help="world preset whose images train the expert")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--world", type=Path, default=None, help="world folder (default: the preset's)")
+    p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: $VRLIB_HOME/experts/...)")
+    p.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
+    p.add_argument("--device", default=None)
+
+
+@command("pretrain", "train the vrlib-tiny image-text expert on the world's static images", _pretrain_args)
+def _pretrain(args: argparse.Namespace) -> int:
+    from vrlib.pretrain import pretrain_from_cli
+
+    return pretrain_from_cli(args)
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", help="study name, e.g. zero_shot_aggregation")
+    p.add_argument("--params", type=Path, default=None, help="parameter YAML (default: parameters/STUDY/default.yaml)")
+    p.add_argument("--out-root", type=Path, default=Path("reports"))
+    p.add_argument("--no-readme", action="store_true", help="do not regenerate reports/README.md")
+
+
+@command("report", "execute a study notebook with papermill into reports/STUDY/NAME/", _report_args)
+def _report(args: argparse.Namespace) -> int:
+    from vrlib.report import report_from_cli
+
+    return report_from_cli(args)
+
+
+def _reproduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params-name", default="default", help="which parameter file of every study to run")
+    p.add_argument("--out-root", type=Path, default=Path("reports"))
+
+
+@command("reproduce", "build the default world and expert if missing, then run every study", _reproduce_args)
+def _reproduce(args: argparse.Namespace) -> int:
+    from vrlib.report import reproduce_from_cli
+
+    return reproduce_from_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m vrlib", description="Video Retrieval Workbench: text-to-video retrieval studies.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_args, _) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(COMMANDS[args.command][2](args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
