@@ -27,13 +27,22 @@ def command(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], 
 
 
 def _synth_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="smoke", help="size preset: smoke (seconds) or default (minutes)")
+    p.add_argument(
+        "--preset", default="smoke", help="size preset: smoke (seconds) or default (minutes)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: $VRLIB_HOME/worlds/PRESET-seedSEED)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: $VRLIB_HOME/worlds/PRESET-seedSEED)",
+    )
     p.add_argument("--force", action="store_true", help="regenerate even if the world exists")
 
 
-@command("synth", "generate the embedded synthetic world (images, videos, captions, splits)", _synth_args)
+@command(
+    "synth", "generate the embedded synthetic world (images, videos, captions, splits)", _synth_args
+)
 def _synth(args: argparse.Namespace) -> int:
     from vrlib.data.synthetic import ensure_world, generate_world
     from vrlib.paths import world_dir
@@ -51,12 +60,20 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help="world preset whose images train the expert")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--world", type=Path, default=None, help="world folder (default: the preset's)")
-    p.add_argument("--out", type=Path, default=None, help="checkpoint path (default: $VRLIB_HOME/experts/...)")
-    p.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
+    p.add_argument(
+        "--out", type=Path, default=None, help="checkpoint path (default: $VRLIB_HOME/experts/...)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="override the preset's number of epochs"
+    )
     p.add_argument("--device", default=None)
 
 
-@command("pretrain", "train the vrlib-tiny image-text expert on the world's static images", _pretrain_args)
+@command(
+    "pretrain",
+    "train the vrlib-tiny image-text expert on the world's static images",
+    _pretrain_args,
+)
 def _pretrain(args: argparse.Namespace) -> int:
     from vrlib.pretrain import pretrain_from_cli
 
@@ -65,7 +82,12 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", help="study name, e.g. zero_shot_aggregation")
-    p.add_argument("--params", type=Path, default=None, help="parameter YAML (default: parameters/STUDY/default.yaml)")
+    p.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="parameter YAML (default: parameters/STUDY/default.yaml)",
+    )
     p.add_argument("--out-root", type=Path, default=Path("reports"))
     p.add_argument("--no-readme", action="store_true", help="do not regenerate reports/README.md")
 
@@ -78,11 +100,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params-name", default="default", help="which parameter file of every study to run")
+    p.add_argument(
+        "--params-name", default="default", help="which parameter file of every study to run"
+    )
     p.add_argument("--out-root", type=Path, default=Path("reports"))
 
 
-@command("reproduce", "build the default world and expert if missing, then run every study", _reproduce_args)
+@command(
+    "reproduce",
+    "build the default world and expert if missing, then run every study",
+    _reproduce_args,
+)
 def _reproduce(args: argparse.Namespace) -> int:
     from vrlib.report import reproduce_from_cli
 
@@ -90,7 +118,10 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vrlib", description="Video Retrieval Workbench: text-to-video retrieval studies.")
+    parser = argparse.ArgumentParser(
+        prog="python -m vrlib",
+        description="Video Retrieval Workbench: text-to-video retrieval studies.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_text, description=help_text))

@@ -1,0 +1,96 @@
+"""The papers' own numbers, as data, so reports can put them beside ours.
+
+Why here: a report must show "the paper's figure, what we measured, and the same on real data"
+side by side (DESIGN.md); typing the paper's figures into each notebook would copy them around.
+Numbers are transcribed from the text versions in ``../shared/papers/`` (the table each comes
+from is named); the OCR of Portillo-Quintero's Table 1 drops decimal points, restored here.
+Rows use the same ``setting`` names as our metrics.json rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PQ_T1 = "Portillo-Quintero 2021, Table 1 (MSR-VTT validation, 1,000 pairs, T2V)"
+_PQ_T2 = "Portillo-Quintero 2021, Table 2 (MSR-VTT, CLIP zero-shot)"
+_F_T1 = "Fang 2021 (CLIP2Video), Table 1 (MSR-VTT 1k-A)"
+_F_T2 = "Fang 2021 (CLIP2Video), Table 2 (MSR-VTT 1k-A, TDB+TAB-base)"
+
+_METRICS = ("R@1", "R@5", "R@10", "MdR", "MnR", "StdR")
+
+
+def _row(
+    source: str, setting: str, direction: str, values: tuple, split: str = ""
+) -> dict[str, Any]:
+    """One paper row; ``values`` follow ``_METRICS`` order, None where the paper gives none."""
+    row = {"source": source, "setting": setting, "direction": direction, "split": split}
+    row.update({m: v for m, v in zip(_METRICS, values, strict=False) if v is not None})
+    return row
+
+
+_ZERO_SHOT = [
+    _row(_PQ_T1, "single", "t2v", (24.9, 46.1, 56.9, 7.0, 64.61, 149.21), "val"),
+    _row(_PQ_T1, "mean", "t2v", (35.4, 58.0, 67.2, 3.0, 39.81, 111.43), "val"),
+    *[
+        _row(_PQ_T1, f"kmeans-k{k}-min_rank", "t2v", v, "val")
+        for k, v in {
+            2: (34.3, 57.8, 66.5, 3.0, 40.23, 112.85),
+            3: (34.4, 57.7, 66.6, 3.0, 39.77, 110.69),
+            4: (33.7, 58.4, 66.9, 3.0, 37.98, 107.53),
+            5: (34.4, 57.6, 66.1, 3.0, 38.44, 108.02),
+            6: (34.9, 58.4, 67.6, 3.5, 37.44, 108.34),
+            7: (35.3, 58.1, 67.5, 4.0, 38.33, 107.88),
+            8: (33.9, 57.7, 67.9, 3.0, 38.23, 107.32),
+            9: (33.9, 57.2, 67.1, 3.0, 37.87, 108.23),
+            10: (35.0, 57.8, 68.0, 3.0, 37.26, 107.34),
+        }.items()
+    ],
+    # Table 2: mean aggregation on the test sets; 1k-A = one caption per video, Full = all captions.
+    _row(_PQ_T2, "mean", "t2v", (31.2, 53.7, 64.2, 4.0), "test-one-caption"),
+    _row(_PQ_T2, "mean", "v2t", (27.2, 51.7, 62.6, 5.0), "test-one-caption"),
+    _row(_PQ_T2, "mean", "t2v", (21.4, 41.1, 50.4, 10.0), "test-all-captions"),
+    _row(_PQ_T2, "mean", "v2t", (40.3, 69.7, 79.2, 2.0), "test-all-captions"),
+]
+
+# CLIP2Video Table 1 gives MnR where we keep StdR: values are (R@1, R@5, R@10, MdR, MnR).
+_TEMPORAL_T1 = {
+    "meanP": ((43.1, 70.4, 80.8, 2.0, 16.2), (43.1, 70.5, 81.2, 2.0, 12.4)),
+    "seqTransf": ((44.5, 71.4, 81.6, 2.0, 15.3), (42.7, 70.9, 80.6, 2.0, 11.6)),
+    "tdb-sub": ((44.2, 70.8, 80.7, 2.0, 15.7), (41.9, 70.1, 80.6, 2.0, 11.7)),
+    "tdb-mlp": ((44.7, 70.9, 80.9, 2.0, 14.6), (42.7, 70.8, 81.4, 2.0, 11.3)),
+    "tdb-all": ((44.3, 71.3, 82.1, 2.0, 15.6), (41.8, 69.9, 80.8, 2.0, 11.9)),
+    "tdb": ((45.1, 72.4, 80.7, 2.0, 14.6), (41.9, 71.1, 80.3, 2.0, 10.8)),
+    "tdb+tab-base": ((45.1, 72.7, 80.9, 2.0, 15.1), (42.4, 70.8, 81.9, 2.0, 10.0)),
+    "tdb+tab-temporal": ((44.1, 72.7, 82.2, 2.0, 14.2), (43.1, 71.4, 82.1, 2.0, 10.2)),
+    "tdb+tab-transformer": ((44.6, 72.5, 82.0, 2.0, 13.7), (42.3, 71.9, 82.9, 2.0, 9.8)),
+    "tdb+tab-tdb": ((45.6, 72.6, 81.7, 2.0, 14.6), (43.3, 72.3, 82.1, 2.0, 10.2)),
+}
+_TEMPORAL_T2 = {
+    "tab-k4": ((44.6, 72.9, 82.2, 2.0, 13.7), (43.7, 72.5, 82.8, 2.0, 10.3)),
+    "tab-k5": _TEMPORAL_T1["tdb+tab-base"],
+    "tab-k6": ((44.6, 71.8, 81.3, 2.0, 14.4), (44.7, 72.8, 82.5, 2.0, 10.2)),
+    "tab-k7": ((44.1, 72.8, 81.3, 2.0, 15.1), (42.3, 71.2, 82.0, 2.0, 10.4)),
+    "tab-w0.4": ((44.1, 72.9, 82.5, 2.0, 14.4), (43.7, 72.8, 81.2, 2.0, 10.1)),
+    "tab-w0.5": _TEMPORAL_T1["tdb+tab-base"],
+    "tab-w0.6": ((44.9, 72.1, 82.7, 2.0, 14.4), (43.3, 72.6, 81.9, 2.0, 10.3)),
+    "tab-w0.7": ((43.7, 72.2, 81.7, 2.0, 14.1), (41.8, 70.7, 82.4, 2.0, 10.4)),
+}
+
+
+def _temporal_rows(table: dict, source: str) -> list[dict[str, Any]]:
+    return [
+        _row(source, setting, direction, values, "test")
+        for setting, pair in table.items()
+        for direction, values in zip(("t2v", "v2t"), pair, strict=True)
+    ]
+
+
+PAPER_FIGURES: dict[str, list[dict[str, Any]]] = {
+    "zero_shot_aggregation": _ZERO_SHOT,
+    "temporal_ablation": _temporal_rows(_TEMPORAL_T1, _F_T1) + _temporal_rows(_TEMPORAL_T2, _F_T2),
+}
+
+
+def paper_rows(study: str) -> list[dict[str, Any]]:
+    """The paper's rows for ``study`` (empty when the study has no numeric table, e.g. the browser)."""
+    return [dict(r) for r in PAPER_FIGURES.get(study, [])]

@@ -1,0 +1,333 @@
+"""Run a study notebook with papermill and write its outputs in one shape every study shares.
+
+Why: results must be comparable by code. Each run of ``notebooks/NN_STUDY.ipynb`` at
+``parameters/STUDY/NAME.yaml`` goes to ``reports/STUDY/NAME/``: the executed notebook, one
+``metrics.json`` (study, params, protocol, versions, seed, wall time, rows), tables as CSV and
+Markdown, figures as PNG. ``reports/README.md`` is then rebuilt from every metrics.json found,
+beside the papers' figures (``vrlib.papers``). Parameters are validated before the notebook
+starts, so a bad file fails in a second with the key named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from vrlib.io import atomic_write_text, read_json, write_json
+from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
+
+METRIC_KEYS = ("R@1", "R@5", "R@10", "MdR", "MnR", "StdR", "n")
+
+
+class ParamsError(ValueError):
+    """A parameter file that is missing, not YAML, or has a bad or unknown key."""
+
+
+def params_path(study: str, name: str = "default") -> Path:
+    """``parameters/STUDY/NAME.yaml``."""
+    return parameters_dir() / study / f"{name}.yaml"
+
+
+def load_params(study: str, path: str | Path | None = None) -> BaseModel:
+    """Read and validate a study's parameter file; errors name the file and the key.
+
+    Args:
+        study: registered study name (e.g. ``zero_shot_aggregation``).
+        path: YAML file; ``None`` reads ``parameters/STUDY/default.yaml``.
+    """
+    spec = get_study(study)
+    path = Path(path) if path is not None else params_path(study)
+    if not path.is_file():
+        raise ParamsError(f"{path}: parameter file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
+    try:
+        return spec.params.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()
+        )
+        raise ParamsError(f"{path}: {problems}") from None
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced a result (Python, torch, open_clip, numpy, vrlib)."""
+    import numpy
+    import open_clip
+    import torch
+
+    import vrlib
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "numpy": numpy.__version__,
+        "vrlib": vrlib.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
+
+
+def markdown_table(df) -> str:
+    """A pandas DataFrame as a GitHub Markdown table (floats to 2 decimals), no extra dependency."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.2f}"
+        return str(v)
+
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+class StudyOutputs:
+    """What a notebook writes: tables, figures and the one metrics.json of the run.
+
+    Created at the top of a study notebook (its clock starts then); ``out_dir=None`` writes to
+    ``reports/STUDY/scratch/`` so an interactive session never overwrites a committed report.
+    """
+
+    def __init__(self, study: str, params: BaseModel, out_dir: str | Path | None = None) -> None:
+        self.study = study
+        self.params = params
+        root = Path(__file__).resolve().parents[1] / "reports"
+        self.out_dir = Path(out_dir) if out_dir else root / study / "scratch"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self.rows: list[dict[str, Any]] = []
+
+    def table(self, name: str, df) -> Path:
+        """Save ``df`` as ``NAME.csv`` and ``NAME.md``; returns the CSV path."""
+        atomic_write_text(self.out_dir / f"{name}.md", markdown_table(df))
+        return atomic_write_text(self.out_dir / f"{name}.csv", df.to_csv(index=False))
+
+    def figure(self, name: str, fig) -> Path:
+        """Save a matplotlib figure as ``NAME.png`` (written to a temp name, then renamed)."""
+        path = self.out_dir / f"{name}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp.replace(path)
+        return path
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Add result rows (``setting``, ``split``, ``direction`` and the metrics)."""
+        for r in rows:
+            missing = {"setting", "split", "direction"} - r.keys()
+            if missing:
+                raise ValueError(f"metrics row {r} lacks {sorted(missing)}")
+        self.rows.extend(rows)
+
+    def write_metrics(self, protocol: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
+        """Write ``metrics.json`` with every row added so far."""
+        seed = getattr(self.params, "seed", None)
+        doc = {
+            "study": self.study,
+            "params": self.params.model_dump(mode="json"),
+            "protocol": protocol,
+            "versions": versions(),
+            "seed": seed,
+            "wall_time_s": round(time.time() - self.started, 2),
+            "rows": self.rows,
+        }
+        if extra:
+            doc.update(extra)
+        return write_json(self.out_dir / "metrics.json", doc)
+
+
+def rows_from_metrics(
+    setting: str, split: str, result: dict[str, Any], **more: Any
+) -> list[dict[str, Any]]:
+    """Turn ``vrlib.metrics.evaluate``'s result into metrics.json rows (one per direction)."""
+    rows = []
+    for direction in ("t2v", "v2t"):
+        if direction in result:
+            row = {"setting": setting, "split": split, "direction": direction}
+            row.update({k: result[direction][k] for k in METRIC_KEYS if k in result[direction]})
+            row.update(more)
+            rows.append(row)
+    return rows
+
+
+def run_study(
+    study: str,
+    params: str | Path | None = None,
+    out_root: str | Path = "reports",
+    readme: bool = True,
+) -> Path:
+    """Execute ``notebooks/NN_STUDY.ipynb`` with papermill into ``OUT_ROOT/STUDY/NAME/``.
+
+    The parameter file is validated first. Returns the output folder.
+    """
+    import papermill
+
+    spec = get_study(study)
+    path = Path(params) if params is not None else params_path(study)
+    load_params(study, path)  # fail fast, naming the key
+    out_dir = Path(out_root).resolve() / study / path.stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb_in = notebooks_dir() / spec.notebook
+    started = time.time()
+    papermill.execute_notebook(
+        str(nb_in),
+        str(out_dir / spec.notebook),
+        parameters={"params_path": str(path.resolve()), "out_dir": str(out_dir)},
+        cwd=str(notebooks_dir()),
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+    )
+    metrics = out_dir / "metrics.json"
+    if metrics.exists():
+        doc = read_json(metrics)
+        doc["notebook_wall_time_s"] = round(time.time() - started, 2)
+        write_json(metrics, doc)
+    if readme:
+        build_readme(Path(out_root))
+    return out_dir
+
+
+def reproduce(params_name: str = "default", out_root: str | Path = "reports") -> list[Path]:
+    """Build the default world and expert if missing, then run every study at ``params_name``."""
+    from vrlib.data.synthetic import ensure_world
+    from vrlib.paths import world_dir
+    from vrlib.pretrain import ensure_expert
+
+    ensure_world(world_dir("default", 0), preset="default", seed=0)
+    ensure_expert("default", 0)
+    outs = []
+    for study in study_names():
+        path = params_path(study, params_name)
+        if path.exists():
+            print(f"[vrlib] {study}: {path}", flush=True)
+            outs.append(run_study(study, path, out_root, readme=False))
+    build_readme(Path(out_root))
+    return outs
+
+
+# ---------------------------------------------------------------------------------------------
+# reports/README.md
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.1f}"
+    return str(v)
+
+
+def _load_runs(out_root: Path) -> dict[str, dict[str, dict]]:
+    """``{study: {run_name: metrics_doc}}`` for every metrics.json under ``out_root``."""
+    runs: dict[str, dict[str, dict]] = {}
+    for path in sorted(out_root.glob("*/*/metrics.json")):
+        if path.parent.name in ("scratch", "smoke"):
+            continue
+        doc = json.loads(path.read_text())
+        runs.setdefault(doc["study"], {})[path.parent.name] = doc
+    return runs
+
+
+def _study_table(study: str, runs: dict[str, dict]) -> str:
+    """Markdown: paper's figure, ours on the default world, ours on real data (runs not named default)."""
+    from vrlib.papers import paper_rows
+
+    ours = runs.get("default", {}).get("rows", [])
+    real = {name: doc for name, doc in runs.items() if name != "default"}
+    paper = {(r["setting"], r["direction"], r["split"]): r for r in paper_rows(study)}
+    header = "| setting | split | dir | paper R@1 | paper R@5 | paper MdR | ours R@1 | ours R@5 | ours MdR |"
+    cols = "|---|---|---|---|---|---|---|---|---|"
+    for name in real:
+        header += f" {name} R@1 |"
+        cols += "---|"
+    lines = [header, cols]
+    for r in ours:
+        p = _match_paper(paper, r)
+        cells = [r["setting"], r["split"], r["direction"]]
+        cells += [_fmt(p.get(k)) if p else "" for k in ("R@1", "R@5", "MdR")]
+        cells += [_fmt(r.get(k)) for k in ("R@1", "R@5", "MdR")]
+        for doc in real.values():
+            match = [
+                x
+                for x in doc["rows"]
+                if x["setting"] == r["setting"] and x["direction"] == r["direction"]
+            ]
+            cells.append(_fmt(match[0]["R@1"]) if match else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _match_paper(paper: dict, row: dict) -> dict | None:
+    """The paper row for ``row``: same setting and direction, the split if it is named, else any."""
+    exact = paper.get((row["setting"], row["direction"], row["split"]))
+    if exact:
+        return exact
+    for (setting, direction, _), p in paper.items():
+        if setting == row["setting"] and direction == row["direction"]:
+            return p
+    return None
+
+
+def build_readme(out_root: Path) -> Path:
+    """Rebuild ``reports/README.md`` from every metrics.json under ``out_root``."""
+    runs = _load_runs(out_root)
+    parts = [
+        "# Reports\n",
+        "Generated by `python -m vrlib report` / `make reproduce` from the `metrics.json` of each run; "
+        "do not edit by hand. *paper*: the paper's figure (on MSR-VTT with CLIP); *ours*: this "
+        "workbench on the embedded default world (`default.yaml`); further columns: runs on real data "
+        "(empty until someone runs them). Metrics: R@K in percent, MdR = median rank.\n",
+    ]
+    for study in study_names():
+        spec = get_study(study)
+        parts.append(f"## {spec.title} (`{study}`)\n")
+        if study not in runs:
+            parts.append("_not run yet_\n")
+            continue
+        doc = runs[study].get("default")
+        if doc:
+            parts.append(
+                f"Run: [`{study}/default/`]({study}/default/) — seed {doc.get('seed')}, "
+                f"{doc.get('wall_time_s')} s, torch {doc['versions'].get('torch')}.\n"
+            )
+        if any(d.get("rows") for d in runs[study].values()):
+            parts.append(_study_table(study, runs[study]) + "\n")
+        notes = (doc or {}).get("reading")
+        if notes:
+            parts.append(f"Reading: {notes}\n")
+    bench = out_root / "benchmarks.md"
+    if bench.exists():
+        parts.append("## Benchmarks\n\nSee [benchmarks.md](benchmarks.md).\n")
+    return atomic_write_text(out_root / "README.md", "\n".join(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# command line (called from vrlib.cli)
+
+
+def report_from_cli(args: argparse.Namespace) -> int:
+    try:
+        out = run_study(args.study, args.params, args.out_root, readme=not args.no_readme)
+    except (ParamsError, KeyError) as e:
+        print(f"error: {e}")
+        return 2
+    print(out)
+    return 0
+
+
+def reproduce_from_cli(args: argparse.Namespace) -> int:
+    for out in reproduce(args.params_name, args.out_root):
+        print(out)
+    return 0

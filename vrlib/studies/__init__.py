@@ -1,0 +1,69 @@
+"""Studies: one parameter model and a few functions per study; the notebooks only call these.
+
+Why a registry: ``python -m vrlib report STUDY`` and ``make reproduce`` find every study here, and
+a bad parameter file fails with the key's name before a notebook starts. Adding a study is one
+module with ``@register_study(...)`` on its parameter model, plus its notebook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from vrlib.registry import Registry
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A study: its name, the notebook that runs it and its validated parameter model."""
+
+    name: str
+    notebook: str
+    params: type[BaseModel]
+    title: str
+
+
+STUDIES: Registry[StudySpec] = Registry("study")
+
+
+def register_study(name: str, notebook: str, title: str):
+    """Class decorator registering a parameter model as study ``name`` run by ``notebook``."""
+
+    def add(model: type[BaseModel]) -> type[BaseModel]:
+        STUDIES.register(name)(StudySpec(name=name, notebook=notebook, params=model, title=title))
+        return model
+
+    return add
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (studies run from a source checkout)."""
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def parameters_dir() -> Path:
+    """The repository's ``parameters/`` folder."""
+    return Path(__file__).resolve().parents[2] / "parameters"
+
+
+def _import_all() -> None:
+    """Import every study module so that its ``@register_study`` runs."""
+    from vrlib.studies import failure_analysis, query_browser, zero_shot  # noqa: F401
+
+    try:  # the temporal study lands after the models and the engine
+        from vrlib.studies import temporal_ablation  # noqa: F401
+    except ImportError:
+        pass
+
+
+def get_study(name: str) -> StudySpec:
+    """The study registered as ``name`` (KeyError lists the valid names)."""
+    _import_all()
+    return STUDIES.get(name)
+
+
+def study_names() -> list[str]:
+    _import_all()
+    return STUDIES.names()

@@ -1,0 +1,35 @@
+"""Study 06 — the query browser, run headless as a report.
+
+The widget (``vrlib.browse.QueryBrowser``) is for JupyterLab; its report runs a few example
+queries through the same code path and saves their ranked results, so a broken browser fails CI.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vrlib.studies import register_study
+from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
+from vrlib.studies.zero_shot import DEFAULT_SAMPLING
+
+
+@register_study("query_browser", "06_query_browser.ipynb", "06 — Query browser")
+class BrowserParams(Strict):
+    """Parameters of the browser notebook (``parameters/query_browser/*.yaml``)."""
+
+    seed: int = 0
+    data: DataParams = DataParams()
+    encoder: EncoderParams = EncoderParams()
+    sampling: SamplingParams = DEFAULT_SAMPLING
+    aggregation: str = "mean"
+    split: str = "test"
+    top_k: int = Field(5, gt=0)
+    strip_frames: int = Field(6, gt=0)
+    example_queries: list[str] = Field(
+        default_factory=lambda: [
+            "a red circle moves to the left",
+            "a small blue square grows",
+            "a loud beep is heard",
+        ]
+    )
+    cache_dir: str | None = None
