@@ -25,8 +25,12 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = {_name(r) for r in pip_section if not r.startswith("-e")}
-    assert listed == wanted, f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
-    assert any(r.startswith("-e .") for r in pip_section), "environment.yml must install the package itself"
+    assert listed == wanted, (
+        f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
+    )
+    assert any(r.startswith("-e .") for r in pip_section), (
+        "environment.yml must install the package itself"
+    )
 
 
 def test_torch_pins_match_the_machine_wheels():
@@ -35,7 +39,9 @@ def test_torch_pins_match_the_machine_wheels():
 
 
 def test_cli_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "vrlib", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "vrlib", "--help"], capture_output=True, text=True, check=True
+    )
     for cmd in ("synth", "pretrain", "report", "reproduce"):
         assert cmd in out.stdout
 
@@ -45,7 +51,12 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in ci
     first_block = readme.split("```")[1]
-    assert first_block.split() == ["make", "reproduce", "make", "test"] or first_block.strip().splitlines()[-2:] == [
+    assert first_block.split() == [
+        "make",
+        "reproduce",
+        "make",
+        "test",
+    ] or first_block.strip().splitlines()[-2:] == [
         "make reproduce",
         "make test",
     ]

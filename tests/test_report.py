@@ -1,0 +1,128 @@
+"""Parameter validation, the outputs writer, and the reports/README rollup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vrlib.report import (
+    ParamsError,
+    StudyOutputs,
+    build_readme,
+    load_params,
+    markdown_table,
+    rows_from_metrics,
+)
+from vrlib.studies import study_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_committed_parameter_file_validates():
+    files = sorted((ROOT / "parameters").glob("*/*.yaml"))
+    assert files, "no parameter files found"
+    for f in files:
+        load_params(f.parent.name, f)
+
+
+def test_every_study_has_default_and_smoke_parameters_and_a_notebook():
+    from vrlib.studies import get_study, notebooks_dir
+
+    for study in study_names():
+        assert (ROOT / "parameters" / study / "default.yaml").is_file(), study
+        assert (ROOT / "parameters" / study / "smoke.yaml").is_file(), study
+        assert (notebooks_dir() / get_study(study).notebook).is_file(), study
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("seed: 0\nkmeans_kk: [2]\n", "kmeans_kk"),  # unknown key
+        ("seed: zero\n", "seed"),  # bad type
+        ("data:\n  world_preset: huge\n", "data.world_preset"),  # bad nested value
+        ("encoder:\n  batch_size: -1\n", "encoder.batch_size"),
+        ("- a\n- b\n", "mapping"),
+        ("seed: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_parameter_files_name_the_file_and_key(tmp_path, text, needle):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ParamsError) as e:
+        load_params("zero_shot_aggregation", f)
+    assert needle in str(e.value) and str(f) in str(e.value)
+
+
+def test_missing_parameter_file_and_unknown_study(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params("zero_shot_aggregation", tmp_path / "nope.yaml")
+    with pytest.raises(KeyError, match="zero_shot_aggregation"):
+        load_params("zero_shot", tmp_path / "nope.yaml")
+
+
+def test_run_study_fails_before_the_notebook_on_bad_params(tmp_path):
+    from vrlib.report import run_study
+
+    f = tmp_path / "bad.yaml"
+    f.write_text("sampling:\n  n: 0\n")
+    with pytest.raises(ParamsError, match="sampling.n"):
+        run_study("zero_shot_aggregation", f, out_root=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_markdown_table_formats_floats_and_blanks_nan():
+    md = markdown_table(pd.DataFrame({"a": ["x", "y"], "b": [1.234, float("nan")]}))
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| x | 1.23 |", "| y |  |"]
+
+
+def test_outputs_writer_and_readme_rollup(tmp_path):
+    params = load_params(
+        "zero_shot_aggregation", ROOT / "parameters/zero_shot_aggregation/default.yaml"
+    )
+    for run, r1 in (("default", 12.5), ("msrvtt-1ka", 30.0)):
+        out = StudyOutputs(
+            "zero_shot_aggregation", params, tmp_path / "zero_shot_aggregation" / run
+        )
+        result = {
+            "t2v": {
+                "R@1": r1,
+                "R@5": 40.0,
+                "R@10": 50.0,
+                "MdR": 7.0,
+                "MnR": 9.0,
+                "StdR": 3.0,
+                "n": 10,
+            },
+            "v2t": {
+                "R@1": r1 + 1,
+                "R@5": 41.0,
+                "R@10": 51.0,
+                "MdR": 6.0,
+                "MnR": 8.0,
+                "StdR": 2.0,
+                "n": 5,
+            },
+        }
+        out.add_rows(rows_from_metrics("mean", "val", result))
+        out.table("t", pd.DataFrame(out.rows))
+        out.write_metrics(protocol={"ties": "optimistic"}, extra={"reading": f"reading {run}"})
+    doc = json.loads((tmp_path / "zero_shot_aggregation/default/metrics.json").read_text())
+    assert {"study", "params", "protocol", "versions", "seed", "wall_time_s", "rows"} <= doc.keys()
+    assert doc["rows"][0]["setting"] == "mean"
+    assert (tmp_path / "zero_shot_aggregation/default/t.md").exists()
+    readme = build_readme(tmp_path).read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("| mean | val | t2v"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "35.4"  # the paper's mean T2V R@1 on MSR-VTT validation
+    assert cells[6] == "12.5" and cells[-1] == "30.0"  # ours on default, then the real-data run
+    assert "reading default" in readme
+
+
+def test_rows_need_setting_split_direction(tmp_path):
+    params = load_params("failure_analysis", ROOT / "parameters/failure_analysis/smoke.yaml")
+    out = StudyOutputs("failure_analysis", params, tmp_path)
+    with pytest.raises(ValueError, match="split"):
+        out.add_rows([{"setting": "mean", "direction": "t2v"}])
