@@ -1,0 +1,429 @@
+"""Retrieval metrics from a captions x videos similarity matrix: ranks, R@K, MdR, MnR, StdR.
+
+One protocol, written down here and returned with every result (``PROTOCOL``), so that numbers
+from different studies can be compared and a reader knows exactly what was counted.
+
+Inputs
+    ``sim`` is always captions x videos: ``(C, V)``, or ``(C, V, k)`` when every video has ``k``
+    embeddings (k-means centroids). numpy or torch; torch tensors are processed on their own
+    device (CUDA stays on CUDA). ``caption_to_video`` is either int ``(C,)`` (caption ``c``
+    describes video ``caption_to_video[c]``) or a boolean positives mask ``(C, V)`` for datasets
+    where a caption may match several videos (CLIP_benchmark style).
+
+Rank of a query (both directions)
+    A query has a set of positives (t2v: the video(s) of the caption; v2t: every caption of the
+    video) and the rest are negatives. Let ``s*`` be the best score of any positive. Then
+
+    - ``ties="optimistic"``: rank = 1 + #negatives scoring strictly higher than ``s*``;
+    - ``ties="pessimistic"``: rank = 1 + #negatives scoring ``>= s*``;
+    - ``ties="mean"``: the average of the two (what a random tie-break gives in expectation).
+
+    Other positives never count against a query (for one positive per caption this is exactly
+    "1 + #other videos scoring higher"). Scores are compared exactly, never via an argsort, so
+    tied scores cannot shift ranks by their storage order (the CLIP4Clip pitfall in STYLE.md).
+
+V2T orientation
+    A video's rank is the best rank of any of its captions among ALL C captions, the protocol of
+    Liu et al. (Collaborative Experts) used by Portillo-Quintero et al. for MSR-VTT Full and MSVD:
+    1 + #captions of other videos scoring higher than the video's best caption. ``n`` = V.
+    Note: CLIP2Video's ``tensor_video_to_text_sim`` instead ranks the V *groups* of captions (each
+    scored by its best caption), which counts a distractor video once however many of its
+    captions outrank the positive; its V2T ranks are therefore <= ours. With one caption per
+    video both are identical.
+
+Several embeddings per video (``sim`` of shape ``(C, V, k)``)
+    - ``multi="max_sim"``: a video scores by its best embedding, ``max_j sim[c, v, j]``, then the
+      ranks above are computed once.
+    - ``multi="min_rank"``: Portillo-Quintero et al. 2021, section 3.4: "repeat the ranking
+      procedure with the obtained independent video representations k times and register each
+      query's minimum rank". Run j uses ``sim[:, :, j]`` (the j-th embedding of *every* video);
+      t2v keeps each caption's minimum rank over j, and v2t likewise keeps each video's minimum
+      over j of its v2t rank computed on ``sim[:, :, j]``.
+    With a 2-D ``sim`` both are the same (k = 1).
+
+Dual softmax (``dsl=True``, off by default)
+    The inference-time re-scoring of CAMoE (Cheng et al. 2021, "dual softmax loss") as used in
+    the CAMoE / CLIP4Clip-derived evaluation code: ``sim' = sim * softmax(sim / temperature,
+    axis=captions)``, i.e. each column (video) gets a prior over captions; their code writes
+    ``sim * softmax(sim * 100, axis=0)``, so the default ``dsl_temperature`` is 0.01. The one
+    re-scored matrix is used for both directions, as in that code. It is applied after
+    ``max_sim`` (to the ``(C, V)`` video scores), or to each ``sim[:, :, j]`` for ``min_rank``.
+    DSL uses the statistics of all test queries at once (transductive); the result's
+    ``protocol`` says when it was on.
+
+Memory
+    Work is done in blocks of ``chunk_size`` caption rows, so besides ``sim`` itself nothing
+    larger than a few ``(chunk, V, k)`` blocks plus O(C + V k) vectors is allocated: t2v needs one
+    pass; v2t needs two (each video's best caption score, then chunked counts); DSL adds one pass
+    for the per-video log-sum-exp. ``sim`` is never copied, sorted or transposed as a whole.
+
+Metrics
+    ``R@K`` = 100 * fraction of queries with rank <= K (with ``ties="mean"`` a rank of 1.5 is not
+    within R@1); ``MdR`` = median rank (``np.median``: mean of the two middle ranks when n is
+    even); ``MnR`` = mean rank; ``StdR`` = population standard deviation of the ranks (ddof=0, as
+    in the CLIP2Video/Portillo-Quintero code); ``n`` = number of queries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+TIES = ("optimistic", "pessimistic", "mean")
+MULTI = ("max_sim", "min_rank")
+DIRECTIONS = ("t2v", "v2t")
+RECALL_AT = (1, 5, 10)
+DSL_TEMPERATURE = 0.01
+BLOCK_ELEMENTS = 1 << 22  # default chunk: about 4M scores (16 MB in float32) per block
+
+PROTOCOL: dict[str, Any] = {
+    "name": "vrlib-retrieval-v1",
+    "sim": "captions x videos; (C, V) or (C, V, k) for k embeddings per video",
+    "rank": "1 + #negatives scoring above the query's best positive (see ties); 1-based",
+    "ties": {
+        "optimistic": "negatives with an equal score do not count",
+        "pessimistic": "negatives with an equal score count",
+        "mean": "average of optimistic and pessimistic",
+    },
+    "t2v": "query = caption, candidates = all V videos; n = C",
+    "v2t": (
+        "query = video, candidates = all C captions; a video's rank is the best rank of any of its "
+        "captions (Liu et al. 2019 / Portillo-Quintero et al. 2021); n = V"
+    ),
+    "multi": {
+        "max_sim": "a video scores by its best embedding (max over k), ranked once",
+        "min_rank": (
+            "ranked k times, run j with every video's j-th embedding; each query keeps its "
+            "minimum rank (Portillo-Quintero et al. 2021, 3.4); v2t likewise per run"
+        ),
+    },
+    "dsl": (
+        "off unless dsl=True: sim * softmax(sim / dsl_temperature over captions, per video) "
+        "(CAMoE dual softmax at inference), one re-scored matrix for both directions"
+    ),
+    "metrics": "R@K percent of queries with rank <= K; MdR median; MnR mean; StdR population std",
+    # the settings of one call; evaluate() fills these in
+    "ties_used": "optimistic",
+    "multi_used": "max_sim",
+    "dsl_used": False,
+}
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Validated inputs: the similarity source and the positives, both on ``device``."""
+
+    sim: np.ndarray | torch.Tensor
+    labels: torch.Tensor | None  # (C,) int64, or None when a mask is given
+    mask: np.ndarray | torch.Tensor | None  # (C, V) bool
+    num_captions: int
+    num_videos: int
+    k: int
+    chunk: int
+    device: torch.device
+
+
+def evaluate(
+    sim: np.ndarray | torch.Tensor,
+    caption_to_video: np.ndarray | torch.Tensor | list[int],
+    multi: str = "max_sim",
+    ties: str = "optimistic",
+    dsl: bool = False,
+    chunk_size: int | None = None,
+    dsl_temperature: float = DSL_TEMPERATURE,
+) -> dict[str, dict[str, Any]]:
+    """Text-to-video and video-to-text metrics under the protocol of the module docstring.
+
+    Args:
+        sim: similarity scores ``(C, V)`` or ``(C, V, k)``, numpy or torch (any device).
+        caption_to_video: int ``(C,)`` video index of each caption, or bool ``(C, V)`` positives.
+        multi: ``"max_sim"`` or ``"min_rank"`` (only matters when ``sim`` has k > 1 embeddings).
+        ties: ``"optimistic"``, ``"pessimistic"`` or ``"mean"``.
+        dsl: re-score with dual softmax before ranking.
+        chunk_size: caption rows per block; None picks about 4M scores per block.
+        dsl_temperature: softmax temperature of the dual softmax (0.01 = CAMoE's ``* 100``).
+
+    Returns:
+        ``{"t2v": {...}, "v2t": {...}, "protocol": {...}}``; each direction holds ``R@1``, ``R@5``,
+        ``R@10`` (percent), ``MdR``, ``MnR``, ``StdR`` and ``n``.
+
+    Raises:
+        ValueError: bad shapes or values (named), non-finite scores, or videos without a caption
+            (v2t is undefined for them; use ``ranks(..., direction="t2v")`` for t2v alone).
+    """
+    problem = _prepare(sim, caption_to_video, chunk_size, need_v2t=True)
+    _check_choices(multi=multi, ties=ties)
+    ranked = _compute_ranks(problem, DIRECTIONS, multi, ties, dsl, dsl_temperature)
+    result: dict[str, dict[str, Any]] = {d: summarize(ranked[d]) for d in DIRECTIONS}
+    result["protocol"] = protocol(multi=multi, ties=ties, dsl=dsl, dsl_temperature=dsl_temperature)
+    return result
+
+
+def ranks(
+    sim: np.ndarray | torch.Tensor,
+    caption_to_video: np.ndarray | torch.Tensor | list[int],
+    direction: str = "t2v",
+    multi: str = "max_sim",
+    ties: str = "optimistic",
+    dsl: bool = False,
+    chunk_size: int | None = None,
+    dsl_temperature: float = DSL_TEMPERATURE,
+) -> np.ndarray:
+    """1-based rank of every query: ``(C,)`` for ``"t2v"``, ``(V,)`` for ``"v2t"``.
+
+    Integer ranks (int64) for ``ties="optimistic"|"pessimistic"``, float64 for ``"mean"``.
+    Arguments as in :func:`evaluate`. Videos without a caption are allowed for t2v (they are
+    distractors) and rejected for v2t.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r}; valid: {', '.join(DIRECTIONS)}")
+    _check_choices(multi=multi, ties=ties)
+    problem = _prepare(sim, caption_to_video, chunk_size, need_v2t=direction == "v2t")
+    return _compute_ranks(problem, (direction,), multi, ties, dsl, dsl_temperature)[direction]
+
+
+def summarize(rank: np.ndarray) -> dict[str, Any]:
+    """R@1/5/10 (percent), MdR, MnR, StdR (population) and n of 1-based ranks."""
+    rank = np.asarray(rank, dtype=np.float64)
+    if rank.ndim != 1 or rank.size == 0:
+        raise ValueError(f"ranks must be a non-empty 1-D array; got shape {rank.shape}")
+    out: dict[str, Any] = {f"R@{k}": float(100.0 * np.mean(rank <= k)) for k in RECALL_AT}
+    out.update(
+        MdR=float(np.median(rank)),
+        MnR=float(np.mean(rank)),
+        StdR=float(np.std(rank)),
+        n=int(rank.size),
+    )
+    return out
+
+
+def protocol(
+    multi: str = "max_sim",
+    ties: str = "optimistic",
+    dsl: bool = False,
+    dsl_temperature: float = DSL_TEMPERATURE,
+) -> dict[str, Any]:
+    """``PROTOCOL`` with the settings of one evaluation filled in (what goes into metrics.json)."""
+    out = dict(PROTOCOL, ties_used=ties, multi_used=multi, dsl_used=bool(dsl))
+    if dsl:
+        out["dsl_temperature"] = float(dsl_temperature)
+    return out
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_choices(multi: str, ties: str) -> None:
+    if multi not in MULTI:
+        raise ValueError(f"multi={multi!r}; valid: {', '.join(MULTI)}")
+    if ties not in TIES:
+        raise ValueError(f"ties={ties!r}; valid: {', '.join(TIES)}")
+
+
+def _prepare(sim: Any, caption_to_video: Any, chunk_size: int | None, need_v2t: bool) -> _Problem:
+    """Validate ``sim`` and ``caption_to_video``; errors name the argument and the reason."""
+    if not isinstance(sim, np.ndarray | torch.Tensor):
+        raise TypeError(f"sim must be a numpy array or torch tensor; got {type(sim).__name__}")
+    if sim.ndim not in (2, 3) or 0 in sim.shape:
+        raise ValueError(
+            f"sim must be (C, V) or (C, V, k) with no empty axis; got {tuple(sim.shape)}"
+        )
+    if not _is_real_number(sim):
+        raise ValueError(f"sim must hold real numbers; got dtype {sim.dtype}")
+    num_c, num_v = int(sim.shape[0]), int(sim.shape[1])
+    k = int(sim.shape[2]) if sim.ndim == 3 else 1
+    device = sim.device if isinstance(sim, torch.Tensor) else torch.device("cpu")
+    if chunk_size is None:
+        chunk = max(1, BLOCK_ELEMENTS // (num_v * k))
+    elif isinstance(chunk_size, int | np.integer) and chunk_size > 0:
+        chunk = int(chunk_size)
+    else:
+        raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
+
+    labels, mask = _positives_source(caption_to_video, num_c, num_v, device)
+    _check_coverage(labels, mask, num_v, need_v2t)
+    return _Problem(sim, labels, mask, num_c, num_v, k, chunk, device)
+
+
+def _is_real_number(x: np.ndarray | torch.Tensor) -> bool:
+    if isinstance(x, np.ndarray):
+        return np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    return not (x.is_complex() or x.dtype == torch.bool)
+
+
+def _is_bool(x: np.ndarray | torch.Tensor) -> bool:
+    return x.dtype == np.bool_ if isinstance(x, np.ndarray) else x.dtype == torch.bool
+
+
+def _positives_source(
+    c2v: Any, num_c: int, num_v: int, device: torch.device
+) -> tuple[torch.Tensor | None, np.ndarray | torch.Tensor | None]:
+    """Either int labels ``(C,)`` on ``device`` or a bool mask ``(C, V)`` (kept where it lives)."""
+    if isinstance(c2v, list | tuple):
+        c2v = np.asarray(c2v)
+    if not isinstance(c2v, np.ndarray | torch.Tensor):
+        raise TypeError(
+            f"caption_to_video must be an int array (C,) or a bool mask (C, V); got {type(c2v).__name__}"
+        )
+    if _is_bool(c2v):
+        if tuple(c2v.shape) != (num_c, num_v):
+            raise ValueError(
+                f"caption_to_video mask has shape {tuple(c2v.shape)}; sim needs (C, V) = {(num_c, num_v)}"
+            )
+        return None, c2v
+    labels = torch.as_tensor(c2v)
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(
+            f"caption_to_video must hold integer video indices (or be a bool mask); got dtype {c2v.dtype}"
+        )
+    if tuple(labels.shape) != (num_c,):
+        raise ValueError(
+            f"caption_to_video has shape {tuple(labels.shape)}; sim has C={num_c} caption rows, "
+            f"so it must be ({num_c},) or a ({num_c}, {num_v}) bool mask"
+        )
+    labels = labels.to(device=device, dtype=torch.int64)
+    bad = torch.nonzero((labels < 0) | (labels >= num_v)).flatten()
+    if bad.numel():
+        first = bad[:5].tolist()
+        raise ValueError(
+            f"caption_to_video has {bad.numel()} values outside [0, {num_v}) (V={num_v}): "
+            f"captions {first} -> {labels[bad[:5]].tolist()}"
+        )
+    return labels, None
+
+
+def _check_coverage(
+    labels: torch.Tensor | None, mask: np.ndarray | torch.Tensor | None, num_v: int, need_v2t: bool
+) -> None:
+    """Every caption needs a positive video; for v2t every video needs a caption."""
+    if mask is not None:
+        has_video = torch.as_tensor(mask.any(1))  # (C,)
+        orphans = torch.nonzero(~has_video).flatten()
+        if orphans.numel():
+            raise ValueError(
+                f"caption_to_video mask: {orphans.numel()} captions have no positive video, "
+                f"e.g. captions {orphans[:10].tolist()}"
+            )
+        has_caption = torch.as_tensor(mask.any(0))  # (V,)
+    else:
+        has_caption = torch.bincount(labels, minlength=num_v) > 0
+    silent = torch.nonzero(~has_caption).flatten()
+    if need_v2t and silent.numel():
+        raise ValueError(
+            f"{silent.numel()} of {num_v} videos have no caption in caption_to_video, so their v2t "
+            f"rank is undefined: videos {silent[:10].tolist()}; drop them from sim or rank t2v alone"
+        )
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def _rows(p: _Problem, start: int, stop: int) -> torch.Tensor:
+    """Caption rows ``[start, stop)`` of ``sim`` as a float tensor ``(n, V, k)`` on the device."""
+    block = p.sim[start:stop]
+    if isinstance(block, np.ndarray):
+        block = torch.from_numpy(np.ascontiguousarray(block))
+    block = block.to(p.device)
+    if not block.is_floating_point():
+        block = block.double()  # exact for integer scores
+    elif block.dtype in (torch.float16, torch.bfloat16):
+        block = block.float()
+    if not torch.isfinite(block).all():
+        raise ValueError(
+            f"sim has non-finite values (NaN or inf) in caption rows {start}..{stop - 1}"
+        )
+    return block.reshape(stop - start, p.num_videos, p.k)  # (n, V, k)
+
+
+def _positives(p: _Problem, start: int, stop: int) -> torch.Tensor:
+    """Bool ``(n, V)``: which videos are positives of captions ``[start, stop)``."""
+    if p.mask is not None:
+        return torch.as_tensor(p.mask[start:stop]).to(p.device)
+    pos = torch.zeros(stop - start, p.num_videos, dtype=torch.bool, device=p.device)
+    return pos.scatter_(1, p.labels[start:stop, None], True)
+
+
+def _scores(
+    p: _Problem, start: int, stop: int, multi: str, lse: torch.Tensor | None, temperature: float
+) -> torch.Tensor:
+    """The scores ranked for captions ``[start, stop)``: ``(n, V, J)``, J = 1 or k (min_rank)."""
+    x = _rows(p, start, stop)
+    if multi == "max_sim":
+        x = x.amax(dim=2, keepdim=True)  # (n, V, 1)
+    if lse is not None:
+        x = x * torch.exp(x / temperature - lse)  # dual softmax prior over captions, per video
+    return x
+
+
+def _dsl_logsumexp(p: _Problem, multi: str, temperature: float) -> torch.Tensor:
+    """``logsumexp_c(sim[c, v, j] / temperature)`` over all captions: ``(V, J)``, streamed."""
+    if not temperature > 0:
+        raise ValueError(f"dsl_temperature must be > 0; got {temperature!r}")
+    lse = None
+    for start, stop in _chunks(p.num_captions, p.chunk):
+        part = torch.logsumexp(_scores(p, start, stop, multi, None, temperature) / temperature, 0)
+        lse = part if lse is None else torch.logaddexp(lse, part)
+    return lse
+
+
+def _tie_rank(above: torch.Tensor, at_or_above: torch.Tensor, ties: str) -> torch.Tensor:
+    """1-based rank from counts of negatives strictly above / at-or-above the best positive."""
+    if ties == "optimistic":
+        return 1 + above
+    if ties == "pessimistic":
+        return 1 + at_or_above
+    return 1 + (above + at_or_above).double() / 2
+
+
+def _compute_ranks(
+    p: _Problem,
+    directions: tuple[str, ...],
+    multi: str,
+    ties: str,
+    dsl: bool,
+    temperature: float,
+) -> dict[str, np.ndarray]:
+    """Ranks for the requested directions, sharing the passes over ``sim``."""
+    lse = _dsl_logsumexp(p, multi, temperature) if dsl else None
+    j = p.k if multi == "min_rank" else 1
+
+    def blocks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start, stop in _chunks(p.num_captions, p.chunk):
+            yield _scores(p, start, stop, multi, lse, temperature), _positives(p, start, stop)
+
+    best_caption = None
+    if "v2t" in directions:  # pass 1: each video's best score over its own captions, per run j
+        for x, pos in blocks():
+            own = x.masked_fill(~pos[..., None], -math.inf).amax(0)  # (V, J)
+            best_caption = own if best_caption is None else torch.maximum(best_caption, own)
+
+    t2v_parts: list[torch.Tensor] = []
+    above_v = torch.zeros(p.num_videos, j, dtype=torch.int64, device=p.device)
+    at_or_above_v = torch.zeros_like(above_v)
+    for x, pos in blocks():  # pass 2: counts
+        neg = ~pos[..., None]  # (n, V, 1)
+        if "t2v" in directions:
+            best_video = x.masked_fill(neg, -math.inf).amax(1, keepdim=True)  # (n, 1, J)
+            above = (x > best_video).sum(1)  # (n, J); a positive never beats the best positive
+            at_or_above = ((x >= best_video) & neg).sum(1)
+            t2v_parts.append(_tie_rank(above, at_or_above, ties).amin(1))
+        if best_caption is not None:
+            above_v += (x > best_caption).sum(0)  # (V, J)
+            at_or_above_v += ((x >= best_caption) & neg).sum(0)
+
+    out = {}
+    if "t2v" in directions:
+        out["t2v"] = torch.cat(t2v_parts).cpu().numpy()
+    if "v2t" in directions:
+        out["v2t"] = _tie_rank(above_v, at_or_above_v, ties).amin(1).cpu().numpy()
+    return out
