@@ -1,0 +1,628 @@
+"""Image-text encoders: an open_clip model behind one small interface.
+
+Why a wrapper: every study turns frames and captions into L2-normalised embeddings, keys a
+feature cache on the exact weights, and must run the same on a laptop CPU and on a GPU. open_clip
+already builds the models; this module adds what the studies need on top of it:
+
+* one loader, :func:`load_clip`, for three weight sources: random init (``pretrained=None``), an
+  open_clip tag (``"openai"``, ``"laion2b_s34b_b79k"``, ...) and a local checkpoint file;
+* no silent waiting on a network that is not there: a tag whose weights are not cached fails at
+  once with :class:`WeightsUnavailableError`, which says how to pass a local file instead;
+* batched, tensor-only preprocessing of decoded video frames (:meth:`ClipEncoder.preprocess_frames`)
+  that does the math of open_clip's PIL transform without a round trip through PIL per frame;
+* word-level text features for heads that align words with frames (CLIP2Video's TAB).
+
+Importing this module registers the JSON model configs in ``vrlib/model_configs`` (``vrlib-tiny``,
+the small CLIP that :mod:`vrlib.pretrain` trains on the embedded world) with open_clip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.factory import get_model_config
+from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
+
+MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+_HF_DEFAULT_FILENAME = "open_clip_pytorch_model.bin"
+_OPENAI_URL_CACHE = Path("~/.cache/clip").expanduser()  # open_clip's default for url downloads
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights named by a tag are neither cached nor downloadable right now.
+
+    Attributes:
+        model_name: the open_clip architecture, e.g. ``"ViT-B-32"``.
+        tag: the pretrained tag, e.g. ``"openai"``.
+    """
+
+    def __init__(self, model_name: str, tag: str, reason: str, sources: list[str]):
+        self.model_name = model_name
+        self.tag = tag
+        where = "; ".join(sources) or "no source listed"
+        super().__init__(
+            f"pretrained weights {model_name}:{tag} are not cached and cannot be downloaded "
+            f"({reason}). Sources: {where}. Either download them once where the network is "
+            f"reachable (they are then cached), or pass a local checkpoint file instead: "
+            f"load_clip({model_name!r}, pretrained='/path/to/weights.safetensors') "
+            f"(.safetensors, .bin, .pt/.pth; an open_clip state dict or a vrlib checkpoint)."
+        )
+
+
+class CheckpointMismatchError(ValueError):
+    """A local checkpoint's keys or shapes do not fit the architecture it is loaded into."""
+
+
+# ----------------------------------------------------------------------------- weight sources
+
+
+def _is_offline_env() -> bool:
+    """The environment variables huggingface_hub honours to stay offline."""
+    return any(
+        os.environ.get(k, "").strip().lower() in {"1", "true", "yes", "on"}
+        for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _host_reachable(host: str, port: int = 443, timeout: float = 0.8) -> bool:
+    """Whether a TCP connection to ``host`` opens within ``timeout`` seconds.
+
+    Why a thread: DNS resolution inside ``create_connection`` has no timeout of its own, and an
+    unreachable resolver can block for much longer than the connect timeout.
+    """
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.2)
+    return bool(result and result[0])
+
+
+def _hf_candidates(hf_hub: str) -> tuple[str, list[str]]:
+    """Repo id and the file names open_clip would try for an ``hf_hub`` entry, best first."""
+    repo_id, filename = os.path.split(hf_hub)
+    filename = filename or _HF_DEFAULT_FILENAME
+    names = [filename]
+    if filename == _HF_DEFAULT_FILENAME:
+        names.insert(0, "open_clip_model.safetensors")
+    elif filename.endswith((".bin", ".pth")):
+        names.insert(0, filename[:-4] + ".safetensors")
+    return repo_id, names
+
+
+def _cached_weights(tag_cfg: dict, cache_dir: str | None) -> str | None:
+    """Local path of a tag's weights if open_clip's or huggingface_hub's cache has them."""
+    if tag_cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, names = _hf_candidates(tag_cfg["hf_hub"])
+        for name in names:
+            hit = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit
+    if tag_cfg.get("url"):
+        folder = Path(cache_dir).expanduser() if cache_dir else _OPENAI_URL_CACHE
+        target = folder / os.path.basename(urlparse(tag_cfg["url"]).path)
+        if target.is_file():
+            return str(target)
+    return None
+
+
+def _download_host(tag_cfg: dict) -> str:
+    """The host open_clip would download a tag from (it prefers the HF hub when listed)."""
+    if tag_cfg.get("hf_hub"):
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        return urlparse(endpoint).hostname or "huggingface.co"
+    return urlparse(tag_cfg.get("url", "")).hostname or ""
+
+
+def _tag_sources(tag_cfg: dict) -> list[str]:
+    sources = []
+    if tag_cfg.get("hf_hub"):
+        sources.append(f"hf-hub {tag_cfg['hf_hub']}")
+    if tag_cfg.get("url"):
+        sources.append(f"url {tag_cfg['url']}")
+    return sources
+
+
+def _resolve_tag(model_name: str, tag: str, cache_dir: str | None) -> str | None:
+    """Cached file for ``tag``, ``None`` when it must (and can) be downloaded, else raise fast."""
+    tag_cfg = get_pretrained_cfg(model_name, tag)
+    cached = _cached_weights(tag_cfg, cache_dir)
+    if cached:
+        return cached
+    if _is_offline_env():
+        reason = "HF_HUB_OFFLINE is set"
+    elif not _host_reachable(_download_host(tag_cfg)):
+        reason = f"{_download_host(tag_cfg) or 'the download host'} is not reachable"
+    else:
+        return None
+    raise WeightsUnavailableError(model_name, tag, reason, _tag_sources(tag_cfg))
+
+
+def _looks_like_path(value: str) -> bool:
+    return "/" in value or os.sep in value or value.lower().endswith(CHECKPOINT_SUFFIXES)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read weights from a file and unwrap the containers people save them in.
+
+    Accepted: a safetensors file; a torch file holding a state dict, a dict with ``"model"``
+    (vrlib training checkpoints) or ``"state_dict"`` (open_clip training checkpoints), or a
+    TorchScript archive (OpenAI's original ``.pt``). ``"module."`` prefixes left by
+    DistributedDataParallel are stripped.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj: Any = load_file(str(path), device="cpu")
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a pickle with arbitrary objects, a truncated file, ...
+            raise ValueError(f"{path}: cannot read as a torch checkpoint ({e})") from e
+    if isinstance(obj, torch.jit.ScriptModule):
+        obj = {
+            k: v
+            for k, v in obj.state_dict().items()
+            if k not in ("input_resolution", "context_length", "vocab_size")
+        }
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(v, torch.Tensor) for v in obj.values())
+    ):
+        raise ValueError(
+            f"{path}: not a state dict of tensors (nor a dict with 'model' or 'state_dict' holding one)"
+        )
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+def _load_local_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load ``path`` into ``model``, naming missing, unexpected and mis-shaped keys on mismatch."""
+    from open_clip.convert import convert_state_dict
+
+    state = convert_state_dict(model, _read_state_dict(path))
+    expected = model.state_dict()
+    if "logit_scale" in state and state["logit_scale"].ndim != expected["logit_scale"].ndim:
+        state["logit_scale"] = state["logit_scale"].reshape(expected["logit_scale"].shape)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape (file vs model)", shapes),
+        ):
+            if keys:
+                parts.append(
+                    f"{len(keys)} {label}: {', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''}"
+                )
+        raise CheckpointMismatchError(
+            f"{path}: does not match the architecture: {'; '.join(parts)}"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+# ----------------------------------------------------------------------------- the encoder
+
+
+def _resize_like_pil(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Antialiased resize of float images (N, C, H, W) in 0..255, matching PIL's ``Image.resize``.
+
+    Why two passes: PIL resamples horizontally, rounds and clips to uint8, then resamples
+    vertically. One 2-D interpolation skips the intermediate clipping and differs by up to ~10
+    intensity levels near sharp edges; two passes match PIL to within one level.
+    """
+    h, w = x.shape[-2:]
+    if size[1] != w:
+        x = F.interpolate(x, size=(h, size[1]), mode=mode, align_corners=False, antialias=True)
+        x = x.round().clamp_(0, 255)  # (N, C, H, W')
+    if size[0] != h:
+        x = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+        x = x.round().clamp_(0, 255)  # (N, C, H', W')
+    return x
+
+
+def _default_precision(device: torch.device) -> str:
+    """fp16 autocast on CUDA (what CLIP was trained with), plain fp32 on CPU."""
+    return "amp" if device.type == "cuda" else "fp32"
+
+
+class ClipEncoder:
+    """A loaded open_clip model plus the tensor-level helpers the studies use.
+
+    Every ``encode_*`` method runs without gradients, in batches, under autocast when the
+    precision asks for it, and returns L2-normalised ``float32`` tensors on the CPU (where
+    feature caches and metrics live). Train through :attr:`model` directly when gradients are
+    needed.
+
+    Attributes:
+        model: the open_clip model (``eval()`` mode).
+        preprocess: open_clip's own validation transform for this model (PIL image -> tensor).
+        tokenizer: open_clip's tokenizer for this model (list of str -> LongTensor (N, L)).
+        device: where the model runs.
+        model_name: open_clip architecture name.
+        model_cfg: the architecture config the model was built from.
+        preprocess_cfg: size, mean, std, interpolation and resize mode of :attr:`preprocess`.
+        precision: one of :data:`PRECISIONS`.
+        source: where the weights came from (``"random(seed=0)"``, a tag, or a file path).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocess: Any,
+        tokenizer: Any,
+        device: torch.device,
+        model_name: str,
+        model_cfg: dict,
+        precision: str,
+        source: str,
+    ):
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.device = device
+        self.model_name = model_name
+        self.model_cfg = model_cfg
+        self.preprocess_cfg = dict(model.visual.preprocess_cfg)
+        self.precision = precision
+        self.source = source
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ClipEncoder({self.model_name!r}, source={self.source!r}, device={str(self.device)!r}, precision={self.precision!r})"
+
+    @property
+    def embed_dim(self) -> int:
+        """Dimension d of the joint embedding space."""
+        return int(self.model_cfg["embed_dim"])
+
+    @property
+    def image_size(self) -> int:
+        """Side S of the square model input."""
+        size = self.preprocess_cfg["size"]
+        return int(size if isinstance(size, int) else size[0])
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of everything that changes an embedding: name, configs, precision, weights.
+
+        Used as the feature-cache key, so two encoders with the same fingerprint give the same
+        features. Computed once, on first use (hashing a ViT-B/32 takes about a second).
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            header = {
+                "model": self.model_name,
+                "config": self.model_cfg,
+                "preprocess": self.preprocess_cfg,
+                "precision": self.precision,
+            }
+            h.update(json.dumps(header, sort_keys=True, default=str).encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                t = tensor.detach().cpu().contiguous()
+                h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def invalidate_fingerprint(self) -> None:
+        """Forget the cached fingerprint (call after changing :attr:`model`'s weights in place)."""
+        self._fingerprint = None
+
+    # -- context helpers
+
+    def _autocast(self):
+        if self.precision == "amp":
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        if self.precision == "amp_bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _input_dtype(self) -> torch.dtype:
+        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision, torch.float32)
+
+    # -- images
+
+    def preprocess_frames(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Batched tensor version of :attr:`preprocess` for decoded frames.
+
+        Same steps as open_clip's validation transform: resize the short side to S (keeping the
+        aspect ratio, long side ``int(S * long / short)`` as torchvision computes it), centre crop
+        S x S (torchvision's rounding), scale to [0, 1], normalise with the model's mean and std.
+        The resize is antialiased bicubic (or bilinear, as configured), done in PIL's order
+        (horizontal, round to uint8, vertical, round); the result matches open_clip's PIL
+        transform to within one intensity level (tests/test_encoders.py checks it).
+
+        Args:
+            frames: uint8 RGB frames (N, H, W, 3), numpy or torch.
+
+        Returns:
+            float32 tensor (N, 3, S, S) on :attr:`device`.
+        """
+        if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+            frames = frames.copy()  # torch warns on read-only arrays (decoders often return them)
+        x = torch.as_tensor(frames)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(x.shape)}")
+        if x.dtype != torch.uint8:
+            raise ValueError(f"frames must be uint8 (0..255), got {x.dtype}")
+        cfg = self.preprocess_cfg
+        mode = cfg.get("resize_mode", "shortest")
+        interp = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"
+        s = self.image_size
+        x = x.to(self.device).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+        h, w = x.shape[-2:]
+        if mode == "shortest":
+            short, long = min(h, w), max(h, w)
+            new_long = int(s * long / short)
+            size = (s, new_long) if h <= w else (new_long, s)
+        elif mode == "squash":
+            size = (s, s)
+        else:
+            raise ValueError(
+                f"resize_mode {mode!r} is not supported by preprocess_frames; supported: 'shortest', 'squash'"
+            )
+        x = _resize_like_pil(x, size, interp)
+        top, left = int(round((size[0] - s) / 2.0)), int(round((size[1] - s) / 2.0))
+        x = x[..., top : top + s, left : left + s]  # (N, 3, S, S)
+        mean = torch.tensor(cfg["mean"], device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(cfg["std"], device=x.device).view(1, 3, 1, 1)
+        return (x / 255.0 - mean) / std
+
+    @torch.no_grad()
+    def encode_preprocessed(self, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Image embeddings (N, d) from preprocessed pixels (N, 3, S, S), L2-normalised, on CPU."""
+        if pixels.ndim != 4 or pixels.shape[1] != 3:
+            raise ValueError(f"pixels must be (N, 3, S, S), got shape {tuple(pixels.shape)}")
+        out = []
+        for start in range(0, pixels.shape[0], batch_size):
+            batch = pixels[start : start + batch_size].to(self.device, self._input_dtype())
+            with self._autocast():
+                emb = self.model.encode_image(batch)
+            out.append(F.normalize(emb.float(), dim=-1).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.embed_dim)
+
+    @torch.no_grad()
+    def encode_frames(
+        self, frames: np.ndarray | torch.Tensor, batch_size: int = 256
+    ) -> torch.Tensor:
+        """Image embeddings (N, d) of uint8 frames (N, H, W, 3), L2-normalised float32 on CPU."""
+        n = len(frames)
+        out = [
+            self.encode_preprocessed(
+                self.preprocess_frames(frames[start : start + batch_size]), batch_size
+            )
+            for start in range(0, n, batch_size)
+        ]
+        return torch.cat(out) if out else torch.empty(0, self.embed_dim)
+
+    # -- text
+
+    def _tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise TypeError("texts must be a list of strings")
+        return self.tokenizer(list(texts)).to(self.device)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Text embeddings (N, d), L2-normalised float32 on CPU (texts longer than the context are truncated)."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self._tokenize(texts[start : start + batch_size])
+            with self._autocast():
+                emb = self.model.encode_text(tokens)
+            out.append(F.normalize(emb.float(), dim=-1).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.embed_dim)
+
+    @torch.no_grad()
+    def encode_text_tokens(
+        self, texts: Sequence[str], batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token text features, for heads that align words with frames (CLIP2Video's TAB).
+
+        The text transformer's output at every position, after ``ln_final`` and the
+        ``text_projection``: the same computation as ``encode_text`` without the pooling, so the
+        feature at the end-of-text token, once L2-normalised, equals ``encode_text``'s output
+        (for open_clip's usual argmax/EOT pooling). Token features are NOT normalised.
+
+        Returns:
+            tokens: float32 (N, L, d) on CPU, L = the model's context length.
+            mask: bool (N, L), True at the start token, the words and the end-of-text token
+            (positions up to and including EOT); False on the padding after it.
+        """
+        feats, masks = [], []
+        for start in range(0, len(texts), batch_size):
+            ids = self._tokenize(texts[start : start + batch_size])  # (B, L)
+            with self._autocast():
+                x = self._text_token_features(ids)  # (B, L, d)
+            feats.append(x.float().cpu())
+            masks.append(self._token_mask(ids).cpu())
+        if not feats:
+            n_ctx = self.model_cfg["text_cfg"].get("context_length", 77)
+            return torch.empty(0, n_ctx, self.embed_dim), torch.empty(0, n_ctx, dtype=torch.bool)
+        return torch.cat(feats), torch.cat(masks)
+
+    def _text_tower(self) -> dict[str, Any]:
+        """The text modules of a CLIP (tower unpacked onto the model) or CustomTextCLIP model."""
+        m = self.model
+        if hasattr(m, "token_embedding"):
+            return {
+                "embed": lambda ids: (
+                    m.token_embedding(ids).to(m.transformer.get_cast_dtype())
+                    + m.positional_embedding.to(m.transformer.get_cast_dtype())
+                ),
+                "attn_mask": m.attn_mask,
+                "transformer": m.transformer,
+                "ln_final": m.ln_final,
+                "projection": m.text_projection,
+                "pool_type": m.text_pool_type,
+                "eos_id": getattr(m, "text_eos_id", None),
+            }
+        text = getattr(m, "text", None)
+        if text is not None and hasattr(text, "_embeds") and getattr(text, "cls_emb", None) is None:
+            return {
+                "embed": lambda ids: text._embeds(ids)[0],
+                "attn_mask": None,  # filled per batch below: _embeds builds it
+                "transformer": text.transformer,
+                "ln_final": text.ln_final,
+                "projection": text.text_projection,
+                "pool_type": text.pool_type,
+                "eos_id": getattr(text, "eos_id", None),
+                "module": text,
+            }
+        raise NotImplementedError(
+            f"encode_text_tokens: {self.model_name} has no open_clip TextTransformer text tower (HF text models are not supported)"
+        )
+
+    def _text_token_features(self, ids: torch.Tensor) -> torch.Tensor:
+        tower = self._text_tower()
+        if "module" in tower:
+            x, attn_mask = tower["module"]._embeds(ids)
+        else:
+            x, attn_mask = tower["embed"](ids), tower["attn_mask"]
+        x = tower["transformer"](x, attn_mask=attn_mask)  # (B, L, width)
+        x = tower["ln_final"](x)
+        proj = tower["projection"]
+        if proj is None:
+            return x
+        return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj  # (B, L, d)
+
+    def _token_mask(self, ids: torch.Tensor) -> torch.Tensor:
+        """True up to and including the end-of-text token (or on all non-padding tokens)."""
+        tower = self._text_tower()
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        if tower["pool_type"] == "argmax":  # CLIP's EOT has the largest id in the vocabulary
+            eot = ids.argmax(dim=-1)
+        elif tower["pool_type"] == "eos" and tower["eos_id"] is not None:
+            eot = (ids == tower["eos_id"]).int().argmax(dim=-1)
+        else:
+            return ids != 0
+        return positions[None, :] <= eot[:, None]  # (B, L)
+
+
+# ----------------------------------------------------------------------------- loader
+
+
+def load_clip(
+    model_name: str,
+    pretrained: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+    *,
+    init_seed: int = 0,
+    cache_dir: str | None = None,
+) -> ClipEncoder:
+    """Build an open_clip model and wrap it as a :class:`ClipEncoder`.
+
+    Args:
+        model_name: an open_clip architecture (``open_clip.list_models()``), e.g. ``"ViT-B-32"``
+            or ``"vrlib-tiny"``.
+        pretrained: ``None`` for random weights; an open_clip tag (``open_clip.list_pretrained()``),
+            used from the local cache or downloaded when the network is reachable; or a path to a
+            local checkpoint (.safetensors, .bin, .pt/.pth; state dict, ``{"model": ...}`` vrlib
+            checkpoint, or ``{"state_dict": ...}``).
+        device: ``"cuda"`` when available, else ``"cpu"``, by default.
+        precision: one of :data:`PRECISIONS`; default ``"amp"`` (fp16 autocast) on CUDA, ``"fp32"``
+            on CPU. ``"amp"`` needs CUDA.
+        init_seed: seed of the random initialisation, so that ``pretrained=None`` gives the same
+            weights (and fingerprint) every time; the global RNG is left untouched.
+        cache_dir: open_clip's download cache (default: huggingface_hub's and ``~/.cache/clip``).
+
+    Raises:
+        WeightsUnavailableError: a tag whose weights are not cached while HF_HUB_OFFLINE is set or
+            the download host does not answer within a second.
+        FileNotFoundError: ``pretrained`` looks like a path and no such file exists.
+        ValueError: unknown model, tag or precision (the message lists valid choices);
+            :class:`CheckpointMismatchError` when a file does not fit the architecture.
+    """
+    if get_model_config(model_name) is None:
+        raise ValueError(
+            f"unknown model {model_name!r}; known: {', '.join(open_clip.list_models())}"
+        )
+    device = torch.device(
+        device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    precision = precision or _default_precision(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "amp" and device.type != "cuda":
+        raise ValueError(
+            "precision 'amp' (fp16 autocast) needs a CUDA device; use 'fp32' or 'amp_bf16' on CPU"
+        )
+
+    kwargs: dict[str, Any] = {"device": device, "precision": precision, "cache_dir": cache_dir}
+    local_file: Path | None = None
+    if pretrained is None:
+        source = f"random(seed={init_seed})"
+    elif isinstance(pretrained, str) and get_pretrained_cfg(model_name, pretrained):
+        source = pretrained
+        # A cached file is handed to open_clip as a path, so it never touches the network; the
+        # tag's preprocessing and activation (OpenAI's QuickGELU) are applied either way.
+        tag_cfg = get_pretrained_cfg(model_name, pretrained)
+        kwargs["pretrained"] = _resolve_tag(model_name, pretrained, cache_dir) or pretrained
+        kwargs["force_quick_gelu"] = bool(tag_cfg.get("quick_gelu", False))
+        kwargs["force_preprocess_cfg"] = {k: tag_cfg[k] for k in _PREPROCESS_KEYS if k in tag_cfg}
+    else:
+        local_file = Path(pretrained).expanduser()
+        source = str(local_file)
+        if not local_file.is_file():
+            if _looks_like_path(str(pretrained)):
+                raise FileNotFoundError(f"{local_file}: checkpoint file not found")
+            tags = list_pretrained_tags_by_model(model_name)
+            raise ValueError(
+                f"pretrained={pretrained!r} is neither a tag of {model_name} (known: {tags or 'none'}) nor an existing file"
+            )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, **kwargs)
+    if local_file is not None:
+        _load_local_weights(model, local_file)
+
+    model_cfg = get_model_config(model_name)
+    if kwargs.get("force_quick_gelu"):
+        model_cfg["quick_gelu"] = True
+    tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
+    return ClipEncoder(
+        model, preprocess, tokenizer, device, model_name, model_cfg, precision, source
+    )
