@@ -556,6 +556,10 @@ def test_synthetic_reader_on_fake_world(tmp_path: Path, bikes_mp4: Path) -> None
     empty = load_dataset("synthetic", root, "val")
     assert (len(empty.videos), len(empty.captions), empty.caption_to_video.shape) == (0, 0, (0,))
 
+    link(bikes_mp4, tmp_path / "reencoded" / "vid_000002.mp4")
+    moved = load_dataset("synthetic", root, "test", video_dir=tmp_path / "reencoded")
+    assert moved.videos[0].path == tmp_path / "reencoded" / "vid_000002.mp4"
+
     images = load_image_captions(root, "train")
     assert images == [
         (root / "images/img_000000.png", "image 0"),

@@ -154,7 +154,8 @@ class RetrievalDataset:
         )
 
 
-Reader = Callable[..., tuple[list[VideoItem], list[CaptionItem]]]
+Items = tuple[list[VideoItem], list[CaptionItem]]
+Reader = Callable[..., Items]
 DATASETS: Registry[Reader] = Registry("dataset")
 
 
@@ -219,21 +220,20 @@ def load_image_captions(root: str | os.PathLike, split: str) -> list[tuple[Path,
 
 
 @DATASETS.register("synthetic")
-def read_synthetic(root: Path, split: str, video_dir: str | None = None):
-    """The embedded world (``vrlib.data.synthetic``): paths relative to ``root``, tags kept."""
+def read_synthetic(root: Path, split: str, video_dir: str | None = None) -> Items:
+    """The embedded world (``vrlib.data.synthetic``): paths relative to ``root``, tags kept.
+
+    ``splits.json`` decides membership and order; ``video_dir=`` looks the annotated file
+    names up in another folder (e.g. re-encoded copies).
+    """
     _check_split("synthetic", split, SYNTHETIC_SPLITS)
-    ann = root / "annotations"
-    videos_path, captions_path, splits_path = (
-        ann / "videos.jsonl",
-        ann / "captions.jsonl",
-        root / "splits.json",
-    )
+    videos_path = root / "annotations" / "videos.jsonl"
+    captions_path = root / "annotations" / "captions.jsonl"
+    splits_path = root / "splits.json"
     _require_files("synthetic", root, split, [videos_path, captions_path, splits_path])
-    base = root if video_dir is None else root / video_dir
     entries = {_get(e, "video_id", w): (w, e) for w, e in _read_jsonl(videos_path)}
-    ids = _get(
-        _expect(read_json(splits_path), dict, str(splits_path)), split, str(splits_path), list
-    )
+    splits = _expect(read_json(splits_path), dict, str(splits_path))
+    ids = _get(splits, split, str(splits_path), list)
     absent = [v for v in ids if v not in entries]
     if absent:
         raise DatasetError(
@@ -242,7 +242,9 @@ def read_synthetic(root: Path, split: str, video_dir: str | None = None):
 
     def make_video(vid: str) -> VideoItem:
         where, e = entries[vid]
-        return VideoItem(vid, base / _get(e, "path", where), meta=dict(e.get("meta") or {}))
+        rel = Path(_get(e, "path", where))
+        path = root / rel if video_dir is None else root / video_dir / rel.name
+        return VideoItem(vid, path, meta=dict(e.get("meta") or {}))
 
     wanted = set(ids)
     captions = [
@@ -258,7 +260,7 @@ def read_synthetic(root: Path, split: str, video_dir: str | None = None):
 @DATASETS.register("folder")
 def read_folder(
     root: Path, split: str, annotations: str | None = None, video_dir: str | None = None
-):
+) -> Items:
     """Any folder of videos with a CSV (``video_id,caption`` header) or JSONL of captions.
 
     Column/key aliases: ``video_id`` or ``video``; ``caption``, ``sentence`` or ``text``. An
@@ -276,26 +278,21 @@ def read_folder(
     if path is None:
         raise _missing_annotations_error("folder", root, split, paths, any_of=True)
     rows = _read_jsonl(path) if path.suffix == ".jsonl" else _read_csv(path)
-    keys = {"video_id": ("video_id", "video"), "caption": ("caption", "sentence", "text")}
-    records = [
-        (w, {k: _get_any(r, names, w) for k, names in keys.items()}, r.get("split"))
-        for w, r in rows
-    ]
-    splits = sorted({s for _, _, s in records if s is not None})
-    _check_split("folder", split, ("all", *splits))
+    _check_split("folder", split, ("all", *sorted({r["split"] for _, r in rows if "split" in r})))
     vdir = _video_dir(root, video_dir, ["videos", "."])
-    captions = [
-        CaptionItem(
-            _nonempty(str(r["video_id"]), w, "video_id"), _nonempty(str(r["caption"]), w, "caption")
-        )
-        for w, r, s in records
-        if split == "all" or s == split
-    ]
+    captions = [_folder_caption(r, w) for w, r in rows if split in ("all", r.get("split"))]
     return _videos_for(captions, lambda vid: VideoItem(vid, _find_video(vdir, [vid]))), captions
 
 
+def _folder_caption(row: dict, where: str) -> CaptionItem:
+    """A caption from a CSV row or JSONL object, accepting the usual column names."""
+    video_id = _get_any(row, ("video_id", "video"), where)
+    text = _get_any(row, ("caption", "sentence", "text"), where)
+    return CaptionItem(_nonempty(video_id, where, "video_id"), _nonempty(text, where, "caption"))
+
+
 @DATASETS.register("msrvtt")
-def read_msrvtt(root: Path, split: str, video_dir: str | None = None):
+def read_msrvtt(root: Path, split: str, video_dir: str | None = None) -> Items:
     """MSR-VTT in CLIP4Clip's ``msrvtt_data`` files; videos at ``videos/all/<id>.mp4``.
 
     ``1k-A``: the 1,000 (video, caption) pairs of ``MSRVTT_JSFUSION_test.csv`` (JSFusion's
@@ -345,7 +342,7 @@ def read_msrvtt(root: Path, split: str, video_dir: str | None = None):
 
 
 @DATASETS.register("msvd")
-def read_msvd(root: Path, split: str, video_dir: str | None = None):
+def read_msvd(root: Path, split: str, video_dir: str | None = None) -> Items:
     """MSVD as CLIP4Clip/collaborative-experts ship it: ``raw-captions.pkl`` maps a video id to
     a list of token lists (joined with spaces), ``<split>_list.txt`` lists the split's ids, and
     videos are ``videos/<id>.avi`` (also ``MSVD_Videos/`` or ``YouTubeClips/``, any extension)."""
@@ -368,7 +365,7 @@ def read_msvd(root: Path, split: str, video_dir: str | None = None):
 
 
 @DATASETS.register("lsmdc")
-def read_lsmdc(root: Path, split: str, video_dir: str | None = None):
+def read_lsmdc(root: Path, split: str, video_dir: str | None = None) -> Items:
     """LSMDC 2016 retrieval files (tab-separated, no header): clip id, start/end aligned,
     start/end extracted, sentence. A clip id can carry several sentences in the training file;
     the 1,000-clip test file has one each. Videos: ``avi/<movie>/<clip_id>.avi`` (the movie is
@@ -404,7 +401,9 @@ def read_lsmdc(root: Path, split: str, video_dir: str | None = None):
 
 
 @DATASETS.register("vatex")
-def read_vatex(root: Path, split: str, video_dir: str | None = None, video_list: str | None = None):
+def read_vatex(
+    root: Path, split: str, video_dir: str | None = None, video_list: str | None = None
+) -> Items:
     """VATEX v1.0 json (``[{"videoID": "<ytid>_<start>_<end>", "enCap": [...], "chCap": [...]}]``),
     English captions only.
 
@@ -445,7 +444,7 @@ def read_vatex(root: Path, split: str, video_dir: str | None = None, video_list:
 
 
 @DATASETS.register("didemo")
-def read_didemo(root: Path, split: str, video_dir: str | None = None):
+def read_didemo(root: Path, split: str, video_dir: str | None = None) -> Items:
     """DiDeMo (``<split>_data.json``: ``{"video", "description", "times", ...}`` per moment) as
     paragraph retrieval, like CLIP4Clip: each video's descriptions, in file order, joined with
     spaces into one caption. ``video`` is the file name (e.g. ``...87ef417396.mov``); a file with
