@@ -251,12 +251,14 @@ class _Pending:
 
     @property
     def total(self) -> int:
-        return int(self.record["frames"].shape[0])
+        return int(self.record["pixels"].shape[0])
 
 
 class _FrameBatcher:
-    """Packs frames of consecutive videos into encoder batches of exactly ``batch_size`` frames.
+    """Packs preprocessed frames of consecutive videos into encoder batches of ``batch_size``.
 
+    Records carry ``pixels (T, 3, S, S)``: preprocessing happens per video, before packing,
+    because decoded frames of different videos may differ in size and cannot be concatenated.
     ``add`` returns the videos whose frames are all encoded, in the order they were added; a
     video may be split across batches. ``flush`` encodes what is left in one smaller batch.
     """
@@ -283,12 +285,12 @@ class _FrameBatcher:
         for p in self._pending:
             take = min(n - taken, p.total - p.done)
             if take > 0:
-                pieces.append(p.record["frames"][p.done : p.done + take])
+                pieces.append(p.record["pixels"][p.done : p.done + take])
                 owners.append((p, take))
                 taken += take
             if taken == n:
                 break
-        out = self.encode(torch.cat(pieces))  # (n, d)
+        out = self.encode(torch.cat(pieces))  # (n, 3, S, S) -> (n, d)
         for (p, take), feats in zip(owners, out.split([t for _, t in owners]), strict=True):
             p.parts.append(feats)
             p.done += take
@@ -296,17 +298,24 @@ class _FrameBatcher:
         finished = []
         while self._pending and self._pending[0].done == self._pending[0].total:
             p = self._pending.popleft()
-            rec = {k: v for k, v in p.record.items() if k != "frames"}
+            rec = {k: v for k, v in p.record.items() if k != "pixels"}
             finished.append({**rec, "features": torch.cat(p.parts)})  # (T, d)
         return finished
 
 
-def _encoder_fn(encoder: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 frames (N, H, W, 3) -> float32 CPU features (N, d) through the encoder's own preprocessing."""
+def _preprocess(encoder: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """Replace a record's uint8 ``frames (T, H, W, 3)`` by ``pixels (T, 3, S, S)`` for the encoder."""
+    rec = {k: v for k, v in record.items() if k != "frames"}
+    with torch.no_grad():
+        rec["pixels"] = encoder.preprocess_frames(record["frames"])  # (T, 3, S, S)
+    return rec
 
-    def encode(frames: torch.Tensor) -> torch.Tensor:
+
+def _encoder_fn(encoder: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Pixels (N, 3, S, S) -> float32 CPU features (N, d), without autograd."""
+
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            pixels = encoder.preprocess_frames(frames)  # (N, 3, S, S)
             return encoder.encode_preprocessed(pixels).float().cpu()
 
     return encode
@@ -636,7 +645,7 @@ def _encode_missing(
                 skipped.append((record["video_id"], record["error"]))
                 bar.update(1)
                 continue
-            finished = batcher.add(record)
+            finished = batcher.add(_preprocess(encoder, record))
             keep(finished)
             bar.update(len(finished))
         finished = batcher.flush()
