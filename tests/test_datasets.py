@@ -475,6 +475,18 @@ def test_subset_one_caption_per_video() -> None:
     assert_consistent(sub)
 
 
+def test_drop_videos_removes_their_captions_and_records_why() -> None:
+    ds = toy_dataset(3, 2)
+    gone = ds.videos[1].video_id
+    out = ds.drop_videos([(gone, "undecodable: truncated"), ("not-here", "x")])
+    assert [v.video_id for v in out.videos] == [ds.videos[0].video_id, ds.videos[2].video_id]
+    assert all(c.video_id != gone for c in out.captions) and len(out.captions) == 4
+    assert out.skipped == [(gone, "undecodable: truncated")]
+    assert_consistent(out)
+    one = ds.one_caption_indices(seed=3)
+    assert ds.caption_to_video[one].tolist() == [0, 1, 2]
+
+
 def test_repr_summarises_counts() -> None:
     assert (
         repr(toy_dataset(3, 2))

@@ -127,17 +127,22 @@ class RetrievalDataset:
             count=len(self.captions),
         )
 
-    def subset_one_caption_per_video(self, seed: int = 0) -> RetrievalDataset:
-        """Keep one caption per video, drawn with ``seed`` (videos without captions are kept).
+    def one_caption_indices(self, seed: int = 0) -> np.ndarray:
+        """Indices of one caption per video (in video order), drawn with ``seed``.
 
         Why: the 1k-A-style protocol pairs each video with a single query; drawing with a
-        seed keeps the subset reproducible.
+        seed keeps the subset reproducible. Videos without captions get none.
         """
         rng = np.random.default_rng(seed)
         per_video: dict[int, list[int]] = {}
         for ci, vi in enumerate(self.caption_to_video.tolist()):
             per_video.setdefault(vi, []).append(ci)
         keep = [int(rng.choice(per_video[vi])) for vi in range(len(self.videos)) if vi in per_video]
+        return np.asarray(keep, dtype=np.int64)
+
+    def subset_one_caption_per_video(self, seed: int = 0) -> RetrievalDataset:
+        """Keep one caption per video, drawn with ``seed`` (videos without captions are kept)."""
+        keep = self.one_caption_indices(seed)
         return RetrievalDataset(
             name=self.name,
             split=self.split,
@@ -145,6 +150,22 @@ class RetrievalDataset:
             videos=list(self.videos),
             captions=[self.captions[i] for i in keep],
             skipped=list(self.skipped),
+        )
+
+    def drop_videos(self, failed: list[tuple[str, str]]) -> RetrievalDataset:
+        """A copy without the videos in ``failed`` (``(video_id, reason)``) and their captions.
+
+        Why: a video that exists but cannot be decoded is found only at extraction time; it
+        leaves the dataset the same way a missing file does, recorded in ``skipped``.
+        """
+        gone = {vid for vid, _ in failed}
+        return RetrievalDataset(
+            name=self.name,
+            split=self.split,
+            root=self.root,
+            videos=[v for v in self.videos if v.video_id not in gone],
+            captions=[c for c in self.captions if c.video_id not in gone],
+            skipped=list(self.skipped) + [f for f in failed if f[0] in self.video_index],
         )
 
     def __repr__(self) -> str:

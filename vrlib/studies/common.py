@@ -137,6 +137,6 @@ def prepare_split(
         on_error=data.on_error,
         seed=seed,
     )
-    ds = ds.drop_videos([vid for vid, _ in feats.skipped]) if feats.skipped else ds
+    ds = ds.drop_videos(feats.skipped) if feats.skipped else ds
     text = extract_text_features([c.text for c in ds.captions], encoder, cache_dir=cache)
     return Prepared(dataset=ds, features=feats, text=text, caption_to_video=ds.caption_to_video)

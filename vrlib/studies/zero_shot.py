@@ -104,10 +104,3 @@ def evaluate_setting(
     """Retrieval metrics of one setting (k-means settings use their own multi-embedding protocol)."""
     multi = parse_kmeans(setting)[1] if setting.startswith("kmeans") else "max_sim"
     return evaluate(similarity(text, videos), caption_to_video, multi=multi)
-
-
-def one_caption_per_video(caption_to_video: np.ndarray, seed: int) -> np.ndarray:
-    """Indices of one caption per video, drawn with ``seed`` (the 1k-A protocol on a multi-caption split)."""
-    rng = np.random.default_rng(seed)
-    c2v = np.asarray(caption_to_video)
-    return np.array([rng.choice(np.flatnonzero(c2v == v)) for v in np.unique(c2v)], dtype=np.int64)
