@@ -1,0 +1,22 @@
+"""Temporal heads: frame features (B, T, D) -> video embedding, and the video-text similarity.
+
+``build_model(name, dim=512, num_frames=12, **cfg)`` builds any head in ``MODELS``; every head
+is a ``TemporalHead`` (contract and training recipe in ``vrlib.models.base``). Importing this
+package registers all heads:
+
+- ``meanP``, ``seqTransf`` (CLIP4Clip, ``clip4clip.py``);
+- ``tdb-sub``, ``tdb-mlp``, ``tdb``, ``tdb-all``, ``tdb+tab-base``, ``tdb+tab-temporal``,
+  ``tdb+tab-transformer``, ``tdb+tab-tdb`` (CLIP2Video Table 1, ``clip2video.py``).
+"""
+
+from . import clip2video, clip4clip  # noqa: F401  (registers the heads)
+from .base import TemporalHead
+from .registry import MODELS, build_model
+
+
+def available_models() -> list[str]:
+    """Names accepted by ``build_model``, sorted."""
+    return MODELS.names()
+
+
+__all__ = ["MODELS", "TemporalHead", "available_models", "build_model"]
