@@ -194,6 +194,12 @@ def test_build_model_errors_name_the_problem():
         build_model("tdb+tab-tdb", dim=D, w=1.5)
     with pytest.raises(ValueError, match="heads=5 must divide dim=32"):
         build_model("seqTransf", dim=D, heads=5)
+    with pytest.raises(ValueError, match="w must be"):
+        build_model("tdb+tab-base", dim=D, w="half")
+    with pytest.raises(ValueError, match="centers must be"):
+        build_model("tdb+tab-base", dim=D, centers=0)
+    with pytest.raises(ValueError, match="layers must be"):
+        build_model("tdb", dim=D, layers=2.5)
     with pytest.raises(ValueError, match="extra_frames"):
         build_model("tdb+tab-tdb", dim=D, extra_frames="4x")
 

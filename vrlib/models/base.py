@@ -189,10 +189,8 @@ class HeadConfig:
     num_frames: int = 12
 
     def __post_init__(self) -> None:
-        for name in ("dim", "num_frames"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int("dim", self.dim)
+        check_positive_int("num_frames", self.num_frames)
 
 
 def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:

@@ -78,6 +78,7 @@ from .base import (
     TemporalHead,
     TemporalTransformer,
     check_choice,
+    check_positive_int,
     check_sequence,
     check_vectors,
     l2norm,
@@ -91,6 +92,10 @@ DIFFERENCES = ("attention", "mlp", "sub")
 POOLS = ("frames", "all")
 EXTRAS = ("none", "temporal", "transformer", "tdb")
 EXTRA_FRAMES = ("stride2", "double_rate")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 @dataclasses.dataclass
@@ -114,12 +119,11 @@ class TABConfig(TDBConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.centers, int) or self.centers < 1:
-            raise ValueError(f"centers must be an int >= 1, got {self.centers!r}")
-        if not 0.0 <= float(self.w) <= 1.0:
-            raise ValueError(f"w must be in [0, 1], got {self.w!r}")
-        if not float(self.assign_scale) > 0:
-            raise ValueError(f"assign_scale must be > 0, got {self.assign_scale!r}")
+        check_positive_int("centers", self.centers)
+        if not _is_number(self.w) or not 0.0 <= self.w <= 1.0:
+            raise ValueError(f"w must be a number in [0, 1], got {self.w!r}")
+        if not _is_number(self.assign_scale) or not self.assign_scale > 0:
+            raise ValueError(f"assign_scale must be a number > 0, got {self.assign_scale!r}")
         check_choice("extra", self.extra, EXTRAS)
         check_choice("extra_frames", self.extra_frames, EXTRA_FRAMES)
 
