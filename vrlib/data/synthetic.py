@@ -695,8 +695,8 @@ def _event_state(ev: dict, i: int) -> dict | None:
     state = s if t < 0.5 else e  # discrete attributes switch half-way
     if not state["visible"]:
         return None
-    lerp = lambda k: s[k] + (e[k] - s[k]) * t  # noqa: E731
-    return _object(ev["shape"], state["colour"], lerp("x"), lerp("y"), lerp("radius"))
+    x, y, r = (s[k] + (e[k] - s[k]) * t for k in ("x", "y", "radius"))
+    return _object(ev["shape"], state["colour"], x, y, r)
 
 
 def scene_at(events: list[dict], frame_index: int) -> dict:
@@ -1144,7 +1144,7 @@ def _prepare(out: Path) -> None:
 
 
 def generate_world(
-    out_dir: str | os.PathLike, preset: str = "smoke", seed: int = 0, **overrides: Any
+    out_dir: str | os.PathLike, preset: str = "default", seed: int = 0, **overrides: Any
 ) -> Path:
     """Generate the world into ``out_dir`` (replacing a previous world there) and return the path.
 

@@ -1,0 +1,426 @@
+"""The embedded synthetic world: files and schemas, twins, tags, determinism, MSR-VTT formats, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from vrlib.data import synthetic as syn
+
+TINY = {"num_images": 12, "num_videos": 6}  # seconds to generate; twins: 1 pair
+ANNOTATIONS = (
+    "world.json",
+    "splits.json",
+    "annotations/images.jsonl",
+    "annotations/videos.jsonl",
+    "annotations/captions.jsonl",
+    "msrvtt/MSRVTT_data.json",
+    "msrvtt/MSRVTT_JSFUSION_test.csv",
+    "msrvtt/MSRVTT_train.9k.csv",
+    "msrvtt/MSRVTT_train.7k.csv",
+)
+# Words that say something happens over time; written out here, not taken from the module, so a
+# motion word slipping into the module's still-scene vocabulary makes the tests fail.
+TIME_WORDS = {
+    "moves", "moving", "move", "slides", "sliding", "goes", "going", "rises", "rising", "falls",
+    "falling", "grows", "growing", "shrinks", "shrinking", "gets", "getting", "becomes", "becoming",
+    "turns", "turning", "changes", "changing", "appears", "appearing", "disappears", "disappearing",
+    "vanishes", "vanishing", "pops", "popping", "shows", "showing", "suddenly", "then", "before",
+    "after", "finally", "first", "end", "upward", "downward",
+}  # fmt: skip
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def decode(path: Path) -> tuple[np.ndarray, av.video.stream.VideoStream]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+        return frames, stream
+
+
+@pytest.fixture(scope="module")
+def world(smoke_world: Path) -> dict:
+    root = smoke_world
+    return {
+        "root": root,
+        "record": json.loads((root / "world.json").read_text()),
+        "images": jsonl(root / "annotations/images.jsonl"),
+        "videos": {v["video_id"]: v for v in jsonl(root / "annotations/videos.jsonl")},
+        "captions": jsonl(root / "annotations/captions.jsonl"),
+        "splits": json.loads((root / "splits.json").read_text()),
+    }
+
+
+def captions_by_video(world: dict) -> dict[str, list[dict]]:
+    out = defaultdict(list)
+    for c in world["captions"]:
+        out[c["video_id"]].append(c)
+    return out
+
+
+def twin_pairs(world: dict) -> list[tuple[dict, dict]]:
+    videos = world["videos"]
+    return [
+        (videos[v["meta"]["reversed_of"]], v) for v in videos.values() if v["meta"]["reversed_of"]
+    ]
+
+
+# ----------------------------------------------------------------------------- files and schemas
+
+
+def test_world_json_records_preset_seed_version_and_counts(world: dict) -> None:
+    rec = world["record"]
+    assert {"preset", "seed", "version", "params", "num_images", "num_videos"} <= set(rec)
+    assert (rec["preset"], rec["seed"], rec["version"]) == ("smoke", 0, syn.WORLD_VERSION)
+    assert rec["params"] == {**syn.WorldConfig().__dict__, **syn.PRESETS["smoke"]}
+    assert rec["num_images"] == len(world["images"]) == 300
+    assert rec["num_videos"] == len(world["videos"]) == 24
+
+
+def test_images_are_112px_rgb_pngs_with_attributes(world: dict) -> None:
+    root = world["root"]
+    splits = Counter(r["split"] for r in world["images"])
+    assert set(splits) == {"train", "val", "test"} and splits["train"] > splits["val"]
+    for i, row in enumerate(world["images"]):
+        assert set(row) == {"image_id", "path", "caption", "split", "attributes"}
+        assert row["image_id"] == f"img_{i:06d}" and row["path"] == f"images/img_{i:06d}.png"
+        attrs = row["attributes"]
+        assert attrs["background"] in syn.BACKGROUNDS and 1 <= len(attrs["objects"]) <= 2
+        for obj in attrs["objects"]:
+            assert obj["shape"] in syn.SHAPES and obj["colour"] in syn.COLOURS
+            assert obj["size"] in syn.SIZES and obj["position"] in syn.POSITIONS
+            assert obj["shape"] in row["caption"]
+    for row in world["images"][:20]:
+        with Image.open(root / row["path"]) as im:
+            assert (im.format, im.mode, im.size) == ("PNG", "RGB", (112, 112))
+            pixels = np.asarray(im)
+        assert np.array_equal(
+            pixels, syn.render(row["attributes"]["background"], row["attributes"]["objects"], 112)
+        )
+
+
+def test_videos_jsonl_schema_and_splits(world: dict) -> None:
+    splits, videos = world["splits"], world["videos"]
+    assert set(splits) == {"train", "val", "test"}
+    listed = [v for ids in splits.values() for v in ids]
+    assert sorted(listed) == sorted(videos) and len(set(listed)) == len(listed)
+    assert len(splits["train"]) > len(splits["val"]) > 0 and len(splits["test"]) > 0
+    for name, ids in splits.items():
+        assert all(videos[v]["split"] == name for v in ids)
+    for vid, v in videos.items():
+        assert set(v) == {"video_id", "path", "split", "meta"} and v["path"] == f"videos/{vid}.mp4"
+        m = v["meta"]
+        assert m["fps"] == 10 and m["num_frames"] == round(m["duration"] * 10)
+        assert m["num_shots"] == len(m["events"]) >= 1
+        frames = [e["frames"] for e in m["events"]]
+        assert frames[0][0] == 0 and frames[-1][1] == m["num_frames"]
+        assert all(a[1] == b[0] for a, b in zip(frames, frames[1:], strict=False))
+        for shot, ev in enumerate(m["events"]):
+            assert ev["shot"] == shot and ev["type"] in syn.EVENT_TYPES
+            assert {"shape", "colour", "size", "background", "event_frames", "start", "end"} <= set(
+                ev
+            )
+            assert (
+                ev["frames"][0] <= ev["event_frames"][0] <= ev["event_frames"][1] <= ev["frames"][1]
+            )
+
+
+def test_mp4_files_are_h264_112px_10fps_with_the_annotated_frame_count(world: dict) -> None:
+    for vid, v in world["videos"].items():
+        frames, stream = decode(world["root"] / v["path"])
+        assert stream.codec_context.name == "h264" and stream.codec_context.format.name == "yuv420p"
+        assert float(stream.average_rate) == 10.0
+        assert frames.shape == (v["meta"]["num_frames"], 112, 112, 3), vid
+
+
+def test_decoded_frames_show_the_annotated_scene(world: dict) -> None:
+    """Frames decoded from the mp4 match a fresh render of scene_at (up to H.264 loss)."""
+    for v in list(world["videos"].values())[:6]:
+        frames, _ = decode(world["root"] / v["path"])
+        events = v["meta"]["events"]
+        for i in (0, len(frames) // 2, len(frames) - 1):
+            scene = syn.scene_at(events, i)
+            expected = syn.render(scene["background"], scene["objects"], 112)
+            assert np.abs(frames[i].astype(int) - expected).mean() < 4.0, (v["video_id"], i)
+
+
+def test_lengths_spread_and_longer_videos_have_more_shots(world: dict) -> None:
+    metas = sorted((v["meta"] for v in world["videos"].values()), key=lambda m: m["duration"])
+    assert metas[-1]["duration"] >= 3 * metas[0]["duration"]
+    half = len(metas) // 2
+    shots = [np.mean([m["num_shots"] for m in part]) for part in (metas[:half], metas[half:])]
+    assert shots[1] > shots[0]
+    assert any(m["num_shots"] >= 2 for m in metas)
+
+
+# ----------------------------------------------------------------------------- captions and tags
+
+
+def test_about_twenty_captions_per_video_with_audio_and_temporal(world: dict) -> None:
+    by_video = captions_by_video(world)
+    assert set(by_video) == set(world["videos"])
+    for vid, caps in by_video.items():
+        texts = [c["caption"] for c in caps]
+        assert 15 <= len(caps) <= 20 and len(set(texts)) == len(texts), vid
+        tags = Counter(t for c in caps for t in c["tags"])
+        assert 1 <= tags["audio"] <= 2 and tags["temporal"] >= 5 and tags["partial"] >= 3, vid
+        assert tags["full"] >= 5 and tags["paraphrase"] >= 3, vid
+        assert caps[0]["tags"] == ["full", "temporal"]  # the canonical description comes first
+
+
+def test_tags_follow_the_caption_text(world: dict) -> None:
+    for c in world["captions"]:
+        tags = set(c["tags"])
+        assert tags and tags <= set(syn.CAPTION_TAGS)
+        if "audio" in tags:
+            assert tags == {"audio"} and c["caption"] in syn.AUDIO_CAPTIONS
+            continue
+        assert len(tags & {"full", "partial"}) == 1
+        says_time = bool(words(c["caption"]) & TIME_WORDS)
+        assert ("temporal" in tags) == says_time, c
+
+
+def test_full_caption_names_every_shot_in_order(world: dict) -> None:
+    by_video = captions_by_video(world)
+    for vid, v in world["videos"].items():
+        canonical = by_video[vid][0]["caption"]
+        at = [canonical.find(" " + ev["shape"]) for ev in v["meta"]["events"]]
+        assert all(i >= 0 for i in at) and at == sorted(at), (vid, canonical)
+        if v["meta"]["num_shots"] > 1:
+            assert "then" in words(canonical)
+
+
+def test_image_captions_have_no_motion_or_time_words(world: dict) -> None:
+    for row in world["images"]:
+        assert not words(row["caption"]) & TIME_WORDS, row["caption"]
+
+
+def test_every_visual_word_of_video_captions_is_in_image_captions(world: dict) -> None:
+    """The image-text expert learns its vocabulary from images only."""
+    image_vocab = set().union(*(words(r["caption"]) for r in world["images"]))
+    visual = set(syn.SHAPES) | set(syn.COLOURS) | set(syn.SIZES) | set(syn.PLAIN_BACKGROUNDS)
+    visual |= {"left", "right", "top", "bottom", "centre", "middle", "stripes", "striped"}
+    visual |= {"checkerboard", "checkered", "background", "plain"}
+    used = set().union(
+        *(words(c["caption"]) for c in world["captions"] if "audio" not in c["tags"])
+    )
+    assert used & visual <= image_vocab, (used & visual) - image_vocab
+    assert visual <= image_vocab, visual - image_vocab
+
+
+# ----------------------------------------------------------------------------- reversed twins
+
+
+def test_twins_share_a_split_and_test_has_at_least_two_pairs(world: dict) -> None:
+    pairs = twin_pairs(world)
+    assert 3 <= len(pairs) <= 5  # ~20% of the originals
+    for orig, twin in pairs:
+        assert orig["split"] == twin["split"]
+        assert orig["meta"]["twin"] == twin["video_id"] and twin["meta"]["twin"] == orig["video_id"]
+        assert orig["meta"]["reversed_of"] is None
+    assert sum(orig["split"] == "test" for orig, _ in pairs) >= 2
+    singles = [v for v in world["videos"].values() if v["meta"]["twin"] is None]
+    assert all(v["meta"]["reversed_of"] is None for v in singles)
+
+
+def test_twin_frames_are_the_original_frames_reversed(world: dict) -> None:
+    for orig, twin in twin_pairs(world):
+        a, _ = decode(world["root"] / orig["path"])
+        b, _ = decode(world["root"] / twin["path"])
+        assert a.shape == b.shape
+        reversed_diff = np.abs(a[::-1].astype(int) - b).mean(axis=(1, 2, 3))
+        assert reversed_diff.max() < 3.0, orig["video_id"]  # H.264 noise only
+        same_order_diff = np.abs(a.astype(int) - b).mean()
+        assert same_order_diff > 5 * reversed_diff.mean(), orig["video_id"]  # the order did change
+
+
+def test_twin_annotations_are_the_opposite_events(world: dict) -> None:
+    opposite = {
+        "moves_left": "moves_right", "moves_right": "moves_left", "moves_up": "moves_down",
+        "moves_down": "moves_up", "grows": "shrinks", "shrinks": "grows",
+        "changes_colour": "changes_colour", "appears": "disappears", "disappears": "appears",
+    }  # fmt: skip
+    by_video = captions_by_video(world)
+    for orig, twin in twin_pairs(world):
+        o, t = orig["meta"], twin["meta"]
+        assert [opposite[e["type"]] for e in reversed(o["events"])] == [
+            e["type"] for e in t["events"]
+        ]
+        for eo, et in zip(reversed(o["events"]), t["events"], strict=True):
+            assert (eo["start"]["colour"], eo["end"]["colour"]) == (
+                et["end"]["colour"],
+                et["start"]["colour"],
+            )
+            assert eo["shape"] == et["shape"] and eo["background"] == et["background"]
+        n = o["num_frames"]
+        for i in range(n):
+            so, st = syn.scene_at(o["events"], i), syn.scene_at(t["events"], n - 1 - i)
+            key = [(x["shape"], x["colour"], x["size"], x["position"]) for x in so["objects"]]
+            key_twin = [(x["shape"], x["colour"], x["size"], x["position"]) for x in st["objects"]]
+            assert so["background"] == st["background"] and key == key_twin, (
+                orig["video_id"],
+                i,
+            )
+        assert by_video[orig["video_id"]][0]["caption"] != by_video[twin["video_id"]][0]["caption"]
+
+
+def test_reverse_events_twice_is_identity(world: dict) -> None:
+    for v in world["videos"].values():
+        m = v["meta"]
+        assert (
+            syn.reverse_events(syn.reverse_events(m["events"], m["num_frames"]), m["num_frames"])
+            == m["events"]
+        )
+
+
+def test_describe_frame_names_what_is_visible(world: dict) -> None:
+    v = next(iter(world["videos"].values()))
+    ev = v["meta"]["events"][0]
+    text = syn.describe_frame(v["meta"], ev["frames"][0])
+    visible = syn.scene_at(v["meta"]["events"], ev["frames"][0])["objects"]
+    assert all(o["shape"] in text for o in visible) and not words(text) & TIME_WORDS
+
+
+# ----------------------------------------------------------------------------- MSR-VTT formats
+
+
+def test_msrvtt_files_use_the_real_formats(world: dict) -> None:
+    import pandas as pd
+
+    root, videos, splits = world["root"] / "msrvtt", world["videos"], world["splits"]
+    data = json.loads((root / "MSRVTT_data.json").read_text())
+    assert set(data) == {"info", "videos", "sentences"}
+    for i, entry in enumerate(data["videos"]):
+        assert set(entry) == {
+            "category",
+            "url",
+            "video_id",
+            "start time",
+            "end time",
+            "split",
+            "id",
+        }
+        assert entry["id"] == i and "?v=" in entry["url"]
+        ours = videos[entry["video_id"]]
+        assert (
+            entry["split"] == {"train": "train", "val": "validate", "test": "test"}[ours["split"]]
+        )
+        assert entry["end time"] == ours["meta"]["duration"]
+    assert len(data["sentences"]) == len(world["captions"])
+    assert all(set(s) == {"caption", "video_id", "sen_id"} for s in data["sentences"])
+    assert [s["sen_id"] for s in data["sentences"]] == list(range(len(data["sentences"])))
+
+    test = pd.read_csv(root / "MSRVTT_JSFUSION_test.csv")
+    assert list(test.columns) == ["key", "vid_key", "video_id", "sentence"]
+    assert list(test["video_id"]) == splits["test"] and list(test["key"]) == [
+        f"ret{i}" for i in range(len(test))
+    ]
+    captions = {(c["video_id"], c["caption"]) for c in world["captions"] if "full" in c["tags"]}
+    assert all((v, s) in captions for v, s in zip(test["video_id"], test["sentence"], strict=True))
+    assert list(pd.read_csv(root / "MSRVTT_train.9k.csv")["video_id"]) == sorted(
+        splits["train"] + splits["val"]
+    )
+    assert list(pd.read_csv(root / "MSRVTT_train.7k.csv")["video_id"]) == splits["train"]
+    for vid in videos:
+        link = root / "videos" / "all" / f"{vid}.mp4"
+        assert link.resolve() == (world["root"] / "videos" / f"{vid}.mp4").resolve()
+
+
+def test_msrvtt_reader_reads_the_world(world: dict) -> None:
+    from vrlib.data.datasets import load_dataset
+
+    ds = load_dataset("msrvtt", world["root"] / "msrvtt", "1k-A")
+    assert [v.video_id for v in ds.videos] == world["splits"]["test"]
+    full = load_dataset("msrvtt", world["root"] / "msrvtt", "full")
+    assert len(full.captions) == sum(
+        world["videos"][c["video_id"]]["split"] == "test" for c in world["captions"]
+    )
+
+
+# ----------------------------------------------------------------------------- determinism, presets, ensure_world, CLI
+
+
+def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path: Path) -> None:
+    a = syn.generate_world(tmp_path / "a", "smoke", 0, **TINY)
+    b = syn.generate_world(tmp_path / "b", "smoke", 0, **TINY)
+    c = syn.generate_world(tmp_path / "c", "smoke", 1, **TINY)
+    for rel in ANNOTATIONS:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    differing = [rel for rel in ANNOTATIONS[1:] if (a / rel).read_bytes() != (c / rel).read_bytes()]
+    assert "annotations/captions.jsonl" in differing and "annotations/videos.jsonl" in differing
+    for path in sorted((a / "videos").glob("*.mp4")):
+        assert path.read_bytes() == (b / "videos" / path.name).read_bytes(), path.name
+        assert np.array_equal(decode(path)[0], decode(b / "videos" / path.name)[0])
+    assert (a / "images/img_000000.png").read_bytes() != (c / "images/img_000000.png").read_bytes()
+
+
+def test_overrides_change_the_preset_and_unknown_keys_are_rejected(tmp_path: Path) -> None:
+    cfg = syn.resolve_config("smoke", num_videos=7, twin_fraction=0)
+    assert (cfg.num_videos, cfg.twin_fraction, cfg.num_images) == (7, 0.0, 300)
+    with pytest.raises(
+        ValueError, match=r"unknown world parameter.*'num_vidoes'.*valid:.*num_videos"
+    ):
+        syn.generate_world(tmp_path / "w", "smoke", 0, num_vidoes=3)
+    with pytest.raises(ValueError, match=r"unknown world preset 'huge'; valid: smoke, default"):
+        syn.resolve_config("huge")
+    with pytest.raises(ValueError, match=r"num_videos='3' must be int"):
+        syn.resolve_config("smoke", num_videos="3")
+    with pytest.raises(ValueError, match=r"size=113 must be even"):
+        syn.resolve_config("smoke", size=113)
+    assert not (tmp_path / "w").exists()  # rejected before anything is written
+
+
+def test_ensure_world_reuses_a_complete_world_and_redoes_an_unfinished_one(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    syn.ensure_world(out, "smoke", 0, **TINY)
+    record = out / "world.json"
+    first = record.stat().st_mtime_ns
+    assert syn.ensure_world(out, "smoke", 0, **TINY) == out and record.stat().st_mtime_ns == first
+
+    record.unlink()  # as if killed before the end
+    stale = out / "videos" / "vid_999999.mp4"
+    stale.write_bytes(b"left over")
+    syn.ensure_world(out, "smoke", 0, **TINY)
+    assert record.is_file() and not stale.exists()
+
+    syn.ensure_world(out, "smoke", 3, **TINY)  # another seed: regenerated in place
+    assert json.loads(record.read_text())["seed"] == 3
+
+
+def test_refuses_to_write_into_a_folder_that_is_not_a_world(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and is not a vrlib world"):
+        syn.generate_world(tmp_path, "smoke", 0, **TINY)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_cli_synth_writes_a_world(tmp_path: Path) -> None:
+    out = tmp_path / "cli-world"
+    run = subprocess.run(
+        [sys.executable, "-m", "vrlib", "synth", "--preset", "smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip().splitlines()[-1] == str(out)
+    record = json.loads((out / "world.json").read_text())
+    assert (record["preset"], record["num_videos"]) == ("smoke", 24)
+    with (out / "msrvtt" / "MSRVTT_train.7k.csv").open() as f:
+        assert next(csv.reader(f)) == ["video_id"]
