@@ -42,9 +42,9 @@ def _reference_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def _remux(src: Path, dst: Path, **options: str) -> Path:
+def _remux(src: Path, dst: Path, format: str | None = None, **options: str) -> Path:
     """Copy the video packets of ``src`` into a new container (no re-encoding)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options) as out:
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format, options=options) as out:
         stream = out.add_stream_from_template(inp.streams.video[0])
         for packet in inp.demux(inp.streams.video[0]):
             if packet.dts is None:  # the demuxer's final flush packet
@@ -76,6 +76,7 @@ def damaged(tmp_path_factory, bikes_mp4: Path) -> dict[str, Path]:
     files["nodata"] = d / "nodata.mp4"
     files["nodata"].write_bytes(fast_bytes[: mdat + 8])
     files["mkv"] = _remux(bikes_mp4, d / "bikes.mkv")  # MKV: no frame count in the header
+    files["raw"] = _remux(bikes_mp4, d / "bikes.h264", format="h264")  # no timestamps at all
     files["audio"] = d / "audio.mp4"
     with av.open(str(files["audio"]), "w") as out:
         stream = out.add_stream("aac", rate=16000)
@@ -182,6 +183,19 @@ def test_backends_agree_on_mkv_and_on_the_synthetic_world(damaged: dict[str, Pat
         indices = np.arange(infos[0].num_frames)[:: max(1, infos[0].num_frames // 9)]
         a, b = (read_frames(path, indices, backend=b) for b in BACKEND_NAMES)
         assert np.array_equal(a, b), path
+
+
+def test_stream_without_timestamps_is_decoded_sequentially(damaged, bikes_mp4: Path):
+    """A raw H.264 stream has no pts: decord refuses it, PyAV counts frames in decoding order."""
+    path = damaged["raw"]
+    with pytest.raises(VideoDecodeError, match="decord"):
+        probe(path, backend="decord")
+    info = probe(path)  # falls back to pyav
+    assert (info.num_frames, info.width, info.height) == (250, 640, 272)
+    indices = [249, 0, 31, 31, 100]
+    assert np.array_equal(read_frames(path, indices), read_frames(bikes_mp4, indices))
+    with pytest.raises(VideoDecodeError, match="out of range"):
+        read_frames(path, [250])
 
 
 def test_empty_index_list_gives_empty_array(bikes_mp4: Path):

@@ -318,7 +318,10 @@ class PyAVReader(VideoReader):
             self._stream = self._container.streams.video[0]
             self._stream.codec_context.thread_count = DECODE_THREADS
         else:
-            self._container.seek(key_pts, backward=True, any_frame=False, stream=self._stream)
+            try:
+                self._container.seek(key_pts, backward=True, any_frame=False, stream=self._stream)
+            except self._av.FFmpegError as e:
+                raise VideoDecodeError(self.path, f"seeking failed with pyav ({_short(e)})") from e
         return self._container.decode(self._stream)
 
     def _next_frame(self, frames: Iterator, indices: np.ndarray, got: int):
