@@ -335,22 +335,15 @@ def _rows(p: _Problem, start: int, stop: int) -> torch.Tensor:
         block = torch.from_numpy(np.ascontiguousarray(block))
     block = block.to(p.device)
     if not block.is_floating_point():
-        block = block.double()  # exact for integer scores
-    elif block.dtype in (torch.float16, torch.bfloat16):
+        return block.double().reshape(stop - start, p.num_videos, p.k)  # exact for integer scores
+    if block.dtype in (torch.float16, torch.bfloat16):
         block = block.float()
-    if not torch.isfinite(block).all():
+    low, high = torch.aminmax(block)  # NaN propagates; cheaper than isfinite(block).all()
+    if not (torch.isfinite(low) and torch.isfinite(high)):
         raise ValueError(
             f"sim has non-finite values (NaN or inf) in caption rows {start}..{stop - 1}"
         )
     return block.reshape(stop - start, p.num_videos, p.k)  # (n, V, k)
-
-
-def _positives(p: _Problem, start: int, stop: int) -> torch.Tensor:
-    """Bool ``(n, V)``: which videos are positives of captions ``[start, stop)``."""
-    if p.mask is not None:
-        return torch.as_tensor(p.mask[start:stop]).to(p.device)
-    pos = torch.zeros(stop - start, p.num_videos, dtype=torch.bool, device=p.device)
-    return pos.scatter_(1, p.labels[start:stop, None], True)
 
 
 def _scores(
@@ -358,7 +351,7 @@ def _scores(
 ) -> torch.Tensor:
     """The scores ranked for captions ``[start, stop)``: ``(n, V, J)``, J = 1 or k (min_rank)."""
     x = _rows(p, start, stop)
-    if multi == "max_sim":
+    if multi == "max_sim" and p.k > 1:
         x = x.amax(dim=2, keepdim=True)  # (n, V, 1)
     if lse is not None:
         x = x * torch.exp(x / temperature - lse)  # dual softmax prior over captions, per video
@@ -376,8 +369,61 @@ def _dsl_logsumexp(p: _Problem, multi: str, temperature: float) -> torch.Tensor:
     return lse
 
 
-def _tie_rank(above: torch.Tensor, at_or_above: torch.Tensor, ties: str) -> torch.Tensor:
-    """1-based rank from counts of negatives strictly above / at-or-above the best positive."""
+# Positives. With int labels the one positive per caption is gathered directly; with a mask
+# (multi-positive datasets) the (n, V) rows of the mask are used. Each helper returns, besides
+# the best positive score, how many positives tie with it: they are counted by ">=" and must be
+# taken out again, since positives never count against a query.
+
+
+def _mask_rows(p: _Problem, start: int, stop: int) -> torch.Tensor:
+    return torch.as_tensor(p.mask[start:stop]).to(p.device)[..., None]  # (n, V, 1) bool
+
+
+def _own_score(p: _Problem, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Score of each caption's labelled video: ``(n, J)``."""
+    idx = p.labels[start:stop, None, None].expand(-1, 1, x.shape[2])  # (n, 1, J)
+    return x.gather(1, idx)[:, 0]
+
+
+def _best_video(p: _Problem, x: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, Any]:
+    """t2v: best positive score per caption ``(n, 1, J)`` and #positives tied with it ``(n, J)``."""
+    if p.labels is not None:
+        return _own_score(p, x, start, stop)[:, None], 1
+    pos = _mask_rows(p, start, stop)
+    best = x.masked_fill(~pos, -math.inf).amax(1, keepdim=True)
+    return best, ((x == best) & pos).sum(1)
+
+
+def _best_caption(p: _Problem, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """v2t pass 1: best score among each video's captions in this block, ``(V, J)``."""
+    if p.labels is None:
+        return x.masked_fill(~_mask_rows(p, start, stop), -math.inf).amax(0)
+    own = _own_score(p, x, start, stop)  # (n, J)
+    idx = p.labels[start:stop, None].expand_as(own)
+    empty = torch.full((p.num_videos, x.shape[2]), -math.inf, dtype=x.dtype, device=x.device)
+    return empty.scatter_reduce(0, idx, own, reduce="amax")
+
+
+def _tied_captions(
+    p: _Problem, x: torch.Tensor, best: torch.Tensor, start: int, stop: int
+) -> torch.Tensor:
+    """v2t: how many of each video's captions in this block score exactly its best, ``(V, J)``."""
+    if p.labels is None:
+        return ((x == best) & _mask_rows(p, start, stop)).sum(0)
+    labels = p.labels[start:stop]
+    tied = (_own_score(p, x, start, stop) == best[labels]).long()  # (n, J)
+    return torch.zeros_like(best, dtype=torch.int64).index_add_(0, labels, tied)
+
+
+def _counts(x: torch.Tensor, best: torch.Tensor, dim: int, ties: str) -> list[Any]:
+    """[#scores > best, #scores >= best] along ``dim`` (positives included); only what ``ties`` needs."""
+    above = (x > best).sum(dim) if ties != "pessimistic" else 0
+    at_or_above = (x >= best).sum(dim) if ties != "optimistic" else 0
+    return [above, at_or_above]
+
+
+def _tie_rank(above: Any, at_or_above: Any, ties: str) -> torch.Tensor:
+    """1-based rank from the numbers of negatives strictly above / at-or-above the best positive."""
     if ties == "optimistic":
         return 1 + above
     if ties == "pessimistic":
@@ -395,35 +441,32 @@ def _compute_ranks(
 ) -> dict[str, np.ndarray]:
     """Ranks for the requested directions, sharing the passes over ``sim``."""
     lse = _dsl_logsumexp(p, multi, temperature) if dsl else None
-    j = p.k if multi == "min_rank" else 1
 
-    def blocks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def blocks() -> Iterator[tuple[int, int, torch.Tensor]]:
         for start, stop in _chunks(p.num_captions, p.chunk):
-            yield _scores(p, start, stop, multi, lse, temperature), _positives(p, start, stop)
+            yield start, stop, _scores(p, start, stop, multi, lse, temperature)
 
     best_caption = None
     if "v2t" in directions:  # pass 1: each video's best score over its own captions, per run j
-        for x, pos in blocks():
-            own = x.masked_fill(~pos[..., None], -math.inf).amax(0)  # (V, J)
+        for start, stop, x in blocks():
+            own = _best_caption(p, x, start, stop)  # (V, J)
             best_caption = own if best_caption is None else torch.maximum(best_caption, own)
 
     t2v_parts: list[torch.Tensor] = []
-    above_v = torch.zeros(p.num_videos, j, dtype=torch.int64, device=p.device)
-    at_or_above_v = torch.zeros_like(above_v)
-    for x, pos in blocks():  # pass 2: counts
-        neg = ~pos[..., None]  # (n, V, 1)
+    v2t_counts: list[Any] = [0, 0]
+    for start, stop, x in blocks():  # pass 2: counts
         if "t2v" in directions:
-            best_video = x.masked_fill(neg, -math.inf).amax(1, keepdim=True)  # (n, 1, J)
-            above = (x > best_video).sum(1)  # (n, J); a positive never beats the best positive
-            at_or_above = ((x >= best_video) & neg).sum(1)
-            t2v_parts.append(_tie_rank(above, at_or_above, ties).amin(1))
+            best, tied = _best_video(p, x, start, stop)
+            above, at_or_above = _counts(x, best, 1, ties)  # (n, J)
+            t2v_parts.append(_tie_rank(above, at_or_above - tied, ties).amin(1))
         if best_caption is not None:
-            above_v += (x > best_caption).sum(0)  # (V, J)
-            at_or_above_v += ((x >= best_caption) & neg).sum(0)
+            above, at_or_above = _counts(x, best_caption, 0, ties)  # (V, J)
+            tied = _tied_captions(p, x, best_caption, start, stop) if ties != "optimistic" else 0
+            v2t_counts = [v2t_counts[0] + above, v2t_counts[1] + at_or_above - tied]
 
     out = {}
     if "t2v" in directions:
         out["t2v"] = torch.cat(t2v_parts).cpu().numpy()
     if "v2t" in directions:
-        out["v2t"] = _tie_rank(above_v, at_or_above_v, ties).amin(1).cpu().numpy()
+        out["v2t"] = _tie_rank(*v2t_counts, ties).amin(1).cpu().numpy()
     return out
