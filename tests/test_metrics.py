@@ -165,6 +165,16 @@ def test_chunking_does_not_change_ranks(problem, ties, multi, dsl):
             np.testing.assert_array_equal(ranks(sim, labels, d, multi, ties, dsl, chunk), full[d])
 
 
+def test_tensor_that_requires_grad_and_strided_numpy_are_accepted():
+    rng = np.random.default_rng(2)
+    sim = rng.normal(size=(12, 4)).astype(np.float32)
+    labels = np.arange(12) % 4
+    want = evaluate(sim, labels, dsl=True)
+    assert evaluate(torch.tensor(sim, requires_grad=True), labels, dsl=True) == want
+    flipped = np.ascontiguousarray(sim[::-1])[::-1]  # a negatively strided view of the same values
+    assert evaluate(flipped, labels, dsl=True, chunk_size=5) == want
+
+
 def test_blocks_never_exceed_chunk_size(monkeypatch):
     seen = []
     real_rows = metrics._rows

@@ -431,6 +431,7 @@ def _tie_rank(above: Any, at_or_above: Any, ties: str) -> torch.Tensor:
     return 1 + (above + at_or_above).double() / 2
 
 
+@torch.no_grad()
 def _compute_ranks(
     p: _Problem,
     directions: tuple[str, ...],
