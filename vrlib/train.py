@@ -37,8 +37,11 @@ Choices (documented because they change numbers):
   model, optimiser, scheduler, scaler and RNG states (every rank's) saved in the checkpoint.
 - Under ``torchrun`` (WORLD_SIZE > 1) ``fit`` initialises the process group from the environment,
   wraps head + loss (+ encoder) in DistributedDataParallel, and only rank 0 writes files. Every
-  rank evaluates the (small) validation set itself, so no rank waits on another. Without
-  WORLD_SIZE nothing global is touched: the same call works in a notebook.
+  rank evaluates the (small) validation set itself, so no rank waits on another. Instead of
+  torch's DistributedSampler, ``ContrastiveBatchSampler`` gives each rank its slice of the same
+  global batches (no padding duplicates, no repeated video across ranks). The process group is
+  left initialised for the caller (``dist.destroy_process_group()`` at the end of the script).
+  Without WORLD_SIZE nothing global is touched: the same call works in a notebook.
 """
 
 from __future__ import annotations
@@ -1017,12 +1020,18 @@ def fit(
         _check_mode(cfg, val_data, encoder, "val_data")
     run = _Run(trainer, val_data)
     run.maybe_resume()
-    for epoch in range(trainer.epoch, cfg.epochs):
-        row = run.train_epoch(epoch)
-        if val_data is not None and _eval_due(cfg, epoch):
-            row.update(run.validate())
-        trainer.epoch = epoch + 1
-        run.end_epoch(row)
+    try:
+        for epoch in range(trainer.epoch, cfg.epochs):
+            row = run.train_epoch(epoch)
+            if val_data is not None and _eval_due(cfg, epoch):
+                row.update(run.validate())
+            trainer.epoch = epoch + 1
+            run.end_epoch(row)
+    finally:
+        if encoder is not None:  # its weights changed in place: feature caches must not reuse them
+            encoder.model.eval()
+            if hasattr(encoder, "invalidate_fingerprint"):
+                encoder.invalidate_fingerprint()
     return run.result()
 
 
