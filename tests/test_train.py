@@ -314,6 +314,16 @@ def test_train_config_rejects_unknown_keys_and_bad_values_by_name():
     )
 
 
+def test_amp_settings_resolve_per_device():
+    data = make_pairs(16, 1, seed=9)
+    assert Trainer(_head(), data, _cfg(batch_size=8)).amp_dtype is None  # auto: off on CPU
+    bf16 = Trainer(_head(), data, _cfg(batch_size=8, amp="bf16"))
+    assert bf16.amp_dtype == torch.bfloat16 and not bf16.scaler.is_enabled()
+    assert math.isfinite(bf16.train_step(next(iter(bf16.loader(0))))["loss"])
+    with pytest.raises(ValueError, match="CUDA"):
+        Trainer(_head(), data, _cfg(batch_size=8, amp="fp16"))
+
+
 def _total_grad_norm(params) -> float:
     return float(
         torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
