@@ -41,7 +41,7 @@ open_clip.add_model_config(MODEL_CONFIG_DIR)
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
-_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")  # what a tag may set
 _HF_DEFAULT_FILENAME = "open_clip_pytorch_model.bin"
 _OPENAI_URL_CACHE = Path("~/.cache/clip").expanduser()  # open_clip's default for url downloads
 
@@ -601,7 +601,7 @@ def load_clip(
         tag_cfg = get_pretrained_cfg(model_name, pretrained)
         kwargs["pretrained"] = _resolve_tag(model_name, pretrained, cache_dir) or pretrained
         kwargs["force_quick_gelu"] = bool(tag_cfg.get("quick_gelu", False))
-        kwargs["force_preprocess_cfg"] = {k: tag_cfg[k] for k in _PREPROCESS_KEYS if k in tag_cfg}
+        kwargs.update({f"image_{k}": tag_cfg[k] for k in _PREPROCESS_KEYS if k in tag_cfg})
     else:
         local_file = Path(pretrained).expanduser()
         source = str(local_file)

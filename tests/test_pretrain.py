@@ -1,0 +1,177 @@
+"""vrlib.pretrain: the expert trains, lowers the loss, resumes identically, and loads with load_clip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from open_clip.loss import ClipLoss
+from PIL import Image, ImageDraw
+
+import vrlib.pretrain as pretrain
+from vrlib.encoders import load_clip
+
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 200, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 220, 20),
+}
+SHAPES = ("square", "circle")
+POSITIONS = {"left": 28, "right": 84}
+
+
+def _write_world(root: Path, n_train: int = 48, n_val: int = 16) -> Path:
+    """A miniature world in the layout of vrlib.data.synthetic: 112x112 PNGs + annotations/images.jsonl."""
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    combos = [(c, s, p) for c in COLOURS for s in SHAPES for p in POSITIONS]  # 16 distinct captions
+    rows = []
+    for i in range(n_train + n_val):
+        colour, shape, pos = combos[i % len(combos)]
+        img = Image.new("RGB", (112, 112), (90 + 5 * (i % 7), 90, 90))
+        cx, cy, r = POSITIONS[pos], 56 + (i % 5) * 4 - 8, 18
+        box = (cx - r, cy - r, cx + r, cy + r)
+        (ImageDraw.Draw(img).rectangle if shape == "square" else ImageDraw.Draw(img).ellipse)(
+            box, fill=COLOURS[colour]
+        )
+        path = f"images/img_{i:06d}.png"
+        img.save(root / path)
+        split = "train" if i < n_train else "val"
+        rows.append(
+            {
+                "image_id": f"img_{i:06d}",
+                "path": path,
+                "caption": f"a {colour} {shape} on the {pos}",
+                "split": split,
+                "attributes": {},
+            }
+        )
+    (root / "annotations" / "images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    return _write_world(tmp_path_factory.mktemp("tinyworld"))
+
+
+KW = {"epochs": 2, "batch_size": 16, "lr": 5e-4, "warmup_steps": 2, "seed": 0, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("expert") / "expert.pt"
+    return out, pretrain.pretrain_expert(world, out, **KW)
+
+
+def _train_loss(encoder, world: Path) -> float:
+    """Contrastive loss over all training images in one batch, at the model's learnt temperature."""
+    pixels, captions = pretrain.load_image_set(world, "train", encoder)
+    with torch.no_grad():
+        img, txt, scale = encoder.model(pixels.float(), encoder.tokenizer(captions))
+    return ClipLoss()(img, txt, scale).item()
+
+
+def test_pretraining_lowers_loss_and_result_loads_with_load_clip(world, trained):
+    out, summary = trained
+    before = _train_loss(
+        load_clip("vrlib-tiny", device="cpu", init_seed=0), world
+    )  # the run's initialisation
+    expert = load_clip("vrlib-tiny", pretrained=str(out), device="cpu")
+    after = _train_loss(expert, world)
+    assert after < before - 0.1, (before, after)
+    assert summary["epochs_done"] == 2 and summary["steps"] == 6 and summary["train_images"] == 48
+    assert {"i2t_R@1", "t2i_R@1", "t2i_R@5"} <= set(summary["val"]) and summary["val"][
+        "num_texts"
+    ] == 16
+    assert json.loads(pretrain.sidecar_path(out).read_text())["val"] == summary["val"]
+    ckpt = torch.load(out, map_location="cpu", weights_only=True)  # no pickled objects
+    assert ckpt["epoch"] == 2 and {"model", "optimizer", "scheduler", "rng", "history"} <= set(ckpt)
+    assert (
+        len(ckpt["history"]) == 6 and ckpt["history"][0]["lr"] < ckpt["history"][1]["lr"]
+    )  # warmup
+
+
+def test_interrupted_run_resumes_to_identical_weights_and_finished_run_returns_at_once(
+    world, trained, tmp_path, monkeypatch
+):
+    out_full, summary_full = trained
+    out = tmp_path / "resumed.pt"
+    real_eval, calls = pretrain.evaluate_image_text, []
+
+    def crash_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during the second epoch, after the first checkpoint
+        return real_eval(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "evaluate_image_text", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.pretrain_expert(world, out, **KW)
+    assert torch.load(out, map_location="cpu", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(pretrain, "evaluate_image_text", real_eval)
+
+    summary = pretrain.pretrain_expert(world, out, **KW)
+    assert summary["resumed_from_epoch"] == 1
+    resumed = torch.load(out, map_location="cpu", weights_only=True)["model"]
+    full = torch.load(out_full, map_location="cpu", weights_only=True)["model"]
+    assert resumed.keys() == full.keys() and all(torch.equal(resumed[k], full[k]) for k in full)
+    assert summary["val"] == summary_full["val"]
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run must not load data again")
+
+    monkeypatch.setattr(pretrain, "load_image_set", must_not_run)
+    assert pretrain.pretrain_expert(world, out, **KW) == summary
+
+
+def test_existing_checkpoint_with_other_settings_is_refused(world, trained):
+    out, _ = trained
+    with pytest.raises(ValueError, match="other settings.*'lr'"):
+        pretrain.pretrain_expert(world, out, **{**KW, "lr": 1e-4})
+
+
+def test_shift_translates_and_never_flips():
+    img = torch.zeros(8, 3, 16, 16)
+    img[:, :, 5, 3] = 1.0  # one bright pixel in the left part
+    gen = torch.Generator().manual_seed(0)
+    shifted = pretrain._shift(img, 2, gen)
+    assert shifted.shape == img.shape
+    for s in shifted:
+        rows, cols = torch.nonzero(s[0] == 1.0, as_tuple=True)
+        assert len(rows) == 1 and abs(rows.item() - 5) <= 2 and abs(cols.item() - 3) <= 2
+    assert torch.equal(pretrain._shift(img, 0, gen), img)
+
+
+def test_presets_and_cli(world, tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown preset 'huge'; valid: smoke, default"):
+        pretrain.preset_settings("huge")
+    out = tmp_path / "cli.pt"
+    args = argparse.Namespace(preset="smoke", seed=0, world=world, out=out, epochs=1, device="cpu")
+    assert pretrain.pretrain_from_cli(args) == 0
+    assert "val image->text R@1" in capsys.readouterr().out
+    assert torch.load(out, map_location="cpu", weights_only=True)["config"]["epochs"] == 1
+
+
+def test_missing_world_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="images.jsonl"):
+        pretrain.pretrain_expert(tmp_path / "no-world", tmp_path / "x.pt", epochs=1, device="cpu")
+
+
+def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
+    monkeypatch.setitem(pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1})
+    monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
+    path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
+    assert path == tmp_path / "experts" / "vrlib-tiny-smoke-seed0.pt" and path.is_file()
+    real = pretrain.pretrain_expert
+    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **k: pytest.fail("trained again"))
+    assert pretrain.ensure_expert("smoke", seed=0) == path  # finished: returned at once
+    monkeypatch.setattr(pretrain, "pretrain_expert", real)
+    monkeypatch.setitem(pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 8, "warmup_steps": 1})
+    pretrain.ensure_expert("smoke", seed=0, device="cpu")
+    assert torch.load(path, map_location="cpu", weights_only=True)["config"]["batch_size"] == 8

@@ -1,0 +1,439 @@
+"""Pretrain the image-text expert: ``vrlib-tiny`` trained from scratch on a world's still images.
+
+Why: no pretrained CLIP can be downloaded where the workbench is built and tested, so the studies
+need an image-text model made locally. Like CLIP, it sees only still images and their captions
+(shape, colour, size, position, background; never motion): what it knows about video comes from
+the studies built on top of it, exactly as with a real CLIP.
+
+The loop is kept in plain sight (nanoGPT style): images are decoded and preprocessed once into one
+in-memory tensor, then AdamW with linear warmup and cosine decay minimises CLIP's symmetric
+contrastive loss (``open_clip.loss.ClipLoss``) with the model's own learnable temperature.
+
+Augmentation is a random shift of up to ``shift`` pixels (edge padding, then a crop back to the
+model size) and nothing else: captions name positions ("on the left"), so a horizontal flip would
+teach the model wrong captions, and a large crop could cut an object out of the picture.
+
+Each finished epoch writes an atomic checkpoint (model, optimizer, scheduler, epoch, RNG state,
+history, held-out metrics). Rerunning resumes from it; a finished run returns at once. Shuffling
+and augmentation draw from a generator seeded by (seed, epoch), so a resumed run is identical to an
+uninterrupted one. The checkpoint loads with ``load_clip("vrlib-tiny", pretrained=PATH)``; a
+sidecar ``PATH.json`` holds the summary for people and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from vrlib.encoders import ClipEncoder, load_clip
+from vrlib.io import atomic_save_torch, write_json
+
+MODEL_NAME = "vrlib-tiny"
+CHECKPOINT_VERSION = 1
+
+# Per-preset defaults for the command line and ensure_expert: the smoke world (~300 images) only
+# needs a model that runs; the default world (~6000 images) gets a useful expert in minutes on CPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
+    "default": {"epochs": 12, "batch_size": 128, "warmup_steps": 50},
+}
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that changes the trained weights (saved in the checkpoint and compared on resume)."""
+
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int | None = None  # None: 10% of all steps, at most 100
+    seed: int = 0
+    shift: int = 4  # random-shift augmentation, pixels at model resolution; 0 disables it
+    model_name: str = MODEL_NAME
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.shift < 0:
+            raise ValueError(
+                f"lr must be > 0, weight_decay and shift >= 0; got lr={self.lr}, weight_decay={self.weight_decay}, shift={self.shift}"
+            )
+
+
+def sidecar_path(out_path: str | os.PathLike) -> Path:
+    """``<out>.json``: the summary written next to a checkpoint."""
+    return Path(f"{out_path}.json")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_image_set(
+    world_dir: str | os.PathLike, split: str, encoder: ClipEncoder, chunk: int = 512
+) -> tuple[torch.Tensor, list[str]]:
+    """Decode and preprocess every image of one split once.
+
+    Returns:
+        pixels: float16 (N, 3, S, S), normalised like the model's own transform (float16 halves
+            the memory; its rounding is far below one intensity level).
+        captions: N strings.
+    """
+    from vrlib.data.datasets import load_image_captions
+
+    pairs = load_image_captions(world_dir, split)
+    if not pairs:
+        raise ValueError(f"{world_dir}: no images in split {split!r} of annotations/images.jsonl")
+    pixels = []
+    for start in range(0, len(pairs), chunk):
+        frames = np.stack(
+            [_read_rgb(path) for path, _ in pairs[start : start + chunk]]
+        )  # (B, H, W, 3)
+        pixels.append(encoder.preprocess_frames(frames).to("cpu", torch.float16))
+    return torch.cat(pixels), [caption for _, caption in pairs]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read image ({e})") from e
+
+
+def _shift(pixels: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to ``max_shift`` pixels (edge-padded); never a flip."""
+    if max_shift == 0:
+        return pixels
+    n, _, s, _ = pixels.shape
+    padded = F.pad(pixels, (max_shift,) * 4, mode="replicate")  # (N, 3, S + 2m, S + 2m)
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n), generator=gen)
+    rows = (dy[:, None] + torch.arange(s)[None, :])[:, None, :, None]  # (N, 1, S, 1)
+    cols = (dx[:, None] + torch.arange(s)[None, :])[:, None, None, :]  # (N, 1, 1, S)
+    return padded[
+        torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols
+    ]  # (N, 3, S, S)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate_image_text(
+    encoder: ClipEncoder, pixels: torch.Tensor, captions: list[str]
+) -> dict[str, float]:
+    """Held-out image->text and text->image retrieval.
+
+    Queries are the distinct caption texts; an image and a text match when the image's caption is
+    that text (identical captions of different images are all correct answers, not distractors).
+    Ranks and ties follow ``vrlib.metrics`` (optimistic ties).
+    """
+    from vrlib.metrics import evaluate
+
+    was_training = encoder.model.training
+    encoder.model.eval()
+    texts = sorted(set(captions))
+    index = {t: i for i, t in enumerate(texts)}
+    image_emb = encoder.encode_preprocessed(pixels.float())  # (V, d)
+    text_emb = encoder.encode_text(texts)  # (C, d)
+    positives = torch.zeros(len(texts), len(captions), dtype=torch.bool)  # (C, V)
+    positives[[index[c] for c in captions], torch.arange(len(captions))] = True
+    result = evaluate(text_emb @ image_emb.T, positives)
+    encoder.model.train(was_training)
+    out = {f"t2i_{k}": result["t2v"][k] for k in ("R@1", "R@5", "R@10", "MdR")}
+    out.update({f"i2t_{k}": result["v2t"][k] for k in ("R@1", "R@5", "R@10", "MdR")})
+    out.update(num_images=len(captions), num_texts=len(texts))
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW:
+    """AdamW as in open_clip: no weight decay on gains, biases, 1-d embeddings and the temperature."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to the base lr over ``warmup`` steps, then cosine decay to zero at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _train_epoch(
+    model, batches, pixels, tokens, cfg, optimizer, scheduler, loss_fn, device, epoch, history
+) -> float:
+    """One pass over the shuffled training set; returns the mean loss."""
+    gen = _epoch_generator(cfg.seed, epoch)
+    order = torch.randperm(len(pixels), generator=gen)
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
+    losses = []
+    bar = tqdm(range(batches), desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", leave=False)
+    for b in bar:
+        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        images = _shift(pixels[idx].float(), cfg.shift, gen).to(device)
+        with amp:
+            image_emb, text_emb, logit_scale = model(images, tokens[idx].to(device))
+            loss = loss_fn(image_emb.float(), text_emb.float(), logit_scale.float())
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the temperature
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        history.append({"step": scheduler.last_epoch, "epoch": epoch, "loss": losses[-1], "lr": lr})
+    return float(np.mean(losses))
+
+
+def _load_resume(out_path: Path, cfg: PretrainConfig) -> dict | None:
+    if not out_path.is_file():
+        return None
+    ckpt = torch.load(out_path, map_location="cpu", weights_only=True)
+    saved = ckpt.get("config", {})
+    differ = {k: (saved.get(k), v) for k, v in asdict(cfg).items() if saved.get(k) != v}
+    if differ:
+        raise ValueError(
+            f"{out_path}: an existing checkpoint was trained with other settings {differ} "
+            "(saved, requested); delete it or choose another output path"
+        )
+    return ckpt
+
+
+def pretrain_expert(
+    world_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.1,
+    warmup_steps: int | None = None,
+    seed: int = 0,
+    shift: int = 4,
+    device: str | torch.device | None = None,
+    log_every: int = 1,
+) -> dict[str, Any]:
+    """Train ``vrlib-tiny`` on the train-split images of a world; evaluate on its val split.
+
+    Args:
+        world_dir: a world written by ``vrlib.data.synthetic`` (needs ``annotations/images.jsonl``
+            and ``images/``; videos are never read).
+        out_path: checkpoint file; ``<out_path>.json`` receives the summary.
+        epochs, batch_size, lr, weight_decay, warmup_steps, seed, shift: see :class:`PretrainConfig`.
+        device: default CUDA when available (bf16 autocast), else CPU (fp32).
+        log_every: print the held-out metrics every this many epochs (and after the last one).
+
+    Returns:
+        The summary: held-out ``val`` metrics (``t2i_R@1``, ``i2t_R@1``, ...), final train loss,
+        steps, image counts, wall time, and ``resumed_from_epoch``.
+
+    Raises:
+        ValueError: an existing checkpoint at ``out_path`` was trained with other settings.
+    """
+    cfg = PretrainConfig(epochs, batch_size, lr, weight_decay, warmup_steps, seed, shift)
+    out_path, world_dir = Path(out_path).expanduser(), Path(world_dir).expanduser()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ckpt = _load_resume(out_path, cfg)
+    if ckpt is not None and ckpt["epoch"] >= cfg.epochs:
+        return ckpt["summary"]
+
+    encoder = load_clip(cfg.model_name, device=device, precision="fp32", init_seed=seed)
+    model = encoder.model
+    train_pixels, train_captions = load_image_set(world_dir, "train", encoder)
+    val_pixels, val_captions = load_image_set(world_dir, "val", encoder)
+    train_tokens = encoder.tokenizer(train_captions)  # (N, L)
+    batch = min(cfg.batch_size, len(train_pixels))
+    cfg_run = (
+        PretrainConfig(**{**asdict(cfg), "batch_size": batch}) if batch != cfg.batch_size else cfg
+    )
+    batches = len(train_pixels) // batch  # drop the ragged tail: every step contrasts a full batch
+    total = batches * cfg.epochs
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(100, max(1, total // 10))
+
+    optimizer = _optimizer(model, cfg)
+    scheduler = _schedule(optimizer, warmup, total)
+    history: list[dict] = []
+    start_epoch, elapsed = 0, 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        start_epoch, history, elapsed = (
+            ckpt["epoch"],
+            ckpt["history"],
+            ckpt["summary"]["wall_time_s"],
+        )
+        print(f"pretrain: resuming {out_path} after epoch {start_epoch}/{cfg.epochs}")
+
+    from open_clip.loss import ClipLoss
+
+    loss_fn = ClipLoss()
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        mean_loss = _train_epoch(
+            model,
+            batches,
+            train_pixels,
+            train_tokens,
+            cfg_run,
+            optimizer,
+            scheduler,
+            loss_fn,
+            device,
+            epoch,
+            history,
+        )
+        val = evaluate_image_text(encoder, val_pixels, val_captions)
+        elapsed += time.perf_counter() - t0
+        summary = {
+            "checkpoint": str(out_path),
+            "model_name": cfg.model_name,
+            "world_dir": str(world_dir),
+            "epochs_done": epoch + 1,
+            "steps": scheduler.last_epoch,
+            "warmup_steps": warmup,
+            "train_images": len(train_pixels),
+            "final_train_loss": mean_loss,
+            "val": val,
+            "wall_time_s": elapsed,
+            "device": str(device),
+            "resumed_from_epoch": start_epoch,
+            "config": asdict(cfg),
+        }
+        _save(out_path, model, optimizer, scheduler, epoch + 1, cfg, history, summary)
+        if (epoch + 1) % log_every == 0 or epoch + 1 == cfg.epochs:
+            print(
+                f"pretrain epoch {epoch + 1}/{cfg.epochs}: loss {mean_loss:.3f}, val image->text R@1 "
+                f"{val['i2t_R@1']:.1f}, text->image R@1 {val['t2i_R@1']:.1f} ({elapsed:.0f} s)"
+            )
+    model.eval()
+    return summary
+
+
+def _save(out_path, model, optimizer, scheduler, epoch, cfg, history, summary) -> None:
+    """Checkpoint (loadable by ``load_clip(pretrained=...)`` and by ``torch.load(weights_only=True)``) + sidecar JSON."""
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    ckpt = {
+        "version": CHECKPOINT_VERSION,
+        "model_name": MODEL_NAME,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "config": asdict(cfg),
+        "rng": rng,
+        "history": history,
+        "summary": summary,
+    }
+    atomic_save_torch(out_path, ckpt)
+    write_json(sidecar_path(out_path), summary)
+
+
+# ----------------------------------------------------------------------------- presets, CLI
+
+
+def preset_settings(preset: str) -> dict[str, Any]:
+    """Default training settings of a world preset (``PRESETS``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+    return dict(PRESETS[preset])
+
+
+def _world(preset: str, seed: int, world: str | os.PathLike | None) -> Path:
+    from vrlib.paths import world_dir
+
+    if world is not None:
+        return Path(world).expanduser()
+    from vrlib.data.synthetic import ensure_world
+
+    return Path(ensure_world(world_dir(preset, seed), preset=preset, seed=seed))
+
+
+def ensure_expert(preset: str = "default", seed: int = 0, device: str | None = None) -> Path:
+    """The preset's expert checkpoint, generating the world and training the model if missing.
+
+    A finished checkpoint with the preset's current settings returns at once; an interrupted one
+    resumes; one trained with other settings (an older ``PRESETS``) is retrained, like
+    ``ensure_world`` regenerates a world whose parameters changed.
+    """
+    from vrlib.paths import expert_path
+
+    out = expert_path(preset, seed)
+    settings = preset_settings(preset)
+    if out.is_file():
+        ckpt = torch.load(out, map_location="cpu", weights_only=True)
+        wanted = asdict(PretrainConfig(seed=seed, **settings))
+        if ckpt.get("config") != wanted:
+            print(f"pretrain: {out} was trained with other settings; retraining")
+            out.unlink()
+            sidecar_path(out).unlink(missing_ok=True)
+        elif ckpt.get("epoch", 0) >= settings["epochs"]:
+            return out
+    pretrain_expert(_world(preset, seed, None), out, seed=seed, device=device, **settings)
+    return out
+
+
+def pretrain_from_cli(args: argparse.Namespace) -> int:
+    """``python -m vrlib pretrain``: train (or resume) the expert of a preset world and print the summary."""
+    from vrlib.paths import expert_path
+
+    settings = preset_settings(args.preset)
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    out = args.out or expert_path(args.preset, args.seed)
+    summary = pretrain_expert(
+        _world(args.preset, args.seed, args.world),
+        out,
+        seed=args.seed,
+        device=args.device,
+        **settings,
+    )
+    val = summary["val"]
+    print(
+        f"{out}: {summary['epochs_done']} epochs, {summary['train_images']} train images, "
+        f"val image->text R@1 {val['i2t_R@1']:.1f}, text->image R@1 {val['t2i_R@1']:.1f}, "
+        f"{summary['wall_time_s']:.0f} s; summary in {sidecar_path(out)}"
+    )
+    return 0
