@@ -212,3 +212,14 @@ def test_cached_tag_is_loaded_without_network(monkeypatch, tmp_path, enc):
         loaded.model.encode_image(enc.preprocess_frames(frames)),
         enc.model.encode_image(enc.preprocess_frames(frames)),
     )
+
+
+def test_text_token_features_carry_gradients_for_training(enc):
+    ids = enc.tokenizer(["a red circle", "two squares"])
+    feats = enc.text_token_features(ids)  # (2, 32, 128)
+    assert feats.requires_grad and feats.shape == (2, 32, 128)
+    feats[enc.token_mask(ids)].sum().backward()
+    assert enc.model.token_embedding.weight.grad is not None
+    enc.model.zero_grad(set_to_none=True)
+    tokens, _ = enc.encode_text_tokens(["a red circle", "two squares"])
+    torch.testing.assert_close(feats.detach(), tokens)

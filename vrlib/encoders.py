@@ -474,9 +474,9 @@ class ClipEncoder:
         for start in range(0, len(texts), batch_size):
             ids = self._tokenize(texts[start : start + batch_size])  # (B, L)
             with self._autocast():
-                x = self._text_token_features(ids)  # (B, L, d)
+                x = self.text_token_features(ids)  # (B, L, d)
             feats.append(x.float().cpu())
-            masks.append(self._token_mask(ids).cpu())
+            masks.append(self.token_mask(ids).cpu())
         if not feats:
             n_ctx = self.model_cfg["text_cfg"].get("context_length", 77)
             return torch.empty(0, n_ctx, self.embed_dim), torch.empty(0, n_ctx, dtype=torch.bool)
@@ -514,7 +514,11 @@ class ClipEncoder:
             f"encode_text_tokens: {self.model_name} has no open_clip TextTransformer text tower (HF text models are not supported)"
         )
 
-    def _text_token_features(self, ids: torch.Tensor) -> torch.Tensor:
+    def text_token_features(self, ids: torch.Tensor) -> torch.Tensor:
+        """Per-token features (B, L, d) of token ids (B, L), WITH gradients (for end-to-end training).
+
+        What :meth:`encode_text_tokens` returns, without batching, no_grad, autocast or CPU copy.
+        """
         tower = self._text_tower()
         if "module" in tower:
             x, attn_mask = tower["module"]._embeds(ids)
@@ -527,7 +531,7 @@ class ClipEncoder:
             return x
         return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj  # (B, L, d)
 
-    def _token_mask(self, ids: torch.Tensor) -> torch.Tensor:
+    def token_mask(self, ids: torch.Tensor) -> torch.Tensor:
         """True up to and including the end-of-text token (or on all non-padding tokens)."""
         tower = self._text_tower()
         positions = torch.arange(ids.shape[1], device=ids.device)
@@ -538,6 +542,9 @@ class ClipEncoder:
         else:
             return ids != 0
         return positions[None, :] <= eot[:, None]  # (B, L)
+
+    _text_token_features = text_token_features  # earlier private names, used by vrlib.train
+    _token_mask = token_mask
 
 
 # ----------------------------------------------------------------------------- loader
