@@ -65,5 +65,6 @@ def get_study(name: str) -> StudySpec:
 
 
 def study_names() -> list[str]:
+    """Registered studies in notebook order (01, 02, ...), the order reports list them."""
     _import_all()
-    return STUDIES.names()
+    return sorted(STUDIES.names(), key=lambda name: STUDIES.get(name).notebook)
