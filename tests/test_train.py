@@ -510,6 +510,26 @@ def test_end_to_end_mode_trains_encoder_and_head_on_pixels():
         fit(head, train, val, cfg)
 
 
+def test_end_to_end_batches_carry_token_features_with_gradients():
+    from vrlib.encoders import load_clip
+
+    encoder = load_clip("vrlib-tiny", device="cpu", precision="fp32")
+    encoder.model.requires_grad_(True)
+    data = EndToEndPairs(*_clips(3, seed=2))
+    batch = train_mod.encode_batch_end_to_end(encoder, data.__getitems__([0, 2, 5]), tokens=True)
+    n_frames = data.num_frames
+    assert batch["frames"].shape == (3, n_frames, encoder.embed_dim)
+    assert torch.allclose(
+        batch["frames"][batch["mask"]].norm(dim=-1), torch.ones(int(batch["mask"].sum()))
+    )
+    assert (batch["frames"][~batch["mask"]] == 0).all()  # padded frames are never encoded
+    assert (
+        batch["tokens"].shape[:2] == batch["token_mask"].shape and batch["token_mask"].any(1).all()
+    )
+    (batch["tokens"] * batch["token_mask"][..., None]).sum().backward()
+    assert encoder.model.token_embedding.weight.grad.abs().sum() > 0
+
+
 # ----------------------------------------------------------------------------- DDP
 
 

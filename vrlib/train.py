@@ -618,21 +618,26 @@ def encode_batch_end_to_end(
     Frames: ``encoder.preprocess_frames`` then ``encoder.model.encode_image`` on the valid frames
     only (B*T, 3, S, S), L2-normalised and scattered back into (B, T, D). Text:
     ``encoder.tokenizer`` then ``encode_text``, L2-normalised. With ``tokens`` the per-token text
-    features come from ``encoder._text_token_features`` (vrlib.encoders), with gradients.
+    features come from ``encoder.text_token_features`` (vrlib.encoders), with gradients.
     """
     out = dict(batch)
     out["frames"] = _encode_pixels(encoder, batch["pixels"], batch["mask"])
     if "pixels_2x" in batch:
         out["frames_2x"] = _encode_pixels(encoder, batch["pixels_2x"], batch["mask_2x"])
-    ids = encoder.tokenizer(list(batch["captions"])).to(out["frames"].device)  # (B, L)
-    out["text"] = F.normalize(encoder.model.encode_text(ids).float(), dim=-1)  # (B, D)
+    out.update(_encode_captions(encoder, batch["captions"], tokens))
+    return out
+
+
+def _encode_captions(encoder: Any, captions: list[str], tokens: bool) -> dict[str, Tensor]:
+    """text (B, D) L2-normalised, and with ``tokens`` the per-token features (B, L, D) + mask."""
+    device = next(encoder.model.parameters()).device
+    ids = encoder.tokenizer(list(captions)).to(device)  # (B, L)
+    out = {"text": F.normalize(encoder.model.encode_text(ids).float(), dim=-1)}
     if tokens:
-        if not hasattr(encoder, "_text_token_features"):
-            raise NotImplementedError(
-                f"{type(encoder).__name__} cannot produce per-token text features"
-            )
-        out["tokens"] = encoder._text_token_features(ids).float()  # (B, L, D)
-        out["token_mask"] = encoder._token_mask(ids)
+        if not hasattr(encoder, "text_token_features"):
+            raise NotImplementedError(f"{type(encoder).__name__} has no text_token_features(ids)")
+        out["tokens"] = encoder.text_token_features(ids).float()  # (B, L, D), with gradients
+        out["token_mask"] = encoder.token_mask(ids)
     return out
 
 
@@ -1264,15 +1269,9 @@ def _encode_side_end_to_end(
         if "pixels_2x" in batch:
             out["frames_2x"] = _encode_pixels(encoder, batch["pixels_2x"], batch["mask_2x"])
         return out
-    device = next(encoder.model.parameters()).device
-    ids = encoder.tokenizer(list(batch["captions"])).to(device)  # (B, L)
-    out = dict(batch, text=F.normalize(encoder.model.encode_text(ids).float(), dim=-1))
-    if getattr(model, "needs_tokens", False):
-        out["tokens"], out["token_mask"] = (
-            encoder._text_token_features(ids).float(),
-            encoder._token_mask(ids),
-        )
-    return out
+    return dict(
+        batch, **_encode_captions(encoder, batch["captions"], getattr(model, "needs_tokens", False))
+    )
 
 
 def evaluate_model(
