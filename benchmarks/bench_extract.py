@@ -1,0 +1,166 @@
+"""Frame-feature extraction throughput: the full pipeline against encoding frames already in memory.
+
+Why: ``vrlib.features.extract_frame_features`` decodes in DataLoader workers so that decoding
+overlaps encoding. The ratio (pipeline frames/s) / (in-memory frames/s) says how much of the
+encoder's speed the pipeline keeps: near 1 means decoding is hidden behind encoding; far below 1
+means decoding (or the cache writes) is the bottleneck. Both are measured in the same run, on
+the same frames, with the same batch size, so the ratio does not depend on the machine's speed
+as much as the raw numbers do.
+
+* pipeline: ``extract_frame_features`` into a fresh temporary cache (no hit): probe, sample,
+  decode, preprocess, encode, write shards.
+* in memory: the same frames decoded beforehand (not timed), then only
+  ``preprocess_frames`` + ``encode_preprocessed`` in batches of the same size.
+
+Run: ``.venv/bin/python benchmarks/bench_extract.py`` (part of ``make bench``). Uses the default
+world if it was generated (``vrlib.paths.world_dir("default", 0)``), else generates the smoke
+world in a temporary folder; the output says which. Random weights (``pretrained=None``): speed
+does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import machine_line, write_section  # noqa: E402
+from vrlib.data.datasets import RetrievalDataset, load_dataset  # noqa: E402
+from vrlib.data.sampling import SamplingConfig  # noqa: E402
+from vrlib.data.video import read_frames  # noqa: E402
+from vrlib.encoders import load_clip  # noqa: E402
+from vrlib.features import extract_frame_features  # noqa: E402
+from vrlib.paths import world_dir  # noqa: E402
+
+BATCH_SIZE = 64
+# model -> (videos, decoding worker counts to try). ViT-B-32's image tower costs ~20x vrlib-tiny
+# per frame on CPU, so it gets fewer videos and only the overlapped setting, to keep the whole
+# script within ~3 minutes on 2 cores; workers=0 (no overlap) is shown for vrlib-tiny, where
+# decoding weighs most.
+MODELS = {"vrlib-tiny": (100, (0, 1)), "ViT-B-32": (8, (1,))}
+
+
+def _world(tmp: Path) -> tuple[Path, str]:
+    """The default world when it exists, else a freshly generated smoke world."""
+    default = world_dir("default", 0)
+    if (default / "world.json").is_file():
+        return default, f"default world ({default})"
+    from vrlib.data.synthetic import generate_world
+
+    root = generate_world(tmp / "smoke-seed0", preset="smoke", seed=0)
+    return root, "smoke world generated to a temporary folder (no default world found)"
+
+
+def _all_videos(root: Path, limit: int) -> RetrievalDataset:
+    """The first ``limit`` videos over the train, val and test splits."""
+    videos = []
+    for split in ("train", "val", "test"):
+        videos += load_dataset("synthetic", root, split).videos
+    return RetrievalDataset("synthetic", "all", root, videos[:limit], captions=[])
+
+
+def _pipeline(ds, encoder, sampling, workers: int, tmp: Path) -> tuple[float, object]:
+    cache = Path(tempfile.mkdtemp(dir=tmp, prefix="cache-"))  # fresh: no cache hit
+    t0 = time.perf_counter()
+    feats = extract_frame_features(
+        ds, encoder, sampling, cache, batch_size=BATCH_SIZE, num_workers=workers, progress=False
+    )
+    return time.perf_counter() - t0, feats
+
+
+def _in_memory(ds, encoder, feats, sampling) -> float:
+    """Seconds to preprocess + encode the pipeline's frames, decoded beforehand."""
+    frames = torch.cat(
+        [
+            torch.from_numpy(
+                read_frames(item.path, idx, size=sampling.size, resize=sampling.resize)
+            )
+            for item, idx in zip(ds.videos, feats.indices, strict=True)
+        ]
+    )  # (F, H, W, 3) uint8
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for batch in frames.split(BATCH_SIZE):
+            encoder.encode_preprocessed(encoder.preprocess_frames(batch))
+    return time.perf_counter() - t0
+
+
+def _warm_up(encoder, ds, sampling) -> None:
+    item = ds.videos[0]
+    frames = read_frames(item.path, [0, 1], size=sampling.size, resize=sampling.resize)
+    with torch.no_grad():
+        encoder.encode_preprocessed(encoder.preprocess_frames(frames))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-write", action="store_true", help="print only, leave benchmarks.md")
+    args = ap.parse_args(argv)
+    sampling = SamplingConfig(strategy="uniform", n=12)
+    load = os.getloadavg()[0]  # the machines this runs on are shared: say how busy it was
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_str:
+        tmp = Path(tmp_str)
+        root, world_note = _world(tmp)
+        for model, (limit, worker_counts) in MODELS.items():
+            ds = _all_videos(root, limit)
+            encoder = load_clip(model, pretrained=None, device="cpu")
+            _warm_up(encoder, ds, sampling)
+            for workers in worker_counts:
+                seconds, feats = _pipeline(ds, encoder, sampling, workers, tmp)
+                frames = feats.stats["frames_encoded"]
+                memory = _in_memory(ds, encoder, feats, sampling)
+                row = (model, len(ds.videos), frames, workers, frames / seconds, frames / memory)
+                rows.append(row)
+                print(
+                    f"{model}: {len(ds.videos)} videos, {frames} frames, workers={workers}: "
+                    f"pipeline {row[4]:.1f} frames/s, in memory {row[5]:.1f} frames/s, "
+                    f"ratio {row[4] / row[5]:.2f}",
+                    flush=True,
+                )
+    md = _markdown(rows, world_note, sampling, load)
+    print(md)
+    if not args.no_write:
+        print(f"wrote {write_section('extract', md)}")
+    return 0
+
+
+def _markdown(rows, world_note: str, sampling, load: float) -> str:
+    lines = [
+        "## Frame-feature extraction (`benchmarks/bench_extract.py`)",
+        "",
+        f"Data: {world_note}. Sampling: {sampling.key()}; batch {BATCH_SIZE} frames; "
+        "random weights. Videos are capped per model "
+        f"({', '.join(f'{m}: first {n}' for m, (n, _) in MODELS.items())} over train+val+test) "
+        "to keep the run short on CPU.",
+        "",
+        "*pipeline*: `extract_frame_features` into a fresh cache (decode + preprocess + encode + "
+        "shard writes; workers = decoding processes, 0 = decode in the main process). "
+        "*in memory*: the same frames decoded beforehand, preprocess + encode only. "
+        "ratio = pipeline / in memory (1.0 = decoding fully hidden).",
+        "",
+        "| model | videos | frames | workers | pipeline frames/s | in-memory frames/s | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, videos, frames, workers, pipe, mem in rows:
+        lines.append(
+            f"| {model} | {videos} | {frames} | {workers} | {pipe:.1f} | {mem:.1f} | {pipe / mem:.2f} |"
+        )
+    lines += [
+        "",
+        f"Measured on: {machine_line()}; {os.cpu_count()} CPU cores visible, 1-minute load "
+        f"average {load:.1f} at the start (other jobs share the machine, so absolute frames/s "
+        "vary; the ratios are the comparison).",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
