@@ -573,6 +573,12 @@ def extract_frame_features(
     Returns:
         :class:`FrameFeatures` for this rank's videos (``i % world_size == rank``), in dataset
         order, skipped videos excluded.
+
+    Raises:
+        VideoDecodeError: with ``on_error="raise"``, for the first video that cannot be decoded
+            (what was encoded before it is kept in the cache).
+        ValueError: a bad ``on_error``, ``batch_size``, ``shard_size``, ``num_workers``, rank or
+            world size.
     """
     _check_args(on_error, batch_size, shard_size, num_workers)
     rank, world_size = _resolve_rank(rank, world_size)
