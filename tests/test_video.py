@@ -346,6 +346,24 @@ def test_falls_back_to_pyav_when_decord_cannot_open(bikes_mp4: Path, monkeypatch
     assert np.array_equal(got, read_frames(bikes_mp4, [0, 100], backend="pyav"))
 
 
+def test_falls_back_to_pyav_when_decord_opens_but_cannot_decode(bikes_mp4: Path, monkeypatch):
+    def fail(self, indices):
+        raise VideoDecodeError(self.path, "Check failed: from_size == to_size (simulated)")
+
+    monkeypatch.setattr(DecordReader, "read", fail)
+    got = read_frames(bikes_mp4, [3, 1, 3])
+    assert np.array_equal(got, read_frames(bikes_mp4, [3, 1, 3], backend="pyav"))
+    with pytest.raises(VideoDecodeError, match="simulated"):
+        read_frames(bikes_mp4, [3], backend="decord")  # a forced backend never falls back
+
+
+def test_decode_failure_in_both_backends_names_both(damaged):
+    last = probe(damaged["half"]).num_frames - 1  # the cut frame: neither backend decodes it
+    with pytest.raises(VideoDecodeError) as err:
+        read_frames(damaged["half"], [0, last])
+    assert "decord:" in err.value.reason and "pyav:" in err.value.reason
+
+
 def test_falls_back_to_pyav_when_decord_is_missing(bikes_mp4: Path, monkeypatch):
     monkeypatch.setattr(DecordReader, "available", classmethod(lambda cls: False))
     assert available_backends() == ["pyav"]

@@ -488,8 +488,27 @@ def read_frames(
             empty = np.zeros((0, info.height, info.width, 3), dtype=np.uint8)
             return resize_frames(empty, size, resize)
         unique, inverse = np.unique(idx, return_inverse=True)
-        frames = reader.read(unique)  # (U, H, W, 3)
+        try:
+            frames = reader.read(unique)  # (U, H, W, 3)
+        except VideoDecodeError as err:
+            if backend is not None or isinstance(reader, PyAVReader) or not PyAVReader.available():
+                raise
+            # decord opens some valid H.264 files it then fails to decode (seen on 48x48 and
+            # 96x96 libx264 encodes: "Check failed: from_size == to_size"); PyAV decodes them.
+            log.debug("%s: decord failed to decode (%s), retrying with pyav", path, err.reason)
+            frames = _read_with_pyav(path, unique, err)
     return resize_frames(frames, size, resize)[inverse]  # (T, H', W', 3)
+
+
+def _read_with_pyav(
+    path: str | os.PathLike, unique: np.ndarray, first: VideoDecodeError
+) -> np.ndarray:
+    """Second try with PyAV; if it fails too, the error names both backends' reasons."""
+    try:
+        with PyAVReader(os.fspath(path)) as reader:
+            return reader.read(unique)
+    except VideoDecodeError as err:
+        raise VideoDecodeError(err.path, f"decord: {first.reason}; pyav: {err.reason}") from None
 
 
 # --------------------------------------------------------------------------- helpers
