@@ -50,12 +50,12 @@ def parameters_dir() -> Path:
 
 def _import_all() -> None:
     """Import every study module so that its ``@register_study`` runs."""
-    from vrlib.studies import failure_analysis, query_browser, zero_shot  # noqa: F401
-
-    try:  # the temporal study lands after the models and the engine
-        from vrlib.studies import temporal_ablation  # noqa: F401
-    except ImportError:
-        pass
+    from vrlib.studies import (  # noqa: F401
+        failure_analysis,
+        query_browser,
+        temporal_ablation,
+        zero_shot,
+    )
 
 
 def get_study(name: str) -> StudySpec:

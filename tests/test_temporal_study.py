@@ -1,0 +1,307 @@
+"""Study 02's own logic: twin accuracy, temporal subset, seed aggregation, parameters, one run.
+
+The notebook itself runs in tests/test_notebooks.py at smoke.yaml; here the pieces are checked
+against hand-made examples so that a wrong count cannot hide behind a plausible table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from vrlib.report import ParamsError, load_params
+from vrlib.studies import get_study
+from vrlib.studies import temporal_ablation as ta
+from vrlib.train import CachedPairs, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- twins
+
+
+def brute_force_twin_accuracy(sim, c2v, twin_of, mask=None):
+    """Loop over captions one by one: 1 if own > twin, 1/2 if equal, 0 otherwise."""
+    scores = []
+    for c, v in enumerate(c2v):
+        t = twin_of[v]
+        if t < 0 or (mask is not None and not mask[c]):
+            continue
+        own, other = float(sim[c][v]), float(sim[c][t])
+        scores.append(1.0 if own > other else 0.5 if own == other else 0.0)
+    return (sum(scores) / len(scores) if scores else math.nan), len(scores)
+
+
+def test_twin_accuracy_hand_example_with_ties():
+    # videos 0 <-> 1 are twins, 2 has none; captions 0,1 -> video 0, 2,3 -> video 1, 4 -> video 2
+    sim = np.array(
+        [
+            [0.9, 0.1, 0.0],  # own 0 > twin 1: 1
+            [0.5, 0.5, 0.9],  # tie: 1/2
+            [0.8, 0.2, 0.0],  # own 1 (0.2) < twin 0 (0.8): 0
+            [0.3, 0.4, 0.0],  # own 1 > twin 0: 1
+            [0.0, 0.0, 1.0],  # video 2 has no twin: not counted
+        ]
+    )
+    c2v = np.array([0, 0, 1, 1, 2])
+    twin_of = np.array([1, 0, -1])
+    acc, n = ta.twin_pairwise_accuracy(sim, c2v, twin_of)
+    assert n == 4 and acc == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert (acc, n) == pytest.approx(brute_force_twin_accuracy(sim, c2v, twin_of))
+    acc, n = ta.twin_pairwise_accuracy(
+        sim, c2v, twin_of, caption_mask=[True, False, True, False, True]
+    )
+    assert (acc, n) == (0.5, 2)
+
+
+def test_twin_accuracy_matches_brute_force_on_random_matrices():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = int(rng.integers(2, 9))
+        twin_of = np.full(v, -1)
+        order = rng.permutation(v)
+        for a, b in zip(order[0::2][: v // 3], order[1::2][: v // 3], strict=False):
+            twin_of[a], twin_of[b] = b, a
+        c2v = rng.integers(0, v, size=int(rng.integers(1, 30)))
+        sim = rng.integers(0, 3, size=(len(c2v), v)).astype(np.float32)  # many ties
+        mask = rng.random(len(c2v)) < 0.6
+        for m in (None, mask):
+            got = ta.twin_pairwise_accuracy(torch.from_numpy(sim), c2v, twin_of, m)
+            want = brute_force_twin_accuracy(sim, c2v, twin_of, m)
+            assert got[1] == want[1]
+            assert (math.isnan(got[0]) and math.isnan(want[0])) or got[0] == pytest.approx(want[0])
+
+
+def test_order_blind_scores_give_exactly_one_half():
+    """Identical embeddings for a video and its twin -> every caption ties -> exactly 0.5."""
+    gen = torch.Generator().manual_seed(0)
+    video = torch.randn(4, 8, generator=gen)
+    video = torch.cat([video, video[:2].flip(0)])  # videos 4, 5 are twins of 1, 0 with equal rows
+    twin_of = np.array([5, 4, -1, -1, 1, 0])
+    text = torch.randn(30, 8, generator=gen)
+    c2v = torch.randint(0, 6, (30,), generator=gen).numpy()
+    acc, n = ta.twin_pairwise_accuracy(text @ video.T, c2v, twin_of)
+    assert n == int(np.isin(c2v, [0, 1, 4, 5]).sum()) and acc == 0.5
+
+
+def test_twin_accuracy_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="must be \\(C, V\\)"):
+        ta.twin_pairwise_accuracy(np.zeros((3, 2)), [0, 1, 1], [1, 0, -1])
+
+
+def test_twin_accuracy_without_twins_is_nan_with_n_zero():
+    acc, n = ta.twin_pairwise_accuracy(np.eye(2), [0, 1], [-1, -1])
+    assert n == 0 and math.isnan(acc)
+
+
+@dataclass
+class _Video:
+    video_id: str
+    meta: dict = field(default_factory=dict)
+
+
+def test_twin_index_reads_reversed_of_both_ways_and_ignores_other_splits():
+    videos = [
+        _Video("a"),
+        _Video("b", {"reversed_of": "a"}),
+        _Video("c", {"reversed_of": "elsewhere"}),
+        _Video("d", {"reversed_of": None}),
+    ]
+    assert ta.twin_index(videos).tolist() == [1, 0, -1, -1]
+
+
+# ----------------------------------------------------------------------------- temporal subset
+
+
+def test_subset_t2v_counts_only_selected_captions_against_all_videos():
+    sim = np.array(
+        [
+            [0.9, 0.1, 0.0],  # caption 0 -> video 0: rank 1
+            [0.5, 0.6, 0.7],  # caption 1 -> video 0: rank 3
+            [0.0, 0.1, 0.9],  # caption 2 -> video 1: rank 2
+        ]
+    )
+    got = ta.subset_t2v(sim, [0, 0, 1], [False, True, True])
+    assert got["n"] == 2
+    assert got["R@1"] == 0.0 and got["R@5"] == 100.0 and got["MdR"] == 2.5
+    assert ta.subset_t2v(sim, [0, 0, 1], [True, False, False])["R@1"] == 100.0
+    empty = ta.subset_t2v(sim, [0, 0, 1], [False] * 3)
+    assert empty["n"] == 0 and math.isnan(empty["R@1"])
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def test_aggregate_seeds_mean_and_sample_std():
+    rows = [
+        {"setting": "a", "split": "test", "direction": "t2v", "seed": s, "R@1": r, "n": 10}
+        for s, r in ((0, 10.0), (1, 20.0), (2, 30.0))
+    ] + [{"setting": "b", "split": "test", "direction": "t2v", "seed": 0, "R@1": 5.0, "n": 10}]
+    out = ta.aggregate_seeds(rows)
+    assert [r["setting"] for r in out] == ["a", "b"]
+    a, b = out
+    assert a["R@1"] == pytest.approx(20.0) and a["R@1_std"] == pytest.approx(10.0)  # ddof=1
+    assert a["n_seeds"] == 3 and a["n"] == 10 and "seed_std" not in a
+    assert b["R@1"] == 5.0 and b["R@1_std"] == 0.0 and b["n_seeds"] == 1
+
+
+def test_aggregate_seeds_refuses_repeated_seeds_and_disagreeing_n():
+    row = {"setting": "a", "split": "test", "direction": "t2v", "seed": 0, "R@1": 1.0, "n": 3}
+    with pytest.raises(ValueError, match="repeated seeds"):
+        ta.aggregate_seeds([row, dict(row)])
+    with pytest.raises(ValueError, match="disagree on n"):
+        ta.aggregate_seeds([row, dict(row, seed=1, n=4)])
+
+
+def test_compare_verdicts():
+    def rows(name, values):
+        mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+        return {"setting": name, "direction": "t2v", "R@1": mean, "R@1_std": std, "n_seeds": 3}
+
+    summary = [rows("a", [50, 51, 52]), rows("b", [40, 41, 42]), rows("c", [49, 52, 53])]
+    assert ta.compare(summary, "a", "b", "t2v")["verdict"] == "holds"
+    assert ta.compare(summary, "b", "a", "t2v")["verdict"] == "reversed"
+    assert ta.compare(summary, "a", "c", "t2v")["verdict"] == "within noise"
+    assert ta.compare(summary, "a", "missing", "t2v") is None
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def _write(tmp_path, doc) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    "doc, key",
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"train": {"epochz": 2}}, "epochz"),
+        ({"train": {"seed": 3}}, "train.seed"),
+        ({"models": ["meanP", "tdb-typo"]}, "tdb-typo"),
+        ({"model_config_overrides": {"tdb": {"centers": 3}}}, "centers"),
+        ({"model_config_overrides": {"tdb": {"dim": 3}}}, "dim"),
+        ({"seeds": [0, 0]}, "distinct"),
+        ({"weights": [1.5]}, "weights"),
+        ({"data": {"wat": 1}}, "data.wat"),
+    ],
+)
+def test_params_reject_bad_keys_naming_them(tmp_path, doc, key):
+    with pytest.raises(ParamsError, match=key.replace(".", "\\.").replace("+", "\\+")):
+        load_params("temporal_ablation", _write(tmp_path, doc))
+
+
+def test_partial_train_section_keeps_the_study_defaults():
+    p = ta.TemporalParams.model_validate({"train": {"epochs": 7}})
+    assert isinstance(p.train, TrainConfig) and p.train.epochs == 7
+    assert p.train.lr == ta.DEFAULT_TRAIN.lr and p.train.sampling == ta.DEFAULT_TRAIN.sampling
+
+
+def test_settings_names_and_shared_runs():
+    p = ta.TemporalParams()
+    names = [s.name for s in p.settings()]
+    assert names[: len(ta.TABLE1_MODELS)] == list(ta.TABLE1_MODELS)
+    assert names[len(ta.TABLE1_MODELS) :] == [
+        "tab-k4", "tab-k5", "tab-k6", "tab-k7", "tab-w0.4", "tab-w0.5", "tab-w0.6", "tab-w0.7",
+    ]  # fmt: skip
+    keys = {s.name: s.run_key() for s in p.settings()}
+    assert keys["tab-k5"] == keys["tab-w0.5"] == keys["tdb+tab-base"]
+    assert len({keys["tab-k4"], keys["tab-k6"], keys["tab-w0.4"], keys["tdb+tab-base"]}) == 4
+    # the sweep really changes the head
+    k4 = next(s for s in p.settings() if s.name == "tab-k4")
+    w4 = next(s for s in p.settings() if s.name == "tab-w0.4")
+    assert ta.build_head(k4, 64, 12).tab.assign_centers.shape[0] == 4
+    assert ta.build_head(w4, 64, 12).part_weights() == pytest.approx(
+        {"global": 0.4, "aligned": 0.6}
+    )
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "msrvtt-9k"])
+def test_committed_parameter_files_validate(name):
+    p = load_params("temporal_ablation", ROOT / "parameters" / "temporal_ablation" / f"{name}.yaml")
+    assert {s.model for s in p.settings()} >= set(ta.TABLE1_MODELS)
+    if name == "default":
+        assert len(p.seeds) >= 3
+    assert get_study("temporal_ablation").notebook == "02_temporal_ablation.ipynb"
+
+
+# ----------------------------------------------------------------------------- one run end to end
+
+
+def _split(name, n_videos, gen, twin_pairs=1):
+    # entries +-1/4 in 16 dims: unit norm exactly, and sums of them are exact in float32, so a
+    # mean over frames does not depend on their order (no rounding to tell twins apart)
+    signs = torch.randint(0, 2, (n_videos, 4, 16), generator=gen) * 2 - 1
+    frames = signs.float() / 4
+    frames[1] = frames[0].flip(0)  # video 1 = video 0 reversed
+    c2v = np.repeat(np.arange(n_videos), 3)
+    text = torch.nn.functional.normalize(
+        frames[c2v].mean(1) + 0.3 * torch.randn(len(c2v), 16, generator=gen), dim=-1
+    )
+    tokens = text[:, None].repeat(1, 3, 1)
+    pairs = CachedPairs(
+        frames, text, c2v, tokens=tokens, token_mask=torch.ones(len(c2v), 3, dtype=torch.bool)
+    )
+    twin_of = np.full(n_videos, -1)
+    twin_of[[0, 1]] = [1, 0]
+    tags = [("temporal",) if c % 2 else () for c in range(len(c2v))]
+    return ta.SplitData(name, _DS(c2v), pairs, tags, twin_of)
+
+
+@dataclass
+class _DS:
+    caption_to_video: np.ndarray
+
+
+def test_train_and_evaluate_runs_every_kind_of_head_and_meanP_is_order_blind():
+    gen = torch.Generator().manual_seed(0)
+    train, val, test = (_split(n, 8, gen) for n in ("train", "val", "test"))
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, sampling="all_captions")
+    for model in ("meanP", "tdb", "tdb+tab-tdb"):
+        run = ta.train_and_evaluate(
+            ta.Setting(model, model), 1, train, val, test, cfg, dim=16, num_frames=4
+        )
+        assert run.seed == 1 and len(run.history) == 1 and "val_t2v_R@1" in run.history[0]
+        assert set(run.test) >= {"t2v", "v2t"} and run.test["t2v"]["n"] == 24
+        assert run.twin["twin_n"] == 6 and run.twin["twin_pairs"] == 1
+        assert run.temporal["n"] == 12
+        if model == "meanP":  # reversed frames, same mean: every twin comparison is a tie
+            assert run.twin["twin_acc"] == 50.0 and run.num_params == 0
+    rows = ta.summary_rows([run, run.__class__(**{**run.__dict__, "seed": 2})])
+    assert {r["direction"] for r in rows} == {"t2v", "v2t"}
+    assert all(r["n_seeds"] == 2 and r["R@1_std"] == 0.0 for r in rows)
+
+
+def test_run_all_trains_shared_settings_once(monkeypatch):
+    calls = []
+
+    def fake(setting, seed, *args, **kw):
+        calls.append((setting.run_key(), seed))
+        return ta.RunResult(setting.name, setting.model, seed, [], None, {}, {}, {}, 0.0, 0)
+
+    monkeypatch.setattr(ta, "train_and_evaluate", fake)
+    p = ta.TemporalParams(seeds=[0, 1], sweep_seeds=[5])
+    runs = ta.run_all(p, {"train": None, "val": None, "test": None}, dim=8, progress=False)
+    assert len(calls) == len(set(calls))
+    settings = p.settings()
+    expected = sum(len(p.seeds_for(s)) for s in settings)
+    assert len(runs) == expected
+    assert {r.seed for r in runs if r.setting.startswith("tab-")} == {5}
+    # tab-k5 / tab-w0.5 with seed 5 share one run; the base model itself trains with seeds 0, 1
+    assert sum(1 for key, seed in calls if key == settings[6].run_key()) == 3
+
+
+def test_compare_with_one_seed_gives_no_verdict():
+    one = [
+        {"setting": "a", "direction": "t2v", "R@1": 2.0, "R@1_std": 0.0, "n_seeds": 1},
+        {"setting": "b", "direction": "t2v", "R@1": 1.0, "R@1_std": 0.0, "n_seeds": 1},
+    ]
+    assert ta.compare(one, "a", "b", "t2v")["verdict"] == "one seed, no error bar"
