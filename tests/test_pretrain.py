@@ -147,14 +147,23 @@ def test_shift_translates_and_never_flips():
     assert torch.equal(pretrain._shift(img, 0, gen), img)
 
 
-def test_presets_and_cli(world, tmp_path, capsys):
+def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     with pytest.raises(ValueError, match="unknown preset 'huge'; valid: smoke, default"):
         pretrain.preset_settings("huge")
+    calls = []
+
+    def fake(world_dir, out_path, **kw):  # the CLI only wires arguments; training is tested above
+        calls.append((world_dir, out_path, kw))
+        return trained[1]
+
+    monkeypatch.setattr(pretrain, "pretrain_expert", fake)
     out = tmp_path / "cli.pt"
-    args = argparse.Namespace(preset="smoke", seed=0, world=world, out=out, epochs=1, device="cpu")
+    args = argparse.Namespace(preset="smoke", seed=3, world=world, out=out, epochs=1, device="cpu")
     assert pretrain.pretrain_from_cli(args) == 0
+    assert calls == [
+        (world, out, {**pretrain.PRESETS["smoke"], "epochs": 1, "seed": 3, "device": "cpu"})
+    ]
     assert "val image->text R@1" in capsys.readouterr().out
-    assert torch.load(out, map_location="cpu", weights_only=True)["config"]["epochs"] == 1
 
 
 def test_missing_world_is_a_clear_error(tmp_path):
@@ -164,14 +173,17 @@ def test_missing_world_is_a_clear_error(tmp_path):
 
 def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_path, monkeypatch):
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
-    monkeypatch.setitem(pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1})
+    monkeypatch.setitem(
+        pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
+    )
     monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     assert path == tmp_path / "experts" / "vrlib-tiny-smoke-seed0.pt" and path.is_file()
-    real = pretrain.pretrain_expert
-    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **k: pytest.fail("trained again"))
-    assert pretrain.ensure_expert("smoke", seed=0) == path  # finished: returned at once
-    monkeypatch.setattr(pretrain, "pretrain_expert", real)
-    monkeypatch.setitem(pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 8, "warmup_steps": 1})
-    pretrain.ensure_expert("smoke", seed=0, device="cpu")
-    assert torch.load(path, map_location="cpu", weights_only=True)["config"]["batch_size"] == 8
+    calls = []
+    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **kw: calls.append(kw))
+    assert pretrain.ensure_expert("smoke", seed=0) == path and calls == []  # finished: at once
+    monkeypatch.setitem(
+        pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 8, "warmup_steps": 1}
+    )
+    pretrain.ensure_expert("smoke", seed=0)
+    assert not path.exists() and calls[0]["batch_size"] == 8  # stale checkpoint removed, retrained

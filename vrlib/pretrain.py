@@ -26,7 +26,7 @@ import argparse
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,35 +191,61 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _train_epoch(
-    model, batches, pixels, tokens, cfg, optimizer, scheduler, loss_fn, device, epoch, history
-) -> float:
+@dataclass
+class _Run:
+    """Everything one training run holds, so the loop below reads top to bottom."""
+
+    cfg: PretrainConfig
+    encoder: ClipEncoder
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    device: torch.device
+    train_pixels: torch.Tensor  # (N, 3, S, S) float16
+    train_tokens: torch.Tensor  # (N, L)
+    val_pixels: torch.Tensor
+    val_captions: list[str]
+    batch_size: int  # cfg.batch_size, or fewer when the train split is smaller
+    warmup: int
+    history: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.encoder.model
+
+    @property
+    def batches(self) -> int:
+        """Steps per epoch; the ragged tail is dropped so every step contrasts a full batch."""
+        return len(self.train_pixels) // self.batch_size
+
+
+def _train_epoch(run: _Run, epoch: int, loss_fn: torch.nn.Module) -> float:
     """One pass over the shuffled training set; returns the mean loss."""
-    gen = _epoch_generator(cfg.seed, epoch)
-    order = torch.randperm(len(pixels), generator=gen)
-    amp = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
+    gen = _epoch_generator(run.cfg.seed, epoch)
+    order = torch.randperm(len(run.train_pixels), generator=gen)
+    on_cuda = run.device.type == "cuda"
     losses = []
-    bar = tqdm(range(batches), desc=f"pretrain epoch {epoch + 1}/{cfg.epochs}", leave=False)
+    bar = tqdm(range(run.batches), desc=f"pretrain epoch {epoch + 1}/{run.cfg.epochs}", leave=False)
     for b in bar:
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        images = _shift(pixels[idx].float(), cfg.shift, gen).to(device)
-        with amp:
-            image_emb, text_emb, logit_scale = model(images, tokens[idx].to(device))
-            loss = loss_fn(image_emb.float(), text_emb.float(), logit_scale.float())
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.zero_grad(set_to_none=True)
+        idx = order[b * run.batch_size : (b + 1) * run.batch_size]
+        images = _shift(run.train_pixels[idx].float(), run.cfg.shift, gen).to(run.device)
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=on_cuda):
+            image_emb, text_emb, logit_scale = run.model(
+                images, run.train_tokens[idx].to(run.device)
+            )
+        loss = loss_fn(image_emb.float(), text_emb.float(), logit_scale.float())
+        lr = run.optimizer.param_groups[0]["lr"]
+        run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        scheduler.step()
+        run.optimizer.step()
+        run.scheduler.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the temperature
+            run.model.logit_scale.clamp_(0, math.log(100))  # CLIP's cap on the temperature
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        history.append({"step": scheduler.last_epoch, "epoch": epoch, "loss": losses[-1], "lr": lr})
+        run.history.append(
+            {"step": run.scheduler.last_epoch, "epoch": epoch, "loss": losses[-1], "lr": lr}
+        )
     return float(np.mean(losses))
 
 
@@ -235,6 +261,37 @@ def _load_resume(out_path: Path, cfg: PretrainConfig) -> dict | None:
             "(saved, requested); delete it or choose another output path"
         )
     return ckpt
+
+
+def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dict | None) -> _Run:
+    """Build the model, load the data once, and restore a checkpoint's state when resuming."""
+    encoder = load_clip(cfg.model_name, device=device, precision="fp32", init_seed=cfg.seed)
+    train_pixels, train_captions = load_image_set(world_dir, "train", encoder)
+    val_pixels, val_captions = load_image_set(world_dir, "val", encoder)
+    batch_size = min(cfg.batch_size, len(train_pixels))
+    total = len(train_pixels) // batch_size * cfg.epochs
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(100, max(1, total // 10))
+    optimizer = _optimizer(encoder.model, cfg)
+    run = _Run(
+        cfg=cfg,
+        encoder=encoder,
+        optimizer=optimizer,
+        scheduler=_schedule(optimizer, warmup, total),
+        device=device,
+        train_pixels=train_pixels,
+        train_tokens=encoder.tokenizer(train_captions),  # (N, L)
+        val_pixels=val_pixels,
+        val_captions=val_captions,
+        batch_size=batch_size,
+        warmup=warmup,
+    )
+    if ckpt is not None:
+        run.model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        run.history, run.elapsed = ckpt["history"], ckpt["summary"]["wall_time_s"]
+    return run
 
 
 def pretrain_expert(
@@ -268,103 +325,67 @@ def pretrain_expert(
     Raises:
         ValueError: an existing checkpoint at ``out_path`` was trained with other settings.
     """
+    from open_clip.loss import ClipLoss
+
     cfg = PretrainConfig(epochs, batch_size, lr, weight_decay, warmup_steps, seed, shift)
     out_path, world_dir = Path(out_path).expanduser(), Path(world_dir).expanduser()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ckpt = _load_resume(out_path, cfg)
     if ckpt is not None and ckpt["epoch"] >= cfg.epochs:
         return ckpt["summary"]
-
-    encoder = load_clip(cfg.model_name, device=device, precision="fp32", init_seed=seed)
-    model = encoder.model
-    train_pixels, train_captions = load_image_set(world_dir, "train", encoder)
-    val_pixels, val_captions = load_image_set(world_dir, "val", encoder)
-    train_tokens = encoder.tokenizer(train_captions)  # (N, L)
-    batch = min(cfg.batch_size, len(train_pixels))
-    cfg_run = (
-        PretrainConfig(**{**asdict(cfg), "batch_size": batch}) if batch != cfg.batch_size else cfg
-    )
-    batches = len(train_pixels) // batch  # drop the ragged tail: every step contrasts a full batch
-    total = batches * cfg.epochs
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(100, max(1, total // 10))
-
-    optimizer = _optimizer(model, cfg)
-    scheduler = _schedule(optimizer, warmup, total)
-    history: list[dict] = []
-    start_epoch, elapsed = 0, 0.0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        start_epoch, history, elapsed = (
-            ckpt["epoch"],
-            ckpt["history"],
-            ckpt["summary"]["wall_time_s"],
-        )
+    start_epoch = ckpt["epoch"] if ckpt is not None else 0
+    if start_epoch:
         print(f"pretrain: resuming {out_path} after epoch {start_epoch}/{cfg.epochs}")
-
-    from open_clip.loss import ClipLoss
-
+    run = _start(cfg, world_dir, device, ckpt)
     loss_fn = ClipLoss()
-    model.train()
+
+    run.model.train()
+    summary: dict[str, Any] = {}
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        mean_loss = _train_epoch(
-            model,
-            batches,
-            train_pixels,
-            train_tokens,
-            cfg_run,
-            optimizer,
-            scheduler,
-            loss_fn,
-            device,
-            epoch,
-            history,
-        )
-        val = evaluate_image_text(encoder, val_pixels, val_captions)
-        elapsed += time.perf_counter() - t0
+        mean_loss = _train_epoch(run, epoch, loss_fn)
+        val = evaluate_image_text(run.encoder, run.val_pixels, run.val_captions)
+        run.elapsed += time.perf_counter() - t0
         summary = {
             "checkpoint": str(out_path),
             "model_name": cfg.model_name,
             "world_dir": str(world_dir),
             "epochs_done": epoch + 1,
-            "steps": scheduler.last_epoch,
-            "warmup_steps": warmup,
-            "train_images": len(train_pixels),
+            "steps": run.scheduler.last_epoch,
+            "warmup_steps": run.warmup,
+            "train_images": len(run.train_pixels),
             "final_train_loss": mean_loss,
             "val": val,
-            "wall_time_s": elapsed,
+            "wall_time_s": run.elapsed,
             "device": str(device),
             "resumed_from_epoch": start_epoch,
             "config": asdict(cfg),
         }
-        _save(out_path, model, optimizer, scheduler, epoch + 1, cfg, history, summary)
+        _save(out_path, run, epoch + 1, summary)
         if (epoch + 1) % log_every == 0 or epoch + 1 == cfg.epochs:
             print(
-                f"pretrain epoch {epoch + 1}/{cfg.epochs}: loss {mean_loss:.3f}, val image->text R@1 "
-                f"{val['i2t_R@1']:.1f}, text->image R@1 {val['t2i_R@1']:.1f} ({elapsed:.0f} s)"
+                f"pretrain epoch {epoch + 1}/{cfg.epochs}: loss {mean_loss:.3f}, val image->text "
+                f"R@1 {val['i2t_R@1']:.1f}, text->image R@1 {val['t2i_R@1']:.1f} ({run.elapsed:.0f} s)"
             )
-    model.eval()
+    run.model.eval()
     return summary
 
 
-def _save(out_path, model, optimizer, scheduler, epoch, cfg, history, summary) -> None:
-    """Checkpoint (loadable by ``load_clip(pretrained=...)`` and by ``torch.load(weights_only=True)``) + sidecar JSON."""
+def _save(out_path: Path, run: _Run, epoch: int, summary: dict) -> None:
+    """Checkpoint (loadable by ``load_clip(pretrained=...)`` and ``torch.load(weights_only=True)``) + sidecar JSON."""
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     ckpt = {
         "version": CHECKPOINT_VERSION,
-        "model_name": MODEL_NAME,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "model_name": run.cfg.model_name,
+        "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
         "epoch": epoch,
-        "config": asdict(cfg),
+        "config": asdict(run.cfg),
         "rng": rng,
-        "history": history,
+        "history": run.history,
         "summary": summary,
     }
     atomic_save_torch(out_path, ckpt)
