@@ -107,6 +107,7 @@ def test_outputs_writer_and_readme_rollup(tmp_path):
             },
         }
         out.add_rows(rows_from_metrics("mean", "val", result))
+        out.add_rows(rows_from_metrics("single", "test-all-captions", result))
         out.table("t", pd.DataFrame(out.rows))
         out.write_metrics(protocol={"ties": "optimistic"}, extra={"reading": f"reading {run}"})
     doc = json.loads((tmp_path / "zero_shot_aggregation/default/metrics.json").read_text())
@@ -119,6 +120,9 @@ def test_outputs_writer_and_readme_rollup(tmp_path):
     assert cells[3] == "35.4"  # the paper's mean T2V R@1 on MSR-VTT validation
     assert cells[6] == "12.5" and cells[-1] == "30.0"  # ours on default, then the real-data run
     assert "reading default" in readme
+    # the paper has "single" only on its validation split: no paper figure beside our test row
+    line = next(x for x in readme.splitlines() if x.startswith("| single | test-all-captions | t2v"))
+    assert [c.strip() for c in line.strip("|").split("|")][3:6] == ["", "", ""]
 
 
 def test_rows_need_setting_split_direction(tmp_path):

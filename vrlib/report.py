@@ -270,14 +270,9 @@ def _study_table(study: str, runs: dict[str, dict]) -> str:
 
 
 def _match_paper(paper: dict, row: dict) -> dict | None:
-    """The paper row for ``row``: same setting and direction, the split if it is named, else any."""
-    exact = paper.get((row["setting"], row["direction"], row["split"]))
-    if exact:
-        return exact
-    for (setting, direction, _), p in paper.items():
-        if setting == row["setting"] and direction == row["direction"]:
-            return p
-    return None
+    """The paper row for ``row``: same setting, direction and split (a paper row on another split is
+    a different protocol and is never shown as if it were comparable)."""
+    return paper.get((row["setting"], row["direction"], row["split"]))
 
 
 def build_readme(out_root: Path) -> Path:
