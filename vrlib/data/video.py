@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import importlib
 import logging
 import os
 import re
@@ -97,6 +98,7 @@ class VideoReader(ABC):
     file cannot be opened, and from :meth:`read` when requested frames do not decode."""
 
     name: ClassVar[str]
+    module: ClassVar[str]  # the Python module the backend needs
     priority: ClassVar[int]  # lower is tried first when no backend is forced
     num_frames: int  # frames present in the file, known once open (module doc)
 
@@ -104,9 +106,13 @@ class VideoReader(ABC):
         self.path = path
 
     @classmethod
-    @abstractmethod
     def available(cls) -> bool:
         """Whether the backend's library can be imported."""
+        try:
+            importlib.import_module(cls.module)
+        except ImportError:
+            return False
+        return True
 
     @abstractmethod
     def info(self) -> VideoInfo:
@@ -176,16 +182,9 @@ class DecordReader(VideoReader):
     """decord (package ``decord2``): builds a frame index at open and seeks accurately by itself."""
 
     name = "decord"
+    module = "decord"
     priority = 0
     _configured = False
-
-    @classmethod
-    def available(cls) -> bool:
-        try:
-            import decord  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
@@ -238,15 +237,8 @@ class PyAVReader(VideoReader):
     """PyAV: frame-accurate access by seeking to a keyframe and decoding forward, matching pts."""
 
     name = "pyav"
+    module = "av"
     priority = 1
-
-    @classmethod
-    def available(cls) -> bool:
-        try:
-            import av  # noqa: F401
-        except ImportError:
-            return False
-        return True
 
     def __init__(self, path: str) -> None:
         super().__init__(path)

@@ -79,6 +79,16 @@ class SamplingParams(Strict):
         )
 
 
+class FeatureStudyParams(Strict):
+    """What every study on cached frame features shares: seed, data, encoder, frames, cache."""
+
+    seed: int = 0
+    data: DataParams = DataParams()
+    encoder: EncoderParams = EncoderParams()
+    sampling: SamplingParams = SamplingParams(strategy="fps", target_fps=5.0, max_frames=64)
+    cache_dir: str | None = None
+
+
 def load_encoder(enc: EncoderParams, data: DataParams):
     """Load the encoder; ``pretrained: expert`` trains the world's expert first if it is missing."""
     from vrlib.encoders import load_clip

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
-from vrlib.studies.zero_shot import DEFAULT_SAMPLING
+from vrlib.studies.common import FeatureStudyParams
 
 
 @register_study(
@@ -19,16 +18,11 @@ from vrlib.studies.zero_shot import DEFAULT_SAMPLING
     "05_failure_analysis.ipynb",
     "05 — Failure analysis (Portillo-Quintero 2021 §3.6)",
 )
-class FailureParams(Strict):
+class FailureParams(FeatureStudyParams):
     """Parameters of study 05 (``parameters/failure_analysis/*.yaml``)."""
 
-    seed: int = 0
-    data: DataParams = DataParams()
-    encoder: EncoderParams = EncoderParams()
-    sampling: SamplingParams = DEFAULT_SAMPLING
     aggregation: str = "mean"
     split: str = "test"
     worst_k: int = Field(20, gt=0)
     length_bins: int = Field(5, gt=0)
     strip_frames: int = Field(6, gt=0)
-    cache_dir: str | None = None

@@ -9,18 +9,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
-from vrlib.studies.zero_shot import DEFAULT_SAMPLING
+from vrlib.studies.common import FeatureStudyParams
 
 
 @register_study("query_browser", "06_query_browser.ipynb", "06 — Query browser")
-class BrowserParams(Strict):
+class BrowserParams(FeatureStudyParams):
     """Parameters of the browser notebook (``parameters/query_browser/*.yaml``)."""
 
-    seed: int = 0
-    data: DataParams = DataParams()
-    encoder: EncoderParams = EncoderParams()
-    sampling: SamplingParams = DEFAULT_SAMPLING
     aggregation: str = "mean"
     split: str = "test"
     top_k: int = Field(5, gt=0)
@@ -32,4 +27,3 @@ class BrowserParams(Strict):
             "a loud beep is heard",
         ]
     )
-    cache_dir: str | None = None

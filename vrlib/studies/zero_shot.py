@@ -21,9 +21,7 @@ from pydantic import Field
 from vrlib.aggregate import aggregate
 from vrlib.metrics import evaluate
 from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
-
-DEFAULT_SAMPLING = SamplingParams(strategy="fps", target_fps=5.0, max_frames=64)
+from vrlib.studies.common import FeatureStudyParams
 
 
 @register_study(
@@ -31,19 +29,14 @@ DEFAULT_SAMPLING = SamplingParams(strategy="fps", target_fps=5.0, max_frames=64)
     "01_zero_shot_aggregation.ipynb",
     "01 — Zero-shot frame aggregation (Portillo-Quintero 2021)",
 )
-class ZeroShotParams(Strict):
+class ZeroShotParams(FeatureStudyParams):
     """Parameters of study 01 (``parameters/zero_shot_aggregation/*.yaml``)."""
 
-    seed: int = 0
-    data: DataParams = DataParams()
-    encoder: EncoderParams = EncoderParams()
-    sampling: SamplingParams = DEFAULT_SAMPLING
     single_at_seconds: float = Field(1.0, ge=0)
     kmeans_k: list[int] = Field(default_factory=lambda: list(range(2, 11)))
     kmeans_iters: int = Field(20, gt=0)
     explore_split: str = "val"
     confirm_split: str = "test"
-    cache_dir: str | None = None
 
     def settings(self) -> list[str]:
         """Every setting of the exploratory table, in the paper's order."""
