@@ -346,6 +346,30 @@ def test_falls_back_to_pyav_when_decord_cannot_open(bikes_mp4: Path, monkeypatch
     assert np.array_equal(got, read_frames(bikes_mp4, [0, 100], backend="pyav"))
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_read_sampled_opens_once_and_equals_probe_then_read(bikes_mp4: Path, backend, monkeypatch):
+    seen = []
+    frames, idx, info = video.read_sampled(
+        bikes_mp4, lambda i: seen.append(i) or [i.num_frames - 1, 0, 0], size=32, backend=backend
+    )
+    assert seen == [info] and info == probe(bikes_mp4, backend=backend)
+    assert idx.tolist() == [249, 0, 0]
+    assert np.array_equal(frames, read_frames(bikes_mp4, [249, 0, 0], size=32, backend=backend))
+    opened = []
+    cls = BACKENDS.get(backend)
+    original = cls.__init__
+    monkeypatch.setattr(
+        cls, "__init__", lambda self, path: opened.append(path) or original(self, path)
+    )
+    video.read_sampled(bikes_mp4, lambda i: [1], backend=backend)
+    assert len(opened) == 1
+
+
+def test_read_sampled_checks_the_chosen_indices(bikes_mp4: Path):
+    with pytest.raises(VideoDecodeError, match="out of range"):
+        video.read_sampled(bikes_mp4, lambda i: [i.num_frames])
+
+
 def test_falls_back_to_pyav_when_decord_opens_but_cannot_decode(bikes_mp4: Path, monkeypatch):
     def fail(self, indices):
         raise VideoDecodeError(self.path, "Check failed: from_size == to_size (simulated)")

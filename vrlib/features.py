@@ -3,8 +3,9 @@
 Why: every study starts from the same frozen-encoder frame features, and decoding plus encoding
 all videos is by far the slowest step. So it is done once, in one place:
 
-* Decoding runs in ``torch.utils.data.DataLoader`` workers (probe, pick frame indices with the
-  :class:`~vrlib.data.sampling.SamplingConfig`, decode with :func:`~vrlib.data.video.read_frames`)
+* Decoding runs in ``torch.utils.data.DataLoader`` workers (open each file once with
+  :func:`~vrlib.data.video.read_sampled`, pick frame indices with the
+  :class:`~vrlib.data.sampling.SamplingConfig`, decode)
   while the main process preprocesses and encodes. Frames of consecutive videos are packed into
   full encoder batches and the output is split back per video, so short videos do not waste
   batch slots. A decode error is caught in the worker and comes back as an error record, so
@@ -53,7 +54,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from vrlib.data.video import VideoDecodeError, probe, read_frames
+from vrlib.data.video import VideoDecodeError, read_sampled
 from vrlib.io import atomic_save_torch, read_json, write_json
 
 CACHE_FORMAT = 1
@@ -173,9 +174,9 @@ def _clip_range(item: Any, info: Any) -> tuple[int, int]:
 
 
 def _decode_item(item: Any, sampling: Any, seed: int) -> dict[str, Any]:
-    """Probe, sample and decode one video; decode errors become an error record."""
-    try:
-        info = probe(item.path)
+    """Open, sample and decode one video (the file is opened once); errors become a record."""
+
+    def choose(info: Any) -> np.ndarray:
         if not info.fps > 0:
             raise VideoDecodeError(str(item.path), f"invalid frame rate {info.fps!r}")
         first, count = _clip_range(item, info)
@@ -183,7 +184,12 @@ def _decode_item(item: Any, sampling: Any, seed: int) -> dict[str, Any]:
         indices = first + np.asarray(local, dtype=np.int64)
         if indices.size == 0:
             raise VideoDecodeError(str(item.path), f"sampling {sampling.key()} chose no frames")
-        frames = read_frames(item.path, indices, size=sampling.size, resize=sampling.resize)
+        return indices
+
+    try:
+        frames, indices, info = read_sampled(
+            item.path, choose, size=sampling.size, resize=sampling.resize
+        )
     except VideoDecodeError as e:
         return {"video_id": item.video_id, "path": e.path, "error": e.reason}
     return {

@@ -47,7 +47,7 @@ import re
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -467,28 +467,58 @@ def read_frames(
     idx = _as_indices(indices)
     _check_resize(size, resize)
     with _open(path, backend) as reader:
-        num_frames = reader.num_frames
-        bad = idx[(idx < 0) | (idx >= num_frames)]
-        if bad.size:
-            raise VideoDecodeError(
-                reader.path,
-                f"frame indices {_preview(bad)} out of range [0, {num_frames}) "
-                f"({num_frames} frames in the file)",
-            )
-        if idx.size == 0:
-            info = reader.info()
-            empty = np.zeros((0, info.height, info.width, 3), dtype=np.uint8)
-            return resize_frames(empty, size, resize)
-        unique, inverse = np.unique(idx, return_inverse=True)
-        try:
-            frames = reader.read(unique)  # (U, H, W, 3)
-        except VideoDecodeError as err:
-            if backend is not None or isinstance(reader, PyAVReader) or not PyAVReader.available():
-                raise
-            # decord opens some valid H.264 files it then fails to decode (seen on 48x48 and
-            # 96x96 libx264 encodes: "Check failed: from_size == to_size"); PyAV decodes them.
-            log.debug("%s: decord failed to decode (%s), retrying with pyav", path, err.reason)
-            frames = _read_with_pyav(path, unique, err)
+        return _decode(reader, idx, size, resize, forced=backend is not None)
+
+
+def read_sampled(
+    path: str | os.PathLike,
+    choose: Callable[[VideoInfo], Sequence[int] | np.ndarray],
+    size: int | None = None,
+    resize: str = "short_side",
+    backend: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """Open a video once, let ``choose(info)`` pick frame indices, and decode them.
+
+    Why: feature extraction needs the frame count and rate to pick indices; ``probe`` followed by
+    ``read_frames`` opens (and, for decord, indexes) the file twice. Errors are those of
+    :func:`read_frames`, plus whatever ``choose`` raises.
+
+    Returns:
+        ``(frames (T, H, W, 3) uint8, indices (T,) int64, info)``.
+    """
+    _check_resize(size, resize)
+    with _open(path, backend) as reader:
+        info = reader.info()
+        idx = _as_indices(choose(info))
+        return _decode(reader, idx, size, resize, forced=backend is not None), idx, info
+
+
+def _decode(
+    reader: VideoReader, idx: np.ndarray, size: int | None, resize: str, forced: bool
+) -> np.ndarray:
+    """Check ``idx`` against the open file, decode each distinct frame once, resize, reorder."""
+    num_frames = reader.num_frames
+    bad = idx[(idx < 0) | (idx >= num_frames)]
+    if bad.size:
+        raise VideoDecodeError(
+            reader.path,
+            f"frame indices {_preview(bad)} out of range [0, {num_frames}) "
+            f"({num_frames} frames in the file)",
+        )
+    if idx.size == 0:
+        info = reader.info()
+        empty = np.zeros((0, info.height, info.width, 3), dtype=np.uint8)
+        return resize_frames(empty, size, resize)
+    unique, inverse = np.unique(idx, return_inverse=True)
+    try:
+        frames = reader.read(unique)  # (U, H, W, 3)
+    except VideoDecodeError as err:
+        if forced or isinstance(reader, PyAVReader) or not PyAVReader.available():
+            raise
+        # decord opens some valid H.264 files it then fails to decode (seen on 48x48 and
+        # 96x96 libx264 encodes: "Check failed: from_size == to_size"); PyAV decodes them.
+        log.debug("%s: decord failed to decode (%s), retrying with pyav", reader.path, err.reason)
+        frames = _read_with_pyav(reader.path, unique, err)
     return resize_frames(frames, size, resize)[inverse]  # (T, H', W', 3)
 
 
