@@ -221,6 +221,60 @@ def test_resume_after_interrupt(videos, tiny, tmp_path):
     assert rerun_enc.frames == _frames_of(reference, remaining)
 
 
+KILL_SCRIPT = """
+import sys, time, torch
+from pathlib import Path
+from vrlib.data.datasets import RetrievalDataset, VideoItem
+from vrlib.data.sampling import SamplingConfig
+from vrlib.encoders import load_clip
+from vrlib.features import extract_frame_features
+
+torch.set_num_threads(1)
+cache, paths = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+ds = RetrievalDataset("test", "all", paths[0].parent, [VideoItem(p.stem, p) for p in paths], [])
+enc = load_clip("vrlib-tiny", pretrained=None, device="cpu")
+encode = enc.encode_preprocessed
+def slow(pixels):  # slow enough that the parent can kill us between two shards
+    time.sleep(0.4)
+    return encode(pixels)
+enc.encode_preprocessed = slow
+extract_frame_features(ds, enc, SamplingConfig(strategy="uniform", n=4), cache, batch_size=5,
+                       shard_size=2, progress=False)
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(videos, tiny, tmp_path):
+    """A process killed with SIGKILL mid-run (no chance to flush) loses only unfinished shards."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ds = _dataset(videos)
+    reference = _extract(ds, tiny, tmp_path / "reference")
+    cache = tmp_path / "cache"
+    script = tmp_path / "extract.py"
+    script.write_text(KILL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(cache), *map(str, videos)])
+    deadline = time.time() + 120
+    while (
+        not list(cache.glob("*/manifest_*.json")) and proc.poll() is None and time.time() < deadline
+    ):
+        time.sleep(0.05)  # the first shard is listed in the manifest: kill now, mid-run
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the extraction finished before it could be killed"
+    done = _manifest_ids(cache)
+    assert 0 < len(done) < len(videos)
+
+    rerun = Counting(tiny)
+    resumed = _extract(ds, rerun, cache)
+    _assert_same(resumed, reference)
+    assert resumed.stats["encoded"] == len(videos) - len(done)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "checksum"])
 def test_damaged_shard_is_reported_and_recomputed(videos, tiny, tmp_path, damage):
     ds, cache = _dataset(videos), tmp_path / "cache"
