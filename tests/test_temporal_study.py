@@ -305,3 +305,28 @@ def test_compare_with_one_seed_gives_no_verdict():
         {"setting": "b", "direction": "t2v", "R@1": 1.0, "R@1_std": 0.0, "n_seeds": 1},
     ]
     assert ta.compare(one, "a", "b", "t2v")["verdict"] == "one seed, no error bar"
+
+
+def test_reading_is_computed_from_the_numbers():
+    def row(name, direction, r1, std):
+        return {"setting": name, "direction": direction, "R@1": r1, "R@1_std": std, "n_seeds": 3}
+
+    summary = [row("meanP", "t2v", 20.0, 0.0), row("seqTransf", "t2v", 30.0, 1.0)]
+    summary += [row("tab-k4", "t2v", 25.0, 0.5), row("tab-k5", "t2v", 24.0, 0.5)]
+    twins = [
+        {"setting": "meanP", "n_seeds": 3, "twin_acc_temporal": 50.0, "twin_acc_temporal_std": 0.0},
+        {
+            "setting": "seqTransf",
+            "n_seeds": 3,
+            "twin_acc_temporal": 70.0,
+            "twin_acc_temporal_std": 1.0,
+        },
+    ]
+    paper = [row("seqTransf", "t2v", 44.5, 0), row("meanP", "t2v", 43.1, 0)]
+    paper += [row("tab-k5", "t2v", 45.1, 0), row("tab-k4", "t2v", 44.6, 0)]
+    claims = ta.claims_table(summary, paper)
+    assert [c["verdict"] for c in claims] == ["holds"]
+    assert claims[0]["paper diff"] == pytest.approx(1.4) and claims[0]["ours diff"] == 10.0
+    text = ta.reading(summary, twins, claims, paper)
+    assert "1 of 1" in text and "50.0% of temporal captions" in text
+    assert "1 of 1 beat meanP" in text and "Best K by T2V R@1: ours 4, the paper's 5" in text

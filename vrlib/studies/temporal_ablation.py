@@ -813,8 +813,22 @@ def reading(
         worst = min(order_aware, key=lambda s: tw[s]["twin_acc_temporal"])
         parts.append(
             f"Order-aware heads reach {tw[worst]['twin_acc_temporal']:.1f}% ({worst}) to "
-            f"{tw[best]['twin_acc_temporal']:.1f}% ({best}) on the same captions."
+            f"{tw[best]['twin_acc_temporal']:.1f}% ({best}) on the same captions"
         )
+        if "meanP" in tw:
+            key = "twin_acc_temporal"
+            clear = [
+                s for s in order_aware
+                if (tw[s][key] - tw["meanP"][key])
+                > 2 * tw[s][f"{key}_std"] / math.sqrt(max(tw[s]["n_seeds"], 1))
+                and tw[s]["n_seeds"] > 1
+            ]  # fmt: skip
+            parts[-1] += (
+                f"; {len(clear)} of {len(order_aware)} beat meanP by more than 2 standard errors"
+                f" ({', '.join(clear) or 'none'})."
+            )
+        else:
+            parts[-1] += "."
     paper_best = {
         prefix: max(
             (r for r in paper if r["setting"].startswith(prefix) and r["direction"] == "t2v"),
@@ -826,8 +840,14 @@ def reading(
     for prefix, what in (("tab-k", "K"), ("tab-w", "w")):
         ours = best_setting(summary, prefix)
         if ours:
+            sweep = [
+                r for r in summary if r["setting"].startswith(prefix) and r["direction"] == "t2v"
+            ]
+            spread = max(r["R@1"] for r in sweep) - min(r["R@1"] for r in sweep)
+            noise = max(r["R@1_std"] for r in sweep)
             parts.append(
                 f"Best {what} by T2V R@1: ours {ours.removeprefix(prefix)}, the paper's "
-                f"{(paper_best[prefix] or '?').removeprefix(prefix)}."
+                f"{(paper_best[prefix] or '?').removeprefix(prefix)} (our means span "
+                f"{spread:.1f} points across {what}; largest seed std {noise:.1f})."
             )
     return " ".join(parts)
