@@ -130,3 +130,21 @@ def test_rows_need_setting_split_direction(tmp_path):
     out = StudyOutputs("failure_analysis", params, tmp_path)
     with pytest.raises(ValueError, match="split"):
         out.add_rows([{"setting": "mean", "direction": "t2v"}])
+
+
+def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from vrlib.io import atomic_write_text, read_json, write_json
+
+    path = write_json(tmp_path / "a" / "b.json", {"x": 1})
+    assert read_json(path) == {"x": 1}
+    atomic_write_text(path, '{"x": 2}')
+    assert read_json(path) == {"x": 2} and os.listdir(path.parent) == ["b.json"]  # no temp files left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    path.write_text("{broken")
+    with pytest.raises(ValueError, match="b.json: not valid JSON"):
+        read_json(path)
