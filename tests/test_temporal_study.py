@@ -330,3 +330,23 @@ def test_reading_is_computed_from_the_numbers():
     text = ta.reading(summary, twins, claims, paper)
     assert "1 of 1" in text and "50.0% of temporal captions" in text
     assert "1 of 1 beat meanP" in text and "Best K by T2V R@1: ours 4, the paper's 5" in text
+
+
+def test_twin_caption_similarity_compares_twin_and_own_captions():
+    from types import SimpleNamespace
+
+    from vrlib.studies.temporal_ablation import twin_caption_similarity
+
+    # video 0 and 1 are twins; captions 0,1 belong to video 0, 2,3 to video 1; caption 4 is not temporal
+    text = torch.tensor([[1.0, 0.0], [0.8, 0.6], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    split = SimpleNamespace(
+        pairs=SimpleNamespace(text=text),
+        caption_to_video=np.array([0, 0, 1, 1, 0]),
+        tags=[("temporal",)] * 4 + [()],
+        twin_of=np.array([1, 0]),
+    )
+    got = twin_caption_similarity(split)
+    # video 0: own nearest 0.8 for both; twin nearest: caption0 -> 1.0, caption1 -> 0.8 => 0.9
+    # video 1: own nearest 0.0 for both; twin nearest: caption2 -> 1.0, caption3 -> 0.6 => 0.8
+    assert got["videos"] == 2
+    assert got["to_own"] == pytest.approx(0.4) and got["to_twin"] == pytest.approx(0.85)
