@@ -39,5 +39,9 @@ def write_section(name: str, markdown: str, report: Path = REPORT) -> Path:
     block = f"{start}\n{markdown.strip()}\n{end}"
     text = report.read_text() if report.exists() else HEADER
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + block + "\n"
+    )
     return atomic_write_text(report, text)

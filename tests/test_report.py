@@ -121,7 +121,9 @@ def test_outputs_writer_and_readme_rollup(tmp_path):
     assert cells[6] == "12.5" and cells[-1] == "30.0"  # ours on default, then the real-data run
     assert "reading default" in readme
     # the paper has "single" only on its validation split: no paper figure beside our test row
-    line = next(x for x in readme.splitlines() if x.startswith("| single | test-all-captions | t2v"))
+    line = next(
+        x for x in readme.splitlines() if x.startswith("| single | test-all-captions | t2v")
+    )
     assert [c.strip() for c in line.strip("|").split("|")][3:6] == ["", "", ""]
 
 
@@ -141,7 +143,9 @@ def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
     path = write_json(tmp_path / "a" / "b.json", {"x": 1})
     assert read_json(path) == {"x": 1}
     atomic_write_text(path, '{"x": 2}')
-    assert read_json(path) == {"x": 2} and os.listdir(path.parent) == ["b.json"]  # no temp files left
+    assert read_json(path) == {"x": 2} and os.listdir(path.parent) == [
+        "b.json"
+    ]  # no temp files left
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -862,7 +862,9 @@ def twin_caption_similarity(split: SplitData) -> dict[str, float]:
     its nearest temporal caption of the *twin* (``to_twin``) and of *its own video* (``to_own``):
     ``to_twin >= to_own`` means the text side cannot tell the pair apart, whatever the video head.
     """
-    text = torch.nn.functional.normalize(torch.as_tensor(split.pairs.text, dtype=torch.float32), dim=-1)
+    text = torch.nn.functional.normalize(
+        torch.as_tensor(split.pairs.text, dtype=torch.float32), dim=-1
+    )
     c2v = split.caption_to_video
     temporal = np.array(["temporal" in t for t in split.tags])
     to_twin, to_own = [], []
@@ -877,4 +879,8 @@ def twin_caption_similarity(split: SplitData) -> dict[str, float]:
         to_twin.append((text[own] @ text[twin].T).max(dim=1).values.mean().item())
     if not to_twin:
         return {"to_twin": float("nan"), "to_own": float("nan"), "videos": 0}
-    return {"to_twin": float(np.mean(to_twin)), "to_own": float(np.mean(to_own)), "videos": len(to_twin)}
+    return {
+        "to_twin": float(np.mean(to_twin)),
+        "to_own": float(np.mean(to_own)),
+        "videos": len(to_twin),
+    }
