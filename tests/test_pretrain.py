@@ -187,3 +187,21 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
     )
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and calls[0]["batch_size"] == 8  # stale checkpoint removed, retrained
+
+
+def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, monkeypatch):
+    import shutil
+
+    world = shutil.copytree(world, tmp_path / "world")  # this test edits an image
+    monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
+    monkeypatch.setitem(
+        pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
+    )
+    monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
+    path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
+    calls = []
+    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **kw: calls.append(kw))
+    first_image = sorted((world / "images").glob("*.png"))[0]
+    first_image.write_bytes(first_image.read_bytes() + b"\0")  # one image changed
+    pretrain.ensure_expert("smoke", seed=0)
+    assert not path.exists() and len(calls) == 1

@@ -404,6 +404,17 @@ def test_ensure_world_reuses_a_complete_world_and_redoes_an_unfinished_one(tmp_p
     assert json.loads(record.read_text())["seed"] == 3
 
 
+def test_ensure_world_regenerates_a_world_written_by_another_generator(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    syn.ensure_world(out, "smoke", 0, **TINY)
+    record = out / "world.json"
+    assert json.loads(record.read_text())["generator_sha"] == syn.generator_sha()
+    old = json.loads(record.read_text())
+    record.write_text(json.dumps({**old, "generator_sha": "an older generator"}))
+    syn.ensure_world(out, "smoke", 0, **TINY)
+    assert json.loads(record.read_text())["generator_sha"] == syn.generator_sha()
+
+
 def test_refuses_to_write_into_a_folder_that_is_not_a_world(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty and is not a vrlib world"):

@@ -23,6 +23,8 @@ sidecar ``PATH.json`` holds the summary for people and reports.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import time
@@ -341,6 +343,7 @@ def pretrain_expert(
 
     run.model.train()
     summary: dict[str, Any] = {}
+    images_sha = image_set_sha(world_dir)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         mean_loss = _train_epoch(run, epoch, loss_fn)
@@ -360,6 +363,7 @@ def pretrain_expert(
             "device": str(device),
             "resumed_from_epoch": start_epoch,
             "config": asdict(cfg),
+            "image_set_sha": images_sha,
         }
         _save(out_path, run, epoch + 1, summary)
         if (epoch + 1) % log_every == 0 or epoch + 1 == cfg.epochs:
@@ -423,17 +427,35 @@ def ensure_expert(preset: str = "default", seed: int = 0, device: str | None = N
 
     out = expert_path(preset, seed)
     settings = preset_settings(preset)
+    world = _world(preset, seed, None)
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
         wanted = asdict(PretrainConfig(seed=seed, **settings))
-        if ckpt.get("config") != wanted:
-            print(f"pretrain: {out} was trained with other settings; retraining")
+        trained_on = ckpt.get("summary", {}).get("image_set_sha")
+        if ckpt.get("config") != wanted or trained_on != image_set_sha(world):
+            what = "other settings" if ckpt.get("config") != wanted else "another image set"
+            print(f"pretrain: {out} was trained with {what}; retraining")
             out.unlink()
             sidecar_path(out).unlink(missing_ok=True)
         elif ckpt.get("epoch", 0) >= settings["epochs"]:
             return out
-    pretrain_expert(_world(preset, seed, None), out, seed=seed, device=device, **settings)
+    pretrain_expert(world, out, seed=seed, device=device, **settings)
     return out
+
+
+def image_set_sha(world_dir: str | os.PathLike) -> str:
+    """SHA-256 of a world's image annotations and every image file they name.
+
+    Why: the expert must be retrained when the images or captions it learned from change (a
+    regenerated world), and only then; hashing ~6,000 small PNGs takes well under a second.
+    """
+    world_dir = Path(world_dir)
+    ann = world_dir / "annotations" / "images.jsonl"
+    h = hashlib.sha256(ann.read_bytes())
+    for line in ann.read_text().splitlines():
+        if line.strip():
+            h.update((world_dir / json.loads(line)["path"]).read_bytes())
+    return h.hexdigest()
 
 
 def pretrain_from_cli(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -1176,6 +1177,16 @@ def generate_world(
     return out
 
 
+def generator_sha() -> str:
+    """SHA-256 of this module's source: a world records the generator that wrote it.
+
+    Why: a world made by an older generator must never stand behind a report made with newer
+    code. ``WORLD_VERSION`` relies on someone remembering to bump it; the source hash does not
+    (any edit here regenerates worlds, which costs a couple of minutes for the default preset).
+    """
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
 def _world_record(
     preset: str, seed: int, cfg: WorldConfig, num_images: int, num_videos: int
 ) -> dict:
@@ -1185,6 +1196,7 @@ def _world_record(
         "preset": preset,
         "seed": seed,
         "version": WORLD_VERSION,
+        "generator_sha": generator_sha(),
         "params": dataclasses.asdict(cfg),
         "num_images": num_images,
         "num_videos": num_videos,
@@ -1203,7 +1215,8 @@ def ensure_world(
     """Return ``out_dir`` with a complete world of this preset/seed, generating it if needed.
 
     Regenerates when ``world.json`` is missing (never generated, or interrupted: it is written
-    last), unreadable, or records another preset, seed, version or parameters.
+    last), unreadable, or records another preset, seed, version, parameters or generator source
+    (:func:`generator_sha`).
     """
     cfg = resolve_config(preset, **overrides)
     out = Path(out_dir).expanduser()
@@ -1215,6 +1228,7 @@ def ensure_world(
         "preset": preset,
         "seed": seed,
         "version": WORLD_VERSION,
+        "generator_sha": generator_sha(),
         "params": dataclasses.asdict(cfg),
     }
     if isinstance(record, dict) and all(record.get(k) == v for k, v in wanted.items()):
