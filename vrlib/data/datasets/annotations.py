@@ -19,7 +19,7 @@ from vrlib.data.datasets.base import CaptionItem, DatasetError, MissingAnnotatio
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
 
-def _videos_for(
+def videos_for(
     captions: Sequence[CaptionItem],
     make_video: Callable[[str], VideoItem],
     ids: Iterable[str] | None = None,
@@ -29,7 +29,7 @@ def _videos_for(
     return [make_video(vid) for vid in dict.fromkeys(order)]
 
 
-def _check_split(name: str, split: str, valid: Iterable[str]) -> None:
+def check_split(name: str, split: str, valid: Iterable[str]) -> None:
     valid = list(valid)
     if split not in valid:
         raise DatasetError(
@@ -37,14 +37,14 @@ def _check_split(name: str, split: str, valid: Iterable[str]) -> None:
         )
 
 
-def _require_files(name: str, root: Path, split: str, paths: list[Path]) -> list[Path]:
+def require_files(name: str, root: Path, split: str, paths: list[Path]) -> list[Path]:
     """Return ``paths`` if all exist; else raise naming every expected file and the root."""
     if any(not p.is_file() for p in paths):
-        raise _missing_annotations_error(name, root, split, paths)
+        raise missing_annotations_error(name, root, split, paths)
     return paths
 
 
-def _missing_annotations_error(
+def missing_annotations_error(
     name: str, root: Path, split: str, paths: list[Path], any_of: bool = False
 ) -> MissingAnnotationError:
     listing = "\n".join(f"  {'ok     ' if p.is_file() else 'MISSING'} {p}" for p in paths)
@@ -54,26 +54,26 @@ def _missing_annotations_error(
     )
 
 
-def _video_dir(root: Path, given: str | os.PathLike | None, defaults: list[str]) -> Path:
+def find_video_dir(root: Path, given: str | os.PathLike | None, defaults: list[str]) -> Path:
     """``root/given`` if given, else the first default folder that exists (else the first default)."""
     if given is not None:
         return root / given
     return next((root / d for d in defaults if (root / d).is_dir()), root / defaults[0])
 
 
-def _video_ext(name: str) -> str:
+def video_extension(name: str) -> str:
     """The name's video extension (as written) or '' — ids like LSMDC's contain dots."""
     return next((name[-len(e) :] for e in VIDEO_EXTENSIONS if name.lower().endswith(e)), "")
 
 
-def _find_video(video_dir: Path, stems: list[str], default_ext: str = ".mp4") -> Path:
+def find_video(video_dir: Path, stems: list[str], default_ext: str = ".mp4") -> Path:
     """First existing ``video_dir/<stem><ext>`` over stems and common extensions.
 
     A stem that already ends in a video extension is taken as is. When nothing exists, the
     path the dataset's layout expects is returned, so the missing-video error names it.
     """
     for stem in stems:
-        if _video_ext(stem):
+        if video_extension(stem):
             if (video_dir / stem).exists():
                 return video_dir / stem
             continue
@@ -81,10 +81,10 @@ def _find_video(video_dir: Path, stems: list[str], default_ext: str = ".mp4") ->
             if (candidate := video_dir / f"{stem}{ext}").exists():
                 return candidate
     first = stems[0]
-    return video_dir / (first if _video_ext(first) else f"{first}{default_ext}")
+    return video_dir / (first if video_extension(first) else f"{first}{default_ext}")
 
 
-def _read_rows(
+def read_rows(
     path: Path, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL
 ) -> list[tuple[str, list[str]]]:
     """Non-blank rows of a delimited file as ``("<path>:<line>", fields)``."""
@@ -98,9 +98,9 @@ def _read_rows(
             raise DatasetError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
 
 
-def _read_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
+def read_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
     """Rows of a CSV with a header line as ``("<path>:<line>", {column: value})``."""
-    rows = _read_rows(path)
+    rows = read_rows(path)
     if not rows:
         raise DatasetError(f"{path}: empty file (expected a header line)")
     (_, header), body = rows[0], rows[1:]
@@ -113,7 +113,7 @@ def _read_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
     return [(where, dict(zip(header, fields, strict=True))) for where, fields in body]
 
 
-def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
+def read_jsonl(path: Path) -> list[tuple[str, dict]]:
     """Objects of a JSON-lines file as ``("<path>:<line>", object)``; blank lines are skipped."""
     out = []
     with open(path, encoding="utf-8") as f:
@@ -124,23 +124,23 @@ def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            out.append((f"{path}:{n}", _expect(obj, dict, f"{path}:{n}")))
+            out.append((f"{path}:{n}", expect_type(obj, dict, f"{path}:{n}")))
     return out
 
 
-def _read_id_list(path: Path) -> list[str]:
+def read_id_list(path: Path) -> list[str]:
     if not path.is_file():
         raise MissingAnnotationError(f"{path}: video id list not found")
     return [s for line in path.read_text(encoding="utf-8").splitlines() if (s := line.strip())]
 
 
-def _expect(obj: Any, kind: type, where: str) -> Any:
+def expect_type(obj: Any, kind: type, where: str) -> Any:
     if not isinstance(obj, kind):
         raise DatasetError(f"{where}: expected a JSON {kind.__name__}, got {type(obj).__name__}")
     return obj
 
 
-def _get(entry: Any, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
+def get_field(entry: Any, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
     """``entry[key]``, checked to be of ``kind``; errors name the file/line or entry."""
     if not isinstance(entry, dict) or key not in entry:
         raise DatasetError(f"{where}: missing key {key!r}")
@@ -152,7 +152,7 @@ def _get(entry: Any, key: str, where: str, kind: type | tuple[type, ...] = str) 
     return value
 
 
-def _get_any(entry: dict, keys: Sequence[str], where: str) -> Any:
+def get_any_field(entry: dict, keys: Sequence[str], where: str) -> Any:
     """The value of the first of ``keys`` present (column aliases)."""
     key = next((k for k in keys if k in entry), None)
     if key is None:
@@ -162,11 +162,11 @@ def _get_any(entry: dict, keys: Sequence[str], where: str) -> Any:
     return entry[key]
 
 
-def _caption(entry: Any, key: str, where: str) -> str:
-    return _nonempty(_get(entry, key, where), where, key)
+def caption_field(entry: Any, key: str, where: str) -> str:
+    return nonempty_text(get_field(entry, key, where), where, key)
 
 
-def _nonempty(text: Any, where: str, what: str) -> str:
+def nonempty_text(text: Any, where: str, what: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise DatasetError(f"{where}: empty or non-text {what} {text!r}")
     return text.strip()

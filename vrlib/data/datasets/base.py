@@ -18,7 +18,7 @@ import numpy as np
 
 from vrlib.registry import Registry
 
-_MAX_LISTED = 5  # missing videos named in one error message
+MAX_LISTED = 5  # missing videos named in one error message
 
 
 class DatasetError(ValueError):
@@ -90,7 +90,7 @@ class RetrievalDataset:
         if unknown:
             raise DatasetError(
                 f"{self.name}/{self.split}: {len(unknown)} captions refer to videos not in the "
-                f"dataset, e.g. {sorted(set(unknown))[:_MAX_LISTED]}"
+                f"dataset, e.g. {sorted(set(unknown))[:MAX_LISTED]}"
             )
         self.caption_to_video = np.fromiter(
             (self.video_index[c.video_id] for c in self.captions),
@@ -173,7 +173,7 @@ def load_dataset(
     reader = DATASETS.get(name)
     root = Path(root).expanduser()
     videos, captions = reader(root, split, **kw)
-    bad = [(v, reason) for v in videos if (reason := _file_problem(v.path))]
+    bad = [(v, reason) for v in videos if (reason := file_problem(v.path))]
     if bad and on_error == "raise":
         raise _missing_videos_error(name, split, len(videos), bad)
     dropped = {v.video_id for v, _ in bad}
@@ -190,7 +190,7 @@ def load_dataset(
 def _missing_videos_error(
     name: str, split: str, total: int, bad: list[tuple[VideoItem, str]]
 ) -> MissingVideoError:
-    shown = [f"  {v.video_id}: {reason} ({v.path})" for v, reason in bad[:_MAX_LISTED]]
+    shown = [f"  {v.video_id}: {reason} ({v.path})" for v, reason in bad[:MAX_LISTED]]
     more = len(bad) - len(shown)
     tail = f"\n  ... and {more} more" if more > 0 else ""
     return MissingVideoError(
@@ -201,7 +201,7 @@ def _missing_videos_error(
     )
 
 
-def _file_problem(path: Path) -> str | None:
+def file_problem(path: Path) -> str | None:
     """Why ``path`` cannot be a video (or image), or None. Decoding problems are found later, by the decoder."""
     try:
         size = path.stat().st_size

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from vrlib.data.datasets.annotations import (
-    _caption,
-    _check_split,
-    _expect,
-    _find_video,
-    _get,
-    _require_files,
-    _video_dir,
-    _video_ext,
-    _videos_for,
+    caption_field,
+    check_split,
+    expect_type,
+    find_video,
+    find_video_dir,
+    get_field,
+    require_files,
+    video_extension,
+    videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -31,17 +31,19 @@ def read_didemo(root: Path, split: str, video_dir: str | None = None) -> Items:
     spaces into one caption. ``video`` is the file name (e.g. ``...87ef417396.mov``); a file with
     the same stem and another extension (a transcoded copy) is accepted. Annotations cover the
     first 30 s; the whole file is used (CLIP4Clip reads seconds 0-31)."""
-    _check_split("didemo", split, ("train", "val", "test"))
-    (path,) = _require_files("didemo", root, split, [root / f"{split}_data.json"])
-    vdir = _video_dir(root, video_dir, ["videos", "DiDeMo_Videos"])
+    check_split("didemo", split, ("train", "val", "test"))
+    (path,) = require_files("didemo", root, split, [root / f"{split}_data.json"])
+    vdir = find_video_dir(root, video_dir, ["videos", "DiDeMo_Videos"])
     texts: dict[str, list[str]] = {}
-    for i, e in enumerate(_expect(read_json(path), list, str(path))):
+    for i, e in enumerate(expect_type(read_json(path), list, str(path))):
         where = f"{path} [{i}]"
-        texts.setdefault(_get(e, "video", where), []).append(_caption(e, "description", where))
+        texts.setdefault(get_field(e, "video", where), []).append(
+            caption_field(e, "description", where)
+        )
     captions = [CaptionItem(vid, " ".join(parts)) for vid, parts in texts.items()]
 
     def make_video(vid: str) -> VideoItem:
-        stem = vid[: -len(ext)] if (ext := _video_ext(vid)) else vid
-        return VideoItem(vid, _find_video(vdir, [vid, stem]))
+        stem = vid[: -len(ext)] if (ext := video_extension(vid)) else vid
+        return VideoItem(vid, find_video(vdir, [vid, stem]))
 
-    return _videos_for(captions, make_video), captions
+    return videos_for(captions, make_video), captions

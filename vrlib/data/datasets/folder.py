@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from vrlib.data.datasets.annotations import (
-    _check_split,
-    _find_video,
-    _get_any,
-    _missing_annotations_error,
-    _nonempty,
-    _read_csv,
-    _read_jsonl,
-    _video_dir,
-    _videos_for,
+    check_split,
+    find_video,
+    find_video_dir,
+    get_any_field,
+    missing_annotations_error,
+    nonempty_text,
+    read_csv,
+    read_jsonl,
+    videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -42,16 +42,18 @@ def read_folder(
     paths = [root / c for c in candidates]
     path = next((p for p in paths if p.is_file()), None)
     if path is None:
-        raise _missing_annotations_error("folder", root, split, paths, any_of=True)
-    rows = _read_jsonl(path) if path.suffix == ".jsonl" else _read_csv(path)
-    _check_split("folder", split, ("all", *sorted({r["split"] for _, r in rows if "split" in r})))
-    vdir = _video_dir(root, video_dir, ["videos", "."])
+        raise missing_annotations_error("folder", root, split, paths, any_of=True)
+    rows = read_jsonl(path) if path.suffix == ".jsonl" else read_csv(path)
+    check_split("folder", split, ("all", *sorted({r["split"] for _, r in rows if "split" in r})))
+    vdir = find_video_dir(root, video_dir, ["videos", "."])
     captions = [_folder_caption(r, w) for w, r in rows if split in ("all", r.get("split"))]
-    return _videos_for(captions, lambda vid: VideoItem(vid, _find_video(vdir, [vid]))), captions
+    return videos_for(captions, lambda vid: VideoItem(vid, find_video(vdir, [vid]))), captions
 
 
 def _folder_caption(row: dict, where: str) -> CaptionItem:
     """A caption from a CSV row or JSONL object, accepting the usual column names."""
-    video_id = _get_any(row, ("video_id", "video"), where)
-    text = _get_any(row, ("caption", "sentence", "text"), where)
-    return CaptionItem(_nonempty(video_id, where, "video_id"), _nonempty(text, where, "caption"))
+    video_id = get_any_field(row, ("video_id", "video"), where)
+    text = get_any_field(row, ("caption", "sentence", "text"), where)
+    return CaptionItem(
+        nonempty_text(video_id, where, "video_id"), nonempty_text(text, where, "caption")
+    )

@@ -6,13 +6,13 @@ import csv
 from pathlib import Path
 
 from vrlib.data.datasets.annotations import (
-    _check_split,
-    _find_video,
-    _nonempty,
-    _read_rows,
-    _require_files,
-    _video_dir,
-    _videos_for,
+    check_split,
+    find_video,
+    find_video_dir,
+    nonempty_text,
+    read_rows,
+    require_files,
+    videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -35,25 +35,23 @@ def read_lsmdc(root: Path, split: str, video_dir: str | None = None) -> Items:
         "val": "LSMDC16_annos_val.csv",
         "test": "LSMDC16_challenge_1000_publictect.csv",
     }
-    _check_split("lsmdc", split, files)
-    (path,) = _require_files("lsmdc", root, split, [root / files[split]])
-    vdir = _video_dir(root, video_dir, ["avi", "videos", "LSMDC_Videos"])
+    check_split("lsmdc", split, files)
+    (path,) = require_files("lsmdc", root, split, [root / files[split]])
+    vdir = find_video_dir(root, video_dir, ["avi", "videos", "LSMDC_Videos"])
     meta: dict[str, dict] = {}
     captions = []
     names = ("start_aligned", "end_aligned", "start_extracted", "end_extracted")
-    for where, fields in _read_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE):
+    for where, fields in read_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE):
         if len(fields) != 6:
             raise DatasetError(
                 f"{where}: expected 6 tab-separated fields (clip id, 4 times, sentence), got {len(fields)}"
             )
-        clip = _nonempty(fields[0], where, "clip id")
+        clip = nonempty_text(fields[0], where, "clip id")
         meta.setdefault(clip, dict(zip(names, fields[1:5], strict=True)))
-        captions.append(CaptionItem(clip, _nonempty(fields[5], where, "sentence")))
+        captions.append(CaptionItem(clip, nonempty_text(fields[5], where, "sentence")))
 
     def make_video(clip: str) -> VideoItem:
         movie = clip.rsplit("_", 1)[0]
-        return VideoItem(
-            clip, _find_video(vdir, [f"{movie}/{clip}", clip], ".avi"), meta=meta[clip]
-        )
+        return VideoItem(clip, find_video(vdir, [f"{movie}/{clip}", clip], ".avi"), meta=meta[clip])
 
-    return _videos_for(captions, make_video), captions
+    return videos_for(captions, make_video), captions

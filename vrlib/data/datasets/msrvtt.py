@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from vrlib.data.datasets.annotations import (
-    _caption,
-    _check_split,
-    _expect,
-    _find_video,
-    _get,
-    _read_csv,
-    _require_files,
-    _video_dir,
-    _videos_for,
+    caption_field,
+    check_split,
+    expect_type,
+    find_video,
+    find_video_dir,
+    get_field,
+    read_csv,
+    require_files,
+    videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -40,35 +40,35 @@ def read_msrvtt(root: Path, split: str, video_dir: str | None = None) -> Items:
         "9k": ["MSRVTT_train.9k.csv", "MSRVTT_data.json"],
         "7k": ["MSRVTT_train.7k.csv", "MSRVTT_data.json"],
     }
-    _check_split("msrvtt", split, files)
-    paths = _require_files("msrvtt", root, split, [root / f for f in files[split]])
-    vdir = _video_dir(root, video_dir, ["videos/all", "MSRVTT_Videos", "videos"])
+    check_split("msrvtt", split, files)
+    paths = require_files("msrvtt", root, split, [root / f for f in files[split]])
+    vdir = find_video_dir(root, video_dir, ["videos/all", "MSRVTT_Videos", "videos"])
     if split == "1k-A":
         captions = [
-            CaptionItem(_get(r, "video_id", w), _caption(r, "sentence", w))
-            for w, r in _read_csv(paths[0])
+            CaptionItem(get_field(r, "video_id", w), caption_field(r, "sentence", w))
+            for w, r in read_csv(paths[0])
         ]
-        return _videos_for(captions, lambda vid: VideoItem(vid, _find_video(vdir, [vid]))), captions
+        return videos_for(captions, lambda vid: VideoItem(vid, find_video(vdir, [vid]))), captions
 
     data_path = paths[-1]
-    data = _expect(read_json(data_path), dict, str(data_path))
+    data = expect_type(read_json(data_path), dict, str(data_path))
     entries = {
-        _get(e, "video_id", f"{data_path} videos[{i}]"): e
-        for i, e in enumerate(_get(data, "videos", str(data_path), list))
+        get_field(e, "video_id", f"{data_path} videos[{i}]"): e
+        for i, e in enumerate(get_field(data, "videos", str(data_path), list))
     }
     if split == "full":
         ids = [vid for vid, e in entries.items() if e.get("split") == "test"]
     else:
-        ids = [_get(r, "video_id", w) for w, r in _read_csv(paths[0])]
+        ids = [get_field(r, "video_id", w) for w, r in read_csv(paths[0])]
     wanted = set(ids)
     captions = []
-    for i, s in enumerate(_get(data, "sentences", str(data_path), list)):
+    for i, s in enumerate(get_field(data, "sentences", str(data_path), list)):
         where = f"{data_path} sentences[{i}]"
-        if (vid := _get(s, "video_id", where)) in wanted:
-            captions.append(CaptionItem(vid, _caption(s, "caption", where)))
+        if (vid := get_field(s, "video_id", where)) in wanted:
+            captions.append(CaptionItem(vid, caption_field(s, "caption", where)))
 
     def make_video(vid: str) -> VideoItem:
         meta = {k: v for k, v in entries.get(vid, {}).items() if k != "video_id"}
-        return VideoItem(vid, _find_video(vdir, [vid]), meta=meta)
+        return VideoItem(vid, find_video(vdir, [vid]), meta=meta)
 
-    return _videos_for(captions, make_video, ids), captions
+    return videos_for(captions, make_video, ids), captions

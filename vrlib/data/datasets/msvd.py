@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from vrlib.data.datasets.annotations import (
-    _check_split,
-    _expect,
-    _find_video,
-    _get,
-    _nonempty,
-    _read_id_list,
-    _require_files,
-    _video_dir,
-    _videos_for,
+    check_split,
+    expect_type,
+    find_video,
+    find_video_dir,
+    get_field,
+    nonempty_text,
+    read_id_list,
+    require_files,
+    videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -31,21 +31,23 @@ def read_msvd(root: Path, split: str, video_dir: str | None = None) -> Items:
     """MSVD as CLIP4Clip/collaborative-experts ship it: ``raw-captions.pkl`` maps a video id to
     a list of token lists (joined with spaces), ``<split>_list.txt`` lists the split's ids, and
     videos are ``videos/<id>.avi`` (also ``MSVD_Videos/`` or ``YouTubeClips/``, any extension)."""
-    _check_split("msvd", split, ("train", "val", "test"))
-    list_path, pkl_path = _require_files(
+    check_split("msvd", split, ("train", "val", "test"))
+    list_path, pkl_path = require_files(
         "msvd", root, split, [root / f"{split}_list.txt", root / "raw-captions.pkl"]
     )
-    raw = _expect(_read_pickle(pkl_path), dict, str(pkl_path))
-    vdir = _video_dir(root, video_dir, ["videos", "MSVD_Videos", "YouTubeClips"])
-    ids = _read_id_list(list_path)
+    raw = expect_type(_read_pickle(pkl_path), dict, str(pkl_path))
+    vdir = find_video_dir(root, video_dir, ["videos", "MSVD_Videos", "YouTubeClips"])
+    ids = read_id_list(list_path)
     captions = []
     for vid in ids:
         where = f"{pkl_path} [{vid!r}]"
-        for j, tokens in enumerate(_get(raw, vid, f"{pkl_path} (listed in {list_path})", list)):
+        for j, tokens in enumerate(
+            get_field(raw, vid, f"{pkl_path} (listed in {list_path})", list)
+        ):
             text = " ".join(tokens) if isinstance(tokens, list) else tokens
-            captions.append(CaptionItem(vid, _nonempty(text, f"{where}[{j}]", "caption")))
-    return _videos_for(
-        captions, lambda vid: VideoItem(vid, _find_video(vdir, [vid], ".avi")), ids
+            captions.append(CaptionItem(vid, nonempty_text(text, f"{where}[{j}]", "caption")))
+    return videos_for(
+        captions, lambda vid: VideoItem(vid, find_video(vdir, [vid], ".avi")), ids
     ), captions
 
 

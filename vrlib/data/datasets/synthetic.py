@@ -6,21 +6,21 @@ import os
 from pathlib import Path
 
 from vrlib.data.datasets.annotations import (
-    _caption,
-    _check_split,
-    _expect,
-    _get,
-    _read_jsonl,
-    _require_files,
+    caption_field,
+    check_split,
+    expect_type,
+    get_field,
+    read_jsonl,
+    require_files,
 )
 from vrlib.data.datasets.base import (
-    _MAX_LISTED,
     DATASETS,
+    MAX_LISTED,
     CaptionItem,
     DatasetError,
     Items,
     VideoItem,
-    _file_problem,
+    file_problem,
 )
 from vrlib.io import read_json
 
@@ -34,16 +34,18 @@ def load_image_captions(root: str | os.PathLike, split: str) -> list[tuple[Path,
     """
     root = Path(root).expanduser()
     path = root / "annotations" / "images.jsonl"
-    _check_split("synthetic images", split, SYNTHETIC_SPLITS)
-    _require_files("synthetic images", root, split, [path])
+    check_split("synthetic images", split, SYNTHETIC_SPLITS)
+    require_files("synthetic images", root, split, [path])
     pairs = []
-    for where, entry in _read_jsonl(path):
-        if _get(entry, "split", where) == split:
-            pairs.append((root / _get(entry, "path", where), _caption(entry, "caption", where)))
-    missing = [str(p) for p, _ in pairs if _file_problem(p)]
+    for where, entry in read_jsonl(path):
+        if get_field(entry, "split", where) == split:
+            pairs.append(
+                (root / get_field(entry, "path", where), caption_field(entry, "caption", where))
+            )
+    missing = [str(p) for p, _ in pairs if file_problem(p)]
     if missing:
         raise DatasetError(
-            f"{path}: {len(missing)} images of split {split!r} are missing or empty, e.g. {missing[:_MAX_LISTED]}"
+            f"{path}: {len(missing)} images of split {split!r} are missing or empty, e.g. {missing[:MAX_LISTED]}"
         )
     return pairs
 
@@ -55,32 +57,34 @@ def read_synthetic(root: Path, split: str, video_dir: str | None = None) -> Item
     ``splits.json`` decides membership and order; ``video_dir=`` looks the annotated file
     names up in another folder (e.g. re-encoded copies).
     """
-    _check_split("synthetic", split, SYNTHETIC_SPLITS)
+    check_split("synthetic", split, SYNTHETIC_SPLITS)
     videos_path = root / "annotations" / "videos.jsonl"
     captions_path = root / "annotations" / "captions.jsonl"
     splits_path = root / "splits.json"
-    _require_files("synthetic", root, split, [videos_path, captions_path, splits_path])
-    entries = {_get(e, "video_id", w): (w, e) for w, e in _read_jsonl(videos_path)}
-    splits = _expect(read_json(splits_path), dict, str(splits_path))
-    ids = _get(splits, split, str(splits_path), list)
+    require_files("synthetic", root, split, [videos_path, captions_path, splits_path])
+    entries = {get_field(e, "video_id", w): (w, e) for w, e in read_jsonl(videos_path)}
+    splits = expect_type(read_json(splits_path), dict, str(splits_path))
+    ids = get_field(splits, split, str(splits_path), list)
     absent = [v for v in ids if v not in entries]
     if absent:
         raise DatasetError(
-            f"{splits_path}: split {split!r} lists ids not in {videos_path}: {absent[:_MAX_LISTED]}"
+            f"{splits_path}: split {split!r} lists ids not in {videos_path}: {absent[:MAX_LISTED]}"
         )
 
     def make_video(vid: str) -> VideoItem:
         where, e = entries[vid]
-        rel = Path(_get(e, "path", where))
+        rel = Path(get_field(e, "path", where))
         path = root / rel if video_dir is None else root / video_dir / rel.name
         return VideoItem(vid, path, meta=dict(e.get("meta") or {}))
 
     wanted = set(ids)
     captions = [
         CaptionItem(
-            vid, _caption(e, "caption", w), tuple(_get(e, "tags", w, list) if "tags" in e else ())
+            vid,
+            caption_field(e, "caption", w),
+            tuple(get_field(e, "tags", w, list) if "tags" in e else ()),
         )
-        for w, e in _read_jsonl(captions_path)
-        if (vid := _get(e, "video_id", w)) in wanted
+        for w, e in read_jsonl(captions_path)
+        if (vid := get_field(e, "video_id", w)) in wanted
     ]
     return [make_video(v) for v in dict.fromkeys(ids)], captions

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from vrlib.data.datasets.annotations import (
-    _check_split,
-    _expect,
-    _find_video,
-    _get,
-    _nonempty,
-    _read_id_list,
-    _require_files,
-    _video_dir,
-    _videos_for,
+    check_split,
+    expect_type,
+    find_video,
+    find_video_dir,
+    get_field,
+    nonempty_text,
+    read_id_list,
+    require_files,
+    videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -39,33 +39,34 @@ def read_vatex(
     HGR ``test_list.txt`` drawn from the validation json) restricts the split to those ids.
     """
     files = {"train": "vatex_training_v1.0.json", "val": "vatex_validation_v1.0.json"}
-    _check_split("vatex", split, files)
-    (path,) = _require_files("vatex", root, split, [root / files[split]])
-    vdir = _video_dir(root, video_dir, ["videos", "vatex_videos"])
+    check_split("vatex", split, files)
+    (path,) = require_files("vatex", root, split, [root / files[split]])
+    vdir = find_video_dir(root, video_dir, ["videos", "vatex_videos"])
     entries = [
-        (f"{path} [{i}]", e) for i, e in enumerate(_expect(read_json(path), list, str(path)))
+        (f"{path} [{i}]", e) for i, e in enumerate(expect_type(read_json(path), list, str(path)))
     ]
-    wanted = set(_read_id_list(root / video_list)) if video_list else None
+    wanted = set(read_id_list(root / video_list)) if video_list else None
     segments = {}
     captions = []
     for where, e in entries:
-        vid = _get(e, "videoID", where)
+        vid = get_field(e, "videoID", where)
         if wanted is not None and vid not in wanted:
             continue
         segments[vid] = _vatex_segment(vid, where)
         captions += [
-            CaptionItem(vid, _nonempty(t, where, "enCap")) for t in _get(e, "enCap", where, list)
+            CaptionItem(vid, nonempty_text(t, where, "enCap"))
+            for t in get_field(e, "enCap", where, list)
         ]
 
     def make_video(vid: str) -> VideoItem:
         ytid, start, end = segments[vid]
         meta = {"youtube_id": ytid, "start": start, "end": end}
-        clip = _find_video(vdir, [vid])
-        if clip.exists() or not (full := _find_video(vdir, [ytid])).exists():
+        clip = find_video(vdir, [vid])
+        if clip.exists() or not (full := find_video(vdir, [ytid])).exists():
             return VideoItem(vid, clip, meta=meta)
         return VideoItem(vid, full, start=start, end=end, meta=meta)
 
-    return _videos_for(captions, make_video, segments), captions
+    return videos_for(captions, make_video, segments), captions
 
 
 def _vatex_segment(video_id: str, where: str) -> tuple[str, float, float]:

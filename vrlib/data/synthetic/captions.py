@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vrlib.data.synthetic.config import _MOVES, PLAIN_BACKGROUNDS
+from vrlib.data.synthetic.config import MOVES, PLAIN_BACKGROUNDS
 from vrlib.data.synthetic.scenes import scene_at
 
 CAPTION_TAGS = ("audio", "temporal", "partial", "paraphrase", "full")
@@ -96,7 +96,7 @@ EVENT_PHRASES: dict[str, tuple[tuple[str, str], ...]] = {
 # The attribute an event changes is left out of the subject ("a red circle grows", not "a small
 # red circle grows"); a move also changes the position.
 _CHANGED_ATTRIBUTES = {
-    **{t: ("position",) for t in _MOVES},
+    **{t: ("position",) for t in MOVES},
     "grows": ("size",),
     "shrinks": ("size",),
     "changes_colour": ("colour",),

@@ -69,7 +69,7 @@ OPPOSITE = {
     "disappears": "appears",
 }
 # Which start -> end anchors a move crosses (the object always travels across the frame).
-_MOVES = {
+MOVES = {
     "moves_left": ("right", "left"),
     "moves_right": ("left", "right"),
     "moves_up": ("bottom", "top"),

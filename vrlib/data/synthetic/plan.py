@@ -15,7 +15,7 @@ from vrlib.data.synthetic.scenes import reverse_events, sample_video
 
 
 @dataclass
-class _Video:
+class PlannedVideo:
     video_id: str
     num_frames: int
     events: list[dict]
@@ -25,20 +25,20 @@ class _Video:
     split: str = ""
 
 
-def _plan_videos(cfg: WorldConfig, seed: int) -> list[_Video]:
+def plan_videos(cfg: WorldConfig, seed: int) -> list[PlannedVideo]:
     """Every video's content: originals in order, each twin right after its original."""
     n_orig = max(1, round(cfg.num_videos / (1 + cfg.twin_fraction)))
     n_twins = min(cfg.num_videos - n_orig, n_orig)
     twinned = set(
         np.random.default_rng([seed, 4]).choice(n_orig, size=n_twins, replace=False).tolist()
     )
-    videos: list[_Video] = []
+    videos: list[PlannedVideo] = []
     for k in range(n_orig):
         n, events = sample_video(np.random.default_rng([seed, 1, k]), cfg)
-        orig = _Video(f"vid_{len(videos):06d}", n, events, caption_seed=k)
+        orig = PlannedVideo(f"vid_{len(videos):06d}", n, events, caption_seed=k)
         videos.append(orig)
         if k in twinned:
-            twin = _Video(
+            twin = PlannedVideo(
                 f"vid_{len(videos):06d}", n, reverse_events(events, n), k, reversed_of=orig.video_id
             )
             orig.twin, twin.twin = twin.video_id, orig.video_id
@@ -46,7 +46,7 @@ def _plan_videos(cfg: WorldConfig, seed: int) -> list[_Video]:
     return videos
 
 
-def _assign_splits(videos: list[_Video], cfg: WorldConfig, seed: int) -> dict[str, list[str]]:
+def assign_splits(videos: list[PlannedVideo], cfg: WorldConfig, seed: int) -> dict[str, list[str]]:
     """Train/val/test by video, twins kept together, at least ``min_test_twin_pairs`` in test."""
     rng = np.random.default_rng([seed, 3])
     by_id = {v.video_id: v for v in videos}
@@ -73,7 +73,7 @@ def _assign_splits(videos: list[_Video], cfg: WorldConfig, seed: int) -> dict[st
     return splits
 
 
-def _image_splits(n: int, cfg: WorldConfig, seed: int) -> list[str]:
+def image_splits(n: int, cfg: WorldConfig, seed: int) -> list[str]:
     order = np.random.default_rng([seed, 5]).permutation(n)
     n_test, n_val = round(n * cfg.image_test_fraction), round(n * cfg.image_val_fraction)
     split = np.full(n, "train", dtype=object)

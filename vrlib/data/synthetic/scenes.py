@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from vrlib.data.synthetic.config import (
-    _MOVES,
     BACKGROUNDS,
     COLOURS,
+    MOVES,
     OPPOSITE,
     POSITIONS,
     SHAPES,
@@ -190,8 +190,8 @@ def _sample_event(
             else (SIZES["large"], SIZES["small"])
         )
     big = max(r0, r1)
-    if etype in _MOVES:
-        (x0, y0), (x1, y1) = (POSITIONS[p] for p in _MOVES[etype])
+    if etype in MOVES:
+        (x0, y0), (x1, y1) = (POSITIONS[p] for p in MOVES[etype])
         wobble = rng.uniform(-0.06, 0.06)  # off the axis, the same at both ends
         dx, dy = (0.0, wobble) if y0 == y1 else (wobble, 0.0)
         x0, y0, x1, y1 = x0 + dx, y0 + dy, x1 + dx, y1 + dy

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from vrlib.data.synthetic.config import WORLD_VERSION, WorldConfig, resolve_config
-from vrlib.data.synthetic.plan import _assign_splits, _plan_videos
+from vrlib.data.synthetic.plan import assign_splits, plan_videos
 from vrlib.data.synthetic.render import X264_OPTIONS
 from vrlib.data.synthetic.writers import (
-    _jsonl,
-    _video_rows,
-    _write_images,
-    _write_msrvtt,
-    _write_videos,
+    annotation_rows,
+    jsonl_text,
+    write_images,
+    write_msrvtt,
+    write_videos,
 )
 from vrlib.io import atomic_write_text, read_json, write_json
 
@@ -71,16 +71,16 @@ def generate_world(
     cfg = resolve_config(preset, **overrides)
     out = Path(out_dir).expanduser()
     _prepare(out)
-    images = _write_images(out, cfg, seed)
-    videos = _plan_videos(cfg, seed)
-    splits = _assign_splits(videos, cfg, seed)
-    _write_videos(out, videos, cfg)
-    video_rows, caption_rows = _video_rows(videos, cfg, seed)
-    atomic_write_text(out / "annotations" / "images.jsonl", _jsonl(images))
-    atomic_write_text(out / "annotations" / "videos.jsonl", _jsonl(video_rows))
-    atomic_write_text(out / "annotations" / "captions.jsonl", _jsonl(caption_rows))
+    images = write_images(out, cfg, seed)
+    videos = plan_videos(cfg, seed)
+    splits = assign_splits(videos, cfg, seed)
+    write_videos(out, videos, cfg)
+    video_rows, caption_rows = annotation_rows(videos, cfg, seed)
+    atomic_write_text(out / "annotations" / "images.jsonl", jsonl_text(images))
+    atomic_write_text(out / "annotations" / "videos.jsonl", jsonl_text(video_rows))
+    atomic_write_text(out / "annotations" / "captions.jsonl", jsonl_text(caption_rows))
     write_json(out / "splits.json", splits)
-    _write_msrvtt(out, video_rows, caption_rows, seed)
+    write_msrvtt(out, video_rows, caption_rows, seed)
     write_json(out / "world.json", _world_record(preset, seed, cfg, len(images), len(videos)))
     return out
 

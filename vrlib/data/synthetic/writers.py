@@ -17,13 +17,13 @@ import numpy as np
 
 from vrlib.data.synthetic.captions import describe_scene, video_captions
 from vrlib.data.synthetic.config import EVENT_TYPES, WORLD_VERSION, WorldConfig
-from vrlib.data.synthetic.plan import _image_splits, _Video
+from vrlib.data.synthetic.plan import PlannedVideo, image_splits
 from vrlib.data.synthetic.render import encode_mp4, render, render_video
 from vrlib.data.synthetic.scenes import sample_image
 from vrlib.io import atomic_write_bytes, atomic_write_text, write_json
 
 
-def _jsonl(rows: list[dict]) -> str:
+def jsonl_text(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
@@ -33,10 +33,10 @@ def _progress(iterable, total: int, desc: str):
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
-def _write_images(out: Path, cfg: WorldConfig, seed: int) -> list[dict]:
+def write_images(out: Path, cfg: WorldConfig, seed: int) -> list[dict]:
     from PIL import Image
 
-    splits = _image_splits(cfg.num_images, cfg, seed)
+    splits = image_splits(cfg.num_images, cfg, seed)
     rows = []
     for i in _progress(range(cfg.num_images), cfg.num_images, "world images"):
         rng = np.random.default_rng([seed, 0, i])
@@ -58,7 +58,7 @@ def _write_images(out: Path, cfg: WorldConfig, seed: int) -> list[dict]:
     return rows
 
 
-def _write_videos(out: Path, videos: list[_Video], cfg: WorldConfig) -> None:
+def write_videos(out: Path, videos: list[PlannedVideo], cfg: WorldConfig) -> None:
     """Render each original once; its twin is the same frame list reversed."""
     frames_of: dict[str, list[np.ndarray]] = {}
     for v in _progress(videos, len(videos), "world videos"):
@@ -71,7 +71,9 @@ def _write_videos(out: Path, videos: list[_Video], cfg: WorldConfig) -> None:
         atomic_write_bytes(out / "videos" / f"{v.video_id}.mp4", encode_mp4(frames, cfg.fps))
 
 
-def _video_rows(videos: list[_Video], cfg: WorldConfig, seed: int) -> tuple[list[dict], list[dict]]:
+def annotation_rows(
+    videos: list[PlannedVideo], cfg: WorldConfig, seed: int
+) -> tuple[list[dict], list[dict]]:
     video_rows, caption_rows = [], []
     for v in videos:
         meta = {
@@ -102,7 +104,7 @@ def _video_rows(videos: list[_Video], cfg: WorldConfig, seed: int) -> tuple[list
 _MSRVTT_SPLIT = {"train": "train", "val": "validate", "test": "test"}
 
 
-def _write_msrvtt(out: Path, video_rows: list[dict], caption_rows: list[dict], seed: int) -> None:
+def write_msrvtt(out: Path, video_rows: list[dict], caption_rows: list[dict], seed: int) -> None:
     """The same world in CLIP4Clip's ``msrvtt_data`` files, videos linked under videos/all/."""
     root = out / "msrvtt"
     videos = [

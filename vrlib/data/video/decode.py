@@ -19,9 +19,9 @@ from vrlib.data.video.reader import (
     VideoDecodeError,
     VideoInfo,
     VideoReader,
-    _preview,
+    preview_indices,
 )
-from vrlib.data.video.resize import _check_resize, resize_frames
+from vrlib.data.video.resize import check_resize, resize_frames
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def read_frames(
         ValueError: indices that are not a 1-D integer array, or a bad ``size`` / ``resize``.
     """
     idx = _as_indices(indices)
-    _check_resize(size, resize)
+    check_resize(size, resize)
     with _open(path, backend) as reader:
         return _decode(reader, idx, size, resize, forced=backend is not None)
 
@@ -129,7 +129,7 @@ def read_sampled(
     Returns:
         ``(frames (T, H, W, 3) uint8, indices (T,) int64, info)``.
     """
-    _check_resize(size, resize)
+    check_resize(size, resize)
     with _open(path, backend) as reader:
         info = reader.info()
         idx = _as_indices(choose(info))
@@ -145,7 +145,7 @@ def _decode(
     if bad.size:
         raise VideoDecodeError(
             reader.path,
-            f"frame indices {_preview(bad)} out of range [0, {num_frames}) "
+            f"frame indices {preview_indices(bad)} out of range [0, {num_frames}) "
             f"({num_frames} frames in the file)",
         )
     if idx.size == 0:

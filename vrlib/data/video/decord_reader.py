@@ -22,8 +22,8 @@ from vrlib.data.video.reader import (
     VideoDecodeError,
     VideoInfo,
     VideoReader,
-    _preview,
-    _short,
+    preview_indices,
+    short_message,
 )
 
 _NATIVE_LOG_LINE = re.compile(rb"^\[\d\d:\d\d:\d\d\] \S+\.(?:cc|h|cpp):\d+: ")
@@ -79,7 +79,7 @@ class DecordReader(VideoReader):
             with _quiet_native_stderr():
                 self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=DECODE_THREADS)
         except (decord.DECORDError, RuntimeError, AssertionError) as e:
-            raise VideoDecodeError(path, f"cannot open with decord ({_short(e)})") from e
+            raise VideoDecodeError(path, f"cannot open with decord ({short_message(e)})") from e
         self.num_frames = len(self._vr)
         self._shape: tuple[int, int] | None = None
 
@@ -97,7 +97,7 @@ class DecordReader(VideoReader):
         except (self._decord.DECORDError, RuntimeError, IndexError) as e:
             raise VideoDecodeError(
                 self.path,
-                f"decoding frames {_preview(indices)} failed with decord ({_short(e)}); "
+                f"decoding frames {preview_indices(indices)} failed with decord ({short_message(e)}); "
                 f"the file may be truncated or damaged",
             ) from e
         if frames.shape[0] != len(indices):

@@ -19,8 +19,8 @@ from vrlib.data.video.reader import (
     VideoDecodeError,
     VideoInfo,
     VideoReader,
-    _preview,
-    _short,
+    preview_indices,
+    short_message,
 )
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class PyAVReader(VideoReader):
         try:
             self._container = av.open(path)
         except (av.FFmpegError, OSError, ValueError) as e:
-            raise VideoDecodeError(path, f"cannot open with pyav ({_short(e)})") from e
+            raise VideoDecodeError(path, f"cannot open with pyav ({short_message(e)})") from e
         try:
             if not self._container.streams.video:
                 raise VideoDecodeError(path, "no video stream in the file")
@@ -107,7 +107,9 @@ class PyAVReader(VideoReader):
             try:
                 self._container.seek(key_pts, backward=True, any_frame=False, stream=self._stream)
             except self._av.FFmpegError as e:
-                raise VideoDecodeError(self.path, f"seeking failed with pyav ({_short(e)})") from e
+                raise VideoDecodeError(
+                    self.path, f"seeking failed with pyav ({short_message(e)})"
+                ) from e
         return self._container.decode(self._stream)
 
     def _next_frame(self, frames: Iterator, indices: np.ndarray, got: int):
@@ -118,7 +120,7 @@ class PyAVReader(VideoReader):
             missing = indices[got:]
             raise VideoDecodeError(
                 self.path,
-                f"frames {_preview(missing)} do not decode with pyav ({_short(e)}); "
+                f"frames {preview_indices(missing)} do not decode with pyav ({short_message(e)}); "
                 f"the file may be truncated or damaged",
             ) from e
 
@@ -149,7 +151,7 @@ class PyAVReader(VideoReader):
         if len(out) < len(targets):
             missing = indices[len(out) :]
             raise VideoDecodeError(
-                self.path, f"frames {_preview(missing)} were not produced by the decoder"
+                self.path, f"frames {preview_indices(missing)} were not produced by the decoder"
             )
         return out
 
@@ -166,7 +168,7 @@ class PyAVReader(VideoReader):
         if len(out) < len(indices):
             missing = indices[len(out) :]
             raise VideoDecodeError(
-                self.path, f"frames {_preview(missing)} are past the last decodable frame"
+                self.path, f"frames {preview_indices(missing)} are past the last decodable frame"
             )
         return out
 

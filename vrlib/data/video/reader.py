@@ -89,14 +89,14 @@ class VideoReader(ABC):
 BACKENDS: Registry[type[VideoReader]] = Registry("video backend")
 
 
-def _short(message: object, limit: int = 240) -> str:
+def short_message(message: object, limit: int = 240) -> str:
     """One readable line from a native error message (drops log prefixes and stack lines)."""
     text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+?\.(?:cc|h|cpp):\d+: ", "", str(message))
     line = next((s.strip() for s in text.splitlines() if s.strip()), type(message).__name__)
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _preview(values: np.ndarray, limit: int = 8) -> str:
+def preview_indices(values: np.ndarray, limit: int = 8) -> str:
     items = [int(v) for v in np.asarray(values).ravel()]
     head = ", ".join(map(str, items[:limit]))
     return f"[{head}{', ...' if len(items) > limit else ''}]"

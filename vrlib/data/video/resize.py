@@ -13,7 +13,7 @@ import torch.nn.functional as F
 RESIZE_MODES = ("short_side", "square")
 
 
-def _check_resize(size: int | None, resize: str) -> None:
+def check_resize(size: int | None, resize: str) -> None:
     if resize not in RESIZE_MODES:
         raise ValueError(f"unknown resize {resize!r}; valid: {', '.join(RESIZE_MODES)}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int | np.integer)):
@@ -32,7 +32,7 @@ def resize_frames(frames: np.ndarray, size: int | None, resize: str = "short_sid
     shrinking, unlike plain bilinear), computed in float32 and rounded, so it is identical for
     frames from either backend and independent of the decoder's own scaler.
     """
-    _check_resize(size, resize)
+    check_resize(size, resize)
     if size is None:
         return frames
     _, h, w, _ = frames.shape
