@@ -16,6 +16,8 @@ from vrlib.data.synthetic.scenes import reverse_events, sample_video
 
 @dataclass
 class PlannedVideo:
+    """One video of the plan: its shots' events, its twin, and its split (set by assign_splits)."""
+
     video_id: str
     num_frames: int
     events: list[dict]
