@@ -335,9 +335,6 @@ class ClipEncoder:
             return ids != 0
         return positions[None, :] <= eot[:, None]  # (B, L)
 
-    _text_token_features = text_token_features  # earlier private names, used by vrlib.train
-    _token_mask = token_mask
-
 
 def load_clip(
     model_name: str,
