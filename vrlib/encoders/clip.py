@@ -1,6 +1,7 @@
-"""``ClipEncoder``, an open_clip model behind one small interface, and ``load_clip``, its
-one loader for three weight sources: random init (``pretrained=None``), an open_clip tag
-(``"openai"``, ``"laion2b_s34b_b79k"``, ...) and a local checkpoint file.
+"""``ClipEncoder``, an open_clip model behind one small interface, and its loader ``load_clip``.
+
+``load_clip`` is the one loader for three weight sources: random init (``pretrained=None``), an
+open_clip tag (``"openai"``, ``"laion2b_s34b_b79k"``, ...) and a local checkpoint file.
 
 On top of open_clip it adds batched, tensor-only preprocessing of decoded video frames
 (:meth:`ClipEncoder.preprocess_frames`) that does the math of open_clip's PIL transform without a

@@ -1,5 +1,7 @@
-"""Where an encoder's weights come from: open_clip tags found in the local caches (or
-downloaded when the host answers), and local checkpoint files.
+"""Where an encoder's weights come from: open_clip tags and local checkpoint files.
+
+A tag is resolved in the local caches (or downloaded when the host answers); a local file is read
+and checked against the architecture.
 
 No silent waiting on a network that is not there: a tag whose weights are not cached fails at
 once with :class:`WeightsUnavailableError`, which says how to pass a local file instead. A local

@@ -1,5 +1,7 @@
-"""The extraction pipeline: ``extract_frame_features`` (decode -> preprocess -> encode,
-reusing and filling the cache) and ``extract_text_features``, and their result ``FrameFeatures``.
+"""The extraction pipeline: ``extract_frame_features`` and ``extract_text_features``.
+
+Frames are decoded, preprocessed and encoded (reusing and filling the cache) into a
+``FrameFeatures``; captions are encoded into one tensor (or tokens and mask).
 
 Scaling beyond one machine: with ``rank``/``world_size`` (default: ``$RANK``/``$WORLD_SIZE``) a
 call handles only videos ``i`` with ``i % world_size == rank`` and writes its done marker; a final

@@ -1,6 +1,7 @@
-"""What a run saves and restores to continue exactly: RNG states (python, numpy,
-torch, CUDA), CPU copies of weights, the check that a resume uses the same settings, and the
-atomic writes of ``last.pt`` and ``train_log.csv``.
+"""Checkpoints and resume: what a run saves and restores to continue exactly.
+
+RNG states (python, numpy, torch, CUDA), CPU copies of weights, the check that a resume uses the
+same settings, and the atomic writes of ``last.pt`` and ``train_log.csv``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""What a training run is told: ``TrainConfig`` (validated, unknown keys rejected by name), the
-metrics a run may select its best epoch by, and the learning-rate schedule ``lr_factor``.
+"""What a training run is told: its configuration and its learning-rate schedule.
+
+``TrainConfig`` (validated, unknown keys rejected by name), the metrics a run may select its best
+epoch by (``METRIC_KEYS``, ``SELECT_METRICS``) and the schedule ``lr_factor``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The engine: ``Trainer`` (optimiser, schedule, AMP, one step, checkpointable state) and
-``fit`` with its run loop (``_Run``), in plain sight in one file as nanoGPT keeps its loop.
+"""The engine: ``Trainer``, ``fit`` and the run loop, in plain sight in one file.
+
+``Trainer`` holds the optimiser, schedule, AMP, one step and the checkpointable state; ``fit``
+drives it epoch by epoch with its bookkeeping (``_Run``), as nanoGPT keeps its loop in one file.
 
 Read top to bottom: ``Trainer`` -> the check that data and encoder fit the mode ->
 ``TrainResult`` -> ``fit`` (the epoch loop) -> ``_Run`` (history, best epoch, files).

@@ -1,6 +1,7 @@
-"""Evaluation of a head on a pair dataset: the (C, V) similarity matrix built in chunks,
-then ``vrlib.metrics.evaluate`` on it; ``_flatten_metrics`` turns its result into the
-``val_*`` columns of a history row.
+"""Evaluation of a head on a pair dataset: ``similarity_matrix`` and ``evaluate_model``.
+
+The (C, V) similarity matrix is built in chunks, then ``vrlib.metrics.evaluate`` runs on it;
+``_flatten_metrics`` turns its result into the ``val_*`` columns of a history row.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""One forward = one loss: the head's two sides, the false-negative mask and the
-weighted InfoNCE terms, wrapped as one module (``_Objective``) so DistributedDataParallel sees
-every trainable parameter; end-to-end encoding of pixels and strings with gradients; and the
-AdamW parameter groups (no decay on biases, norms, embeddings and the logit scale).
+"""The objective: one forward = one loss, and what it trains.
+
+The head's two sides, the false-negative mask and the weighted InfoNCE terms, wrapped as one
+module (``_Objective``) so DistributedDataParallel sees every trainable parameter; end-to-end
+encoding of pixels and strings with gradients; and the AdamW parameter groups (no decay on
+biases, norms, embeddings and the logit scale).
 """
 
 from __future__ import annotations

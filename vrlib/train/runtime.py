@@ -1,6 +1,7 @@
-"""Where a run executes: the process group (initialised from torchrun's environment when
-WORLD_SIZE > 1, untouched otherwise, so the same call works in a notebook), the device and the
-autocast precision.
+"""Where a run executes: the process group, the device and the autocast precision.
+
+The process group is initialised from torchrun's environment when WORLD_SIZE > 1 and left
+untouched otherwise, so the same call works in a notebook.
 """
 
 from __future__ import annotations
