@@ -138,42 +138,6 @@ def test_subset_t2v_counts_only_selected_captions_against_all_videos():
     assert empty["n"] == 0 and math.isnan(empty["R@1"])
 
 
-# ----------------------------------------------------------------------------- aggregation
-
-
-def test_aggregate_seeds_mean_and_sample_std():
-    rows = [
-        {"setting": "a", "split": "test", "direction": "t2v", "seed": s, "R@1": r, "n": 10}
-        for s, r in ((0, 10.0), (1, 20.0), (2, 30.0))
-    ] + [{"setting": "b", "split": "test", "direction": "t2v", "seed": 0, "R@1": 5.0, "n": 10}]
-    out = tk.aggregate_seeds(rows)
-    assert [r["setting"] for r in out] == ["a", "b"]
-    a, b = out
-    assert a["R@1"] == pytest.approx(20.0) and a["R@1_std"] == pytest.approx(10.0)  # ddof=1
-    assert a["n_seeds"] == 3 and a["n"] == 10 and "seed_std" not in a
-    assert b["R@1"] == 5.0 and b["R@1_std"] == 0.0 and b["n_seeds"] == 1
-
-
-def test_aggregate_seeds_refuses_repeated_seeds_and_disagreeing_n():
-    row = {"setting": "a", "split": "test", "direction": "t2v", "seed": 0, "R@1": 1.0, "n": 3}
-    with pytest.raises(ValueError, match="repeated seeds"):
-        tk.aggregate_seeds([row, dict(row)])
-    with pytest.raises(ValueError, match="disagree on n"):
-        tk.aggregate_seeds([row, dict(row, seed=1, n=4)])
-
-
-def test_compare_verdicts():
-    def rows(name, values):
-        mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
-        return {"setting": name, "direction": "t2v", "R@1": mean, "R@1_std": std, "n_seeds": 3}
-
-    summary = [rows("a", [50, 51, 52]), rows("b", [40, 41, 42]), rows("c", [49, 52, 53])]
-    assert tk.compare(summary, "a", "b", "t2v")["verdict"] == "holds"
-    assert tk.compare(summary, "b", "a", "t2v")["verdict"] == "reversed"
-    assert tk.compare(summary, "a", "c", "t2v")["verdict"] == "within noise"
-    assert tk.compare(summary, "a", "missing", "t2v") is None
-
-
 # ----------------------------------------------------------------------------- parameters
 
 
@@ -300,14 +264,6 @@ def test_run_all_trains_shared_settings_once(monkeypatch):
     assert {r.seed for r in runs if r.setting.startswith("tab-")} == {5}
     # tab-k5 / tab-w0.5 with seed 5 share one run; the base model itself trains with seeds 0, 1
     assert sum(1 for key, seed in calls if key == settings[6].run_key()) == 3
-
-
-def test_compare_with_one_seed_gives_no_verdict():
-    one = [
-        {"setting": "a", "direction": "t2v", "R@1": 2.0, "R@1_std": 0.0, "n_seeds": 1},
-        {"setting": "b", "direction": "t2v", "R@1": 1.0, "R@1_std": 0.0, "n_seeds": 1},
-    ]
-    assert tk.compare(one, "a", "b", "t2v")["verdict"] == "one seed, no error bar"
 
 
 def test_reading_is_computed_from_the_numbers():
