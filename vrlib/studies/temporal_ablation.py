@@ -26,7 +26,7 @@ What differs from the paper, and why (also in the notebook):
   for every seed. The paper fine-tunes CLIP for every row of Table 1.
 - with ``train.mode: end_to_end`` (a GPU and real data, see ``msrvtt-9k.yaml``) the encoder is
   fine-tuned with the head, as in the paper; frames are then decoded once per split and kept
-  in memory as uint8 pixels (``decode_split``).
+  in memory as uint8 pixels (``temporal_runs.decode_split``).
 
 The study's code is in three modules read in this order: this one (what is asked: parameters,
 settings, the shapes of a split and of a run, the paper's claims and the reading),
