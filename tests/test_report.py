@@ -14,9 +14,9 @@ from vrlib.report import (
     build_readme,
     load_params,
     markdown_table,
-    rows_from_metrics,
 )
 from vrlib.studies import study_names
+from vrlib.studies.toolkit import rows_from_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 

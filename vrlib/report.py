@@ -23,8 +23,6 @@ from pydantic import BaseModel, ValidationError
 from vrlib.io import atomic_write_text, read_json, write_json
 from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
 
-METRIC_KEYS = ("R@1", "R@5", "R@10", "MdR", "MnR", "StdR", "n")
-
 
 class ParamsError(ValueError):
     """A parameter file that is missing, not YAML, or has a bad or unknown key."""
@@ -123,7 +121,10 @@ class StudyOutputs:
         return path
 
     def add_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Add result rows (``setting``, ``split``, ``direction`` and the metrics)."""
+        """Add result rows (``setting``, ``split``, ``direction`` and the metrics).
+
+        Studies make them with ``vrlib.studies.toolkit.rows_from_metrics``.
+        """
         for r in rows:
             missing = {"setting", "split", "direction"} - r.keys()
             if missing:
@@ -145,20 +146,6 @@ class StudyOutputs:
         if extra:
             doc.update(extra)
         return write_json(self.out_dir / "metrics.json", doc)
-
-
-def rows_from_metrics(
-    setting: str, split: str, result: dict[str, Any], **more: Any
-) -> list[dict[str, Any]]:
-    """Turn ``vrlib.metrics.evaluate``'s result into metrics.json rows (one per direction)."""
-    rows = []
-    for direction in ("t2v", "v2t"):
-        if direction in result:
-            row = {"setting": setting, "split": split, "direction": direction}
-            row.update({k: result[direction][k] for k in METRIC_KEYS if k in result[direction]})
-            row.update(more)
-            rows.append(row)
-    return rows
 
 
 def run_study(
