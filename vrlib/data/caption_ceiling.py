@@ -9,9 +9,10 @@ code, so the ceiling can be computed exactly rather than estimated.
 The ideal model scores a (text, image) pair by the likelihood ``P(text | image)`` that the world's
 caption generator writes that text for that image. Ranking texts by it maximises the expected
 image->text R@1, and (images being equally likely a priori) ranking images by it maximises the
-expected text->image R@1, so it is the Bayes-optimal scorer in both directions. The likelihood is
-exact: every path through the generator's random draws is enumerated by replaying scripted draws
-(``_ScriptedDraws``), so the ceiling follows the generator's own code and cannot drift from it.
+expected text->image R@1, so it is the Bayes-optimal scorer in both directions. Every path
+through the generator's random draws is enumerated by replaying scripted draws
+(``_ScriptedDraws``), so the likelihood follows the generator's own code and cannot drift from it
+(float sums rounded to 12 digits, so that equal likelihoods stay exactly equal).
 The pixels show the objects but not the order the generator listed them in, so the likelihood of
 a two-object image averages over both orders. Equal likelihoods are real ties (e.g. "a circle"
 fits every image with one circle equally well), broken at random: ``vrlib.metrics`` with
