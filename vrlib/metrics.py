@@ -99,7 +99,7 @@ DSL_TEMPERATURE = 0.01
 BLOCK_ELEMENTS = 1 << 22  # default chunk: about 4M scores (16 MB in float32) per block
 
 PROTOCOL: dict[str, Any] = {
-    "name": "vrlib-retrieval-v1",
+    "name": "vrlib-retrieval-v2",  # v2: v2t and median options; ties="mean" is an expectation
     "sim": "captions x videos; (C, V) or (C, V, k) for k embeddings per video",
     "rank": "1 + #negatives scoring above the query's best positive (see ties); 1-based",
     "ties": {
