@@ -16,20 +16,31 @@ Rank of a query (both directions)
 
     - ``ties="optimistic"``: rank = 1 + #negatives scoring strictly higher than ``s*``;
     - ``ties="pessimistic"``: rank = 1 + #negatives scoring ``>= s*``;
-    - ``ties="mean"``: the average of the two (what a random tie-break gives in expectation).
+    - ``ties="mean"``: a uniformly random tie-break, in expectation. With ``r`` the optimistic rank
+      and ``t`` the number of negatives tied with ``s*``, the rank is uniform on ``r .. r + t``, so
+      the reported rank is its mean ``r + t / 2`` and R@K counts each query with its probability
+      ``P(rank <= K) = clamp((K - r + 1) / (t + 1), 0, 1)`` (the expected R@K, not the R@K of
+      the mean rank). For ``multi="min_rank"`` the k runs break their ties independently: the
+      hit probability is ``1 - prod_j (1 - P_j)``, while the rank (for MdR, MnR) is the smallest
+      mean rank over the runs.
 
     Other positives never count against a query (for one positive per caption this is exactly
     "1 + #other videos scoring higher"). Scores are compared exactly, never via an argsort, so
     tied scores cannot shift ranks by their storage order (the CLIP4Clip pitfall in STYLE.md).
 
-V2T orientation
-    A video's rank is the best rank of any of its captions among ALL C captions, the protocol of
-    Liu et al. (Collaborative Experts) used by Portillo-Quintero et al. for MSR-VTT Full and MSVD:
-    1 + #captions of other videos scoring higher than the video's best caption. ``n`` = V.
-    Note: CLIP2Video's ``tensor_video_to_text_sim`` instead ranks the V *groups* of captions (each
-    scored by its best caption), which counts a distractor video once however many of its
-    captions outrank the positive; its V2T ranks are therefore <= ours. With one caption per
-    video both are identical.
+V2T orientation (``v2t=``), the one place where the reference codes really differ
+    - ``v2t="all_captions"`` (default): a video's rank is the best rank of any of its captions
+      among ALL C captions: 1 + #captions of other videos scoring higher than the video's best
+      caption. This is what Collaborative Experts' code (Liu et al. 2019), frozen-in-time and
+      CLIP_benchmark compute (CLIP_benchmark: "any positive caption in the top K").
+    - ``v2t="caption_groups"``: the V caption *groups* are ranked, each group scored by its best
+      caption: 1 + #other videos' groups whose best caption scores higher than the video's own
+      best caption. This is CLIP4Clip's and CLIP2Video's ``tensor_video_to_text_sim`` (max over
+      a video's captions, then a V x V ranking) and the Portillo-Quintero notebook. A distractor
+      video counts once however many of its captions outrank the positive, so these ranks are
+      ``<=`` the all-captions ranks. It needs int ``caption_to_video`` (a group is the captions
+      of one video) and holds one ``(V, V, J)`` block of group scores.
+    With one caption per video both are identical. ``n`` = V either way.
 
 Several embeddings per video (``sim`` of shape ``(C, V, k)``)
     - ``multi="max_sim"``: a video scores by its best embedding, ``max_j sim[c, v, j]``, then the
@@ -59,9 +70,13 @@ Memory
 
 Metrics
     ``R@K`` = 100 * fraction of queries with rank <= K (with ``ties="mean"`` a rank of 1.5 is not
-    within R@1); ``MdR`` = median rank (``np.median``: mean of the two middle ranks when n is
-    even); ``MnR`` = mean rank; ``StdR`` = population standard deviation of the ranks (ddof=0, as
+    within R@1); ``MdR`` = median rank (see Median below); ``MnR`` = mean rank; ``StdR`` = population standard deviation of the ranks (ddof=0, as
     in the CLIP2Video/Portillo-Quintero code); ``n`` = number of queries.
+
+Median (``median=``)
+    ``"mean_of_middle"`` (default, ``np.median``, CLIP4Clip's ``compute_metrics``) or
+    ``"lower_middle"`` (``torch.median``, the lower of the two middle ranks, as CLIP4Clip's and
+    CLIP2Video's multi-caption ``tensor_text_to_video_metrics``). They differ only for even n.
 """
 
 from __future__ import annotations
@@ -76,25 +91,40 @@ import torch
 
 TIES = ("optimistic", "pessimistic", "mean")
 MULTI = ("max_sim", "min_rank")
+V2T = ("all_captions", "caption_groups")
+MEDIANS = ("mean_of_middle", "lower_middle")
 DIRECTIONS = ("t2v", "v2t")
 RECALL_AT = (1, 5, 10)
 DSL_TEMPERATURE = 0.01
 BLOCK_ELEMENTS = 1 << 22  # default chunk: about 4M scores (16 MB in float32) per block
 
 PROTOCOL: dict[str, Any] = {
-    "name": "vrlib-retrieval-v1",
+    "name": "vrlib-retrieval-v2",  # v2: v2t and median options; ties="mean" is an expectation
     "sim": "captions x videos; (C, V) or (C, V, k) for k embeddings per video",
     "rank": "1 + #negatives scoring above the query's best positive (see ties); 1-based",
     "ties": {
         "optimistic": "negatives with an equal score do not count",
         "pessimistic": "negatives with an equal score count",
-        "mean": "average of optimistic and pessimistic",
+        "mean": (
+            "uniformly random tie-break in expectation: rank = optimistic + ties / 2; R@K = mean "
+            "of P(rank <= K) = clamp((K - r + 1) / (t + 1), 0, 1)"
+        ),
     },
     "t2v": "query = caption, candidates = all V videos; n = C",
-    "v2t": (
-        "query = video, candidates = all C captions; a video's rank is the best rank of any of its "
-        "captions (Liu et al. 2019 / Portillo-Quintero et al. 2021); n = V"
-    ),
+    "v2t": {
+        "all_captions": (
+            "query = video, candidates = all C captions; a video's rank is the best rank of any of "
+            "its captions (Collaborative Experts, frozen-in-time, CLIP_benchmark); n = V"
+        ),
+        "caption_groups": (
+            "query = video, candidates = the V caption groups, each scored by its best caption "
+            "(CLIP4Clip, CLIP2Video, Portillo-Quintero notebook); n = V"
+        ),
+    },
+    "median": {
+        "mean_of_middle": "np.median: mean of the two middle ranks when n is even",
+        "lower_middle": "torch.median: the lower of the two middle ranks",
+    },
     "multi": {
         "max_sim": "a video scores by its best embedding (max over k), ranked once",
         "min_rank": (
@@ -110,6 +140,8 @@ PROTOCOL: dict[str, Any] = {
     # the settings of one call; evaluate() fills these in
     "ties_used": "optimistic",
     "multi_used": "max_sim",
+    "v2t_used": "all_captions",
+    "median_used": "mean_of_middle",
     "dsl_used": False,
 }
 
@@ -136,6 +168,8 @@ def evaluate(
     dsl: bool = False,
     chunk_size: int | None = None,
     dsl_temperature: float = DSL_TEMPERATURE,
+    v2t: str = "all_captions",
+    median: str = "mean_of_middle",
 ) -> dict[str, dict[str, Any]]:
     """Text-to-video and video-to-text metrics under the protocol of the module docstring.
 
@@ -143,10 +177,13 @@ def evaluate(
         sim: similarity scores ``(C, V)`` or ``(C, V, k)``, numpy or torch (any device).
         caption_to_video: int ``(C,)`` video index of each caption, or bool ``(C, V)`` positives.
         multi: ``"max_sim"`` or ``"min_rank"`` (only matters when ``sim`` has k > 1 embeddings).
-        ties: ``"optimistic"``, ``"pessimistic"`` or ``"mean"``.
+        ties: ``"optimistic"``, ``"pessimistic"`` or ``"mean"`` (expected R@K of a random
+            tie-break).
         dsl: re-score with dual softmax before ranking.
         chunk_size: caption rows per block; None picks about 4M scores per block.
         dsl_temperature: softmax temperature of the dual softmax (0.01 = CAMoE's ``* 100``).
+        v2t: ``"all_captions"`` or ``"caption_groups"`` (see "V2T orientation").
+        median: ``"mean_of_middle"`` (np.median) or ``"lower_middle"`` (torch.median).
 
     Returns:
         ``{"t2v": {...}, "v2t": {...}, "protocol": {...}}``; each direction holds ``R@1``, ``R@5``,
@@ -156,11 +193,16 @@ def evaluate(
         ValueError: bad shapes or values (named), non-finite scores, or videos without a caption
             (v2t is undefined for them; use ``ranks(..., direction="t2v")`` for t2v alone).
     """
+    _check_choices(multi=multi, ties=ties, v2t=v2t, median=median)
     problem = _prepare(sim, caption_to_video, chunk_size, need_v2t=True)
-    _check_choices(multi=multi, ties=ties)
-    ranked = _compute_ranks(problem, DIRECTIONS, multi, ties, dsl, dsl_temperature)
-    result: dict[str, dict[str, Any]] = {d: summarize(ranked[d]) for d in DIRECTIONS}
-    result["protocol"] = protocol(multi=multi, ties=ties, dsl=dsl, dsl_temperature=dsl_temperature)
+    _check_groups(problem, v2t)
+    ranked = _compute_ranks(problem, DIRECTIONS, multi, ties, dsl, dsl_temperature, v2t)
+    result: dict[str, dict[str, Any]] = {
+        d: summarize(rank, median=median, hits=hits) for d, (rank, hits) in ranked.items()
+    }
+    result["protocol"] = protocol(
+        multi=multi, ties=ties, dsl=dsl, dsl_temperature=dsl_temperature, v2t=v2t, median=median
+    )
     return result
 
 
@@ -173,32 +215,47 @@ def ranks(
     dsl: bool = False,
     chunk_size: int | None = None,
     dsl_temperature: float = DSL_TEMPERATURE,
+    v2t: str = "all_captions",
 ) -> np.ndarray:
     """1-based rank of every query: ``(C,)`` for ``"t2v"``, ``(V,)`` for ``"v2t"``.
 
-    Integer ranks (int64) for ``ties="optimistic"|"pessimistic"``, float64 for ``"mean"``.
-    Arguments as in :func:`evaluate`. Videos without a caption are allowed for t2v (they are
-    distractors) and rejected for v2t.
+    Integer ranks (int64) for ``ties="optimistic"|"pessimistic"``, float64 for ``"mean"`` (the
+    expected rank). Arguments as in :func:`evaluate`. Videos without a caption are allowed for
+    t2v (they are distractors) and rejected for v2t.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r}; valid: {', '.join(DIRECTIONS)}")
-    _check_choices(multi=multi, ties=ties)
+    _check_choices(multi=multi, ties=ties, v2t=v2t)
     problem = _prepare(sim, caption_to_video, chunk_size, need_v2t=direction == "v2t")
-    return _compute_ranks(problem, (direction,), multi, ties, dsl, dsl_temperature)[direction]
+    if direction == "v2t":
+        _check_groups(problem, v2t)
+    ranked = _compute_ranks(problem, (direction,), multi, ties, dsl, dsl_temperature, v2t)
+    return ranked[direction][0]
 
 
-def summarize(rank: np.ndarray) -> dict[str, Any]:
-    """R@1/5/10 (percent), MdR, MnR, StdR (population) and n of 1-based ranks."""
+def summarize(
+    rank: np.ndarray, median: str = "mean_of_middle", hits: np.ndarray | None = None
+) -> dict[str, Any]:
+    """R@1/5/10 (percent), MdR, MnR, StdR (population) and n of 1-based ranks.
+
+    Args:
+        rank: ``(n,)`` ranks.
+        median: ``"mean_of_middle"`` (np.median) or ``"lower_middle"`` (torch.median).
+        hits: optional ``(n, len(RECALL_AT))`` probability that each query is within each K (the
+            expected R@K of ``ties="mean"``); None counts ``rank <= K``.
+    """
+    _check_choices(median=median)
     rank = np.asarray(rank, dtype=np.float64)
     if rank.ndim != 1 or rank.size == 0:
         raise ValueError(f"ranks must be a non-empty 1-D array; got shape {rank.shape}")
-    out: dict[str, Any] = {f"R@{k}": float(100.0 * np.mean(rank <= k)) for k in RECALL_AT}
-    out.update(
-        MdR=float(np.median(rank)),
-        MnR=float(np.mean(rank)),
-        StdR=float(np.std(rank)),
-        n=int(rank.size),
-    )
+    if hits is None:
+        hits = rank[:, None] <= np.asarray(RECALL_AT)[None, :]  # (n, len(RECALL_AT))
+    elif np.shape(hits) != (rank.size, len(RECALL_AT)):
+        raise ValueError(f"hits must be (n, {len(RECALL_AT)}) = {(rank.size, len(RECALL_AT))}")
+    recall = 100.0 * np.mean(hits, axis=0)
+    out: dict[str, Any] = {f"R@{k}": float(r) for k, r in zip(RECALL_AT, recall, strict=True)}
+    middle = np.sort(rank)[(rank.size - 1) // 2] if median == "lower_middle" else np.median(rank)
+    out.update(MdR=float(middle), MnR=float(np.mean(rank)), StdR=float(np.std(rank)), n=rank.size)
     return out
 
 
@@ -207,9 +264,12 @@ def protocol(
     ties: str = "optimistic",
     dsl: bool = False,
     dsl_temperature: float = DSL_TEMPERATURE,
+    v2t: str = "all_captions",
+    median: str = "mean_of_middle",
 ) -> dict[str, Any]:
     """``PROTOCOL`` with the settings of one evaluation filled in (what goes into metrics.json)."""
-    out = dict(PROTOCOL, ties_used=ties, multi_used=multi, dsl_used=bool(dsl))
+    out = dict(PROTOCOL, ties_used=ties, multi_used=multi, v2t_used=v2t, median_used=median)
+    out["dsl_used"] = bool(dsl)
     if dsl:
         out["dsl_temperature"] = float(dsl_temperature)
     return out
@@ -218,11 +278,22 @@ def protocol(
 # --------------------------------------------------------------------------- validation
 
 
-def _check_choices(multi: str, ties: str) -> None:
-    if multi not in MULTI:
-        raise ValueError(f"multi={multi!r}; valid: {', '.join(MULTI)}")
-    if ties not in TIES:
-        raise ValueError(f"ties={ties!r}; valid: {', '.join(TIES)}")
+_CHOICES = {"multi": MULTI, "ties": TIES, "v2t": V2T, "median": MEDIANS}
+
+
+def _check_choices(**chosen: str) -> None:
+    """Each option must be one of its valid names; the error lists them."""
+    for key, value in chosen.items():
+        if value not in _CHOICES[key]:
+            raise ValueError(f"{key}={value!r}; valid: {', '.join(_CHOICES[key])}")
+
+
+def _check_groups(p: _Problem, v2t: str) -> None:
+    if v2t == "caption_groups" and p.labels is None:
+        raise ValueError(
+            "v2t='caption_groups' needs int caption_to_video (C,): with a positives mask a "
+            "caption may belong to several videos, so its caption groups are undefined"
+        )
 
 
 def _prepare(sim: Any, caption_to_video: Any, chunk_size: int | None, need_v2t: bool) -> _Problem:
@@ -422,13 +493,51 @@ def _counts(x: torch.Tensor, best: torch.Tensor, dim: int, ties: str) -> list[An
     return [above, at_or_above]
 
 
-def _tie_rank(above: Any, at_or_above: Any, ties: str) -> torch.Tensor:
-    """1-based rank from the numbers of negatives strictly above / at-or-above the best positive."""
+def _finish(
+    above: Any, at_or_above: Any, tied_positives: Any, ties: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ranks ``(n,)`` from the negatives strictly above / at-or-above the best positive ``(n, J)``,
+    and, for ``ties="mean"``, each query's probability of being within each K ``(n, len(RECALL_AT))``.
+
+    Random tie-break: ``m`` positives (``tied_positives``) and ``t`` negatives share the best score
+    in random order; N, the number of those negatives placed before the first positive, has
+    ``P(N >= j) = prod_{i<j} (t - i) / (m + t - i)`` and mean ``t / (m + 1)``, and rank = 1 +
+    above + N. J runs (``min_rank``) keep the best rank and break their ties independently.
+    """
     if ties == "optimistic":
-        return 1 + above
+        return (1 + above).amin(1).cpu().numpy(), None
     if ties == "pessimistic":
-        return 1 + at_or_above
-    return 1 + (above + at_or_above).double() / 2
+        return (1 + at_or_above).amin(1).cpu().numpy(), None
+    above, tied = above.double(), (at_or_above - above).double()  # (n, J)
+    m = torch.as_tensor(tied_positives, dtype=torch.float64, device=above.device)
+    rank = (1 + above + tied / (m + 1)).amin(1)
+    at_least = [torch.ones_like(tied)]  # at_least[j] = P(N >= j), j = 0 .. max K
+    for i in range(max(RECALL_AT)):
+        step = torch.where(tied > i, (tied - i) / (m + tied - i).clamp(min=1), 0.0)
+        at_least.append(at_least[-1] * step)
+    table = torch.stack(at_least, -1)  # (n, J, max K + 1)
+    within = []
+    for k in RECALL_AT:  # rank <= K  <=>  N < K - above
+        j = (k - above).clamp(0, max(RECALL_AT)).long()  # (n, J)
+        below = 1 - table.gather(-1, j[..., None])[..., 0]
+        within.append(torch.where(k - above > 0, below, 0.0))
+    miss = (1 - torch.stack(within, -1)).prod(1)  # (n, len(RECALL_AT)): every run misses
+    return rank.cpu().numpy(), (1 - miss).cpu().numpy()
+
+
+def _group_scores(p: _Problem, groups: torch.Tensor | None, x: torch.Tensor, start: int, stop: int):
+    """Caption groups: running max over each video's captions, ``(V groups, V videos, J)``."""
+    if groups is None:
+        groups = torch.full((p.num_videos, *x.shape[1:]), -math.inf, dtype=x.dtype, device=x.device)
+    idx = p.labels[start:stop, None, None].expand_as(x)  # (n, V, J)
+    return groups.scatter_reduce(0, idx, x, reduce="amax")
+
+
+def _group_counts(groups: torch.Tensor, ties: str) -> list[Any]:
+    """v2t by caption groups: [#other groups above, #other groups at or above] the own group."""
+    own = groups.diagonal(dim1=0, dim2=1).T  # (V, J): video v's own group, scored on video v
+    above, at_or_above = _counts(groups, own[None], 0, ties)
+    return [above, at_or_above - 1 if ties != "optimistic" else 0, 1]  # own group ties itself
 
 
 @torch.no_grad()
@@ -439,35 +548,51 @@ def _compute_ranks(
     ties: str,
     dsl: bool,
     temperature: float,
-) -> dict[str, np.ndarray]:
-    """Ranks for the requested directions, sharing the passes over ``sim``."""
+    v2t: str = "all_captions",
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """``{direction: (ranks, hits)}`` (hits only for ``ties="mean"``), sharing the passes over ``sim``."""
     lse = _dsl_logsumexp(p, multi, temperature) if dsl else None
 
     def blocks() -> Iterator[tuple[int, int, torch.Tensor]]:
         for start, stop in _chunks(p.num_captions, p.chunk):
             yield start, stop, _scores(p, start, stop, multi, lse, temperature)
 
-    best_caption = None
-    if "v2t" in directions:  # pass 1: each video's best score over its own captions, per run j
+    by_groups = "v2t" in directions and v2t == "caption_groups"
+    best_caption = groups = None
+    if "v2t" in directions and not by_groups:  # pass 1: each video's best own caption, per run j
         for start, stop, x in blocks():
             own = _best_caption(p, x, start, stop)  # (V, J)
             best_caption = own if best_caption is None else torch.maximum(best_caption, own)
 
-    t2v_parts: list[torch.Tensor] = []
-    v2t_counts: list[Any] = [0, 0]
+    t2v_counts: list[tuple[Any, Any, Any]] = []
+    v2t_counts: list[Any] = [0, 0, 0]
     for start, stop, x in blocks():  # pass 2: counts
         if "t2v" in directions:
             best, tied = _best_video(p, x, start, stop)
             above, at_or_above = _counts(x, best, 1, ties)  # (n, J)
-            t2v_parts.append(_tie_rank(above, at_or_above - tied, ties).amin(1))
-        if best_caption is not None:
+            t2v_counts.append((above, at_or_above - tied, tied))
+        if by_groups:
+            groups = _group_scores(p, groups, x, start, stop)
+        elif best_caption is not None:
             above, at_or_above = _counts(x, best_caption, 0, ties)  # (V, J)
             tied = _tied_captions(p, x, best_caption, start, stop) if ties != "optimistic" else 0
-            v2t_counts = [v2t_counts[0] + above, v2t_counts[1] + at_or_above - tied]
+            v2t_counts = [
+                v2t_counts[0] + above,
+                v2t_counts[1] + at_or_above - tied,
+                v2t_counts[2] + tied,
+            ]
 
     out = {}
     if "t2v" in directions:
-        out["t2v"] = torch.cat(t2v_parts).cpu().numpy()
+        out["t2v"] = _finish(*_stack(t2v_counts), ties=ties)
     if "v2t" in directions:
-        out["v2t"] = _tie_rank(*v2t_counts, ties).amin(1).cpu().numpy()
+        out["v2t"] = _finish(*(_group_counts(groups, ties) if by_groups else v2t_counts), ties=ties)
     return out
+
+
+def _stack(blocks: list[tuple[Any, ...]]) -> list[Any]:
+    """Per-block ``(n, J)`` counts -> all captions; counts that ``ties`` does not need stay ints."""
+    return [
+        torch.cat([c.reshape(len(c), -1) for c in col]) if torch.is_tensor(col[0]) else col[0]
+        for col in zip(*blocks, strict=True)
+    ]

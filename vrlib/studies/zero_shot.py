@@ -106,6 +106,7 @@ def reading(
     explore_rows: list[dict],
     confirm_rows: list[dict],
     best_kmeans: str,
+    our_v2t: str,
 ) -> str:
     """The study's reading: every number, and every word comparing two numbers, from the rows.
 
@@ -113,6 +114,7 @@ def reading(
         explore_rows: T2V rows on ``params.explore_split``, one per setting of ``params.settings()``.
         confirm_rows: rows on ``{confirm_split}-all-captions`` (T2V and V2T) for ``mean``.
         best_kmeans: the ``min_rank`` setting chosen on the exploratory split.
+        our_v2t: the V2T protocol our rows used (``protocol["v2t_used"]`` of ``evaluate``).
     """
     paper = paper_rows("zero_shot_aggregation")
 
@@ -133,11 +135,13 @@ def reading(
         f"k-means under min_rank goes from {min_lo:.1f} (k={k_lo}) to {min_hi:.1f} (k={k_hi}), "
         f"best {best_kmeans} {relation(best, mean, 2)} mean; under max_sim "
         f"(one ranking) the best k gives {max_best:.1f}, {max_sim} mean. "
-        f"The paper saw k-means (min_rank) level with mean on MSR-VTT. min_rank keeps each query's "
+        f"The paper saw k-means level with mean on MSR-VTT, with figures computed by max over "
+        f"centroids (max_sim, its notebook) although its text describes min_rank. min_rank keeps each query's "
         f"best of k separate rankings, so it is optimistic and grows with k when videos hold several "
         f"distinct shots, as here; max_sim is a single ranking. On test (all captions), mean: V2T "
         f"{r1('mean', all_caps, 'v2t', confirm_rows):.1f} vs "
         f"T2V {r1('mean', all_caps, 't2v', confirm_rows):.1f} R@1 (paper, MSR-VTT Full: "
         f"{r1('mean', 'test-all-captions', 'v2t', paper):.1f} vs "
-        f"{r1('mean', 'test-all-captions', 't2v', paper):.1f})."
+        f"{r1('mean', 'test-all-captions', 't2v', paper):.1f}; its V2T ranks caption groups, ours "
+        f"{our_v2t})."
     )
