@@ -29,7 +29,9 @@ def test_zero_shot_reading_words_follow_the_numbers():
     assert "mean (30.0 R@1) beats the single frame at 1 s (20.0); the paper: 35.4 vs 24.9." in text
     assert "from 40.0 (k=2) to 40.0 (k=3), best kmeans-k3-min_rank above mean" in text
     assert "the best k gives 31.0, not above mean" in text
-    assert "V2T 22.0 vs T2V 11.0 R@1 (paper, MSR-VTT Full: 40.3 vs 21.4; its V2T ranks caption" in text
+    assert (
+        "V2T 22.0 vs T2V 11.0 R@1 (paper, MSR-VTT Full: 40.3 vs 21.4; its V2T ranks caption" in text
+    )
     assert "ours all_captions)" in text
     explore, confirm = _zero_shot_rows(p, mean=20.0, single=20.0, kmeans=21.0, max_sim=25.0)
     text = zs.reading(p, explore, confirm, "kmeans-k2-min_rank", "all_captions")
