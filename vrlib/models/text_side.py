@@ -145,7 +145,7 @@ def text_inputs(
 ) -> dict[str, Tensor]:
     """Everything a cached text side may read, for a list of captions (computed once per split).
 
-    Runs the encoder's text tower once in float32 without gradients.
+    Runs the encoder's text tower once, in its own precision, without gradients; returns float32.
 
     Args:
         encoder: a ``vrlib.encoders.ClipEncoder`` (its ``model``, ``tokenizer`` and ``device``).
@@ -194,9 +194,8 @@ def _tower_outputs(
     count = _prefix_length(ids, tower)
     mask = torch.arange(ids.shape[1], device=ids.device)[None, :] < count[:, None]  # (B, L)
     dtype = next(tower["blocks"][0].parameters()).dtype  # the tower's own precision
-    x = tower["token_embedding"](ids).to(dtype) + tower["positional_embedding"].to(
-        dtype
-    )  # (B, L, W)
+    x = tower["token_embedding"](ids).to(dtype)  # (B, L, W)
+    x = x + tower["positional_embedding"].to(dtype)
     attn_mask = tower["attn_mask"]
     out: dict[str, Tensor] = {}
     for i, block in enumerate(tower["blocks"]):
