@@ -138,8 +138,8 @@ def make_pairs(
     kw = {}
     if tokens:
         kw["tokens"] = text[:, None] + 0.1 * torch.randn(len(c2v), 4, DIM, generator=g)
-        kw["token_mask"] = (
-            torch.arange(4)[None] < torch.randint(1, 5, (len(c2v),), generator=g)[:, None]
+        kw["token_mask"] = (  # >= 2 valid: a tokenised caption has a start and an end token
+            torch.arange(4)[None] < torch.randint(2, 5, (len(c2v),), generator=g)[:, None]
         )
     if double:
         kw["frames_2x"] = frames.repeat_interleave(2, dim=1)
