@@ -53,13 +53,34 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Pat
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
+def read_utf8(path: str | os.PathLike) -> str:
+    """A text file's contents as UTF-8; a leading byte-order mark (Excel's CSV) is dropped.
+
+    Why: a bare ``UnicodeDecodeError`` names neither the file nor the line; annotation files
+    exported from spreadsheets or other tools in Latin-1 or cp1252 are common.
+
+    Raises:
+        ValueError: bytes that are not UTF-8, naming the file, the line and the byte offset.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 (byte {data[e.start : e.start + 1]!r} at offset {e.start}); "
+            "expected a UTF-8 text file: re-save it as UTF-8"
+        ) from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Read JSON, naming the file in the error when it is missing or malformed."""
+    """Read UTF-8 JSON, naming the file (and line) in the error when it is missing or malformed."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_utf8(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
