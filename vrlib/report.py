@@ -45,9 +45,14 @@ def load_params(study: str, path: str | Path | None = None) -> BaseModel:
     if not path.is_file():
         raise ParamsError(f"{path}: parameter file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: not valid YAML ({e})") from None
+    if raw is None or raw == {}:
+        raise ParamsError(
+            f"{path}: empty parameter file; an empty file would silently run every default "
+            f"(copy {params_path(study)} and edit it)"
+        )
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
     try:
@@ -57,6 +62,19 @@ def load_params(study: str, path: str | Path | None = None) -> BaseModel:
             f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()
         )
         raise ParamsError(f"{path}: {problems}") from None
+
+
+def check_params(study: str, path: str | Path) -> BaseModel:
+    """:func:`load_params`, then what the file names on disk (data root, splits read by the
+    dataset's reader, checkpoint file), all before a notebook starts; errors name file and key."""
+    from vrlib.studies.common import check_inputs
+
+    params = load_params(study, path)
+    try:
+        check_inputs(params)
+    except ValueError as e:
+        raise ParamsError(f"{path}: {e}") from None
+    return params
 
 
 def versions() -> dict[str, str]:
@@ -162,7 +180,7 @@ def run_study(
 
     spec = get_study(study)
     path = Path(params) if params is not None else params_path(study)
-    load_params(study, path)  # fail fast, naming the key
+    check_params(study, path)  # fail fast, naming the key
     out_dir = Path(out_root).resolve() / study / path.stem
     out_dir.mkdir(parents=True, exist_ok=True)
     nb_in = notebooks_dir() / spec.notebook

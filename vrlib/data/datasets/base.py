@@ -151,6 +151,29 @@ Reader = Callable[..., Items]
 DATASETS: Registry[Reader] = Registry("dataset")
 
 
+def with_splits(*splits: str) -> Callable[[Reader], Reader]:
+    """Decorator recording a reader's fixed splits on it (``reader.splits``).
+
+    Why: the reader checks a split against this list, and parameter validation reads the same
+    list (:func:`dataset_splits`) before any work starts, so the two cannot disagree.
+    """
+
+    def add(reader: Reader) -> Reader:
+        reader.splits = splits  # type: ignore[attr-defined]
+        return reader
+
+    return add
+
+
+def dataset_splits(name: str) -> tuple[str, ...] | None:
+    """The fixed splits of dataset ``name``, or None when its files define them (``folder``).
+
+    Raises:
+        KeyError: an unknown dataset (the message lists the registered ones).
+    """
+    return getattr(DATASETS.get(name), "splits", None)
+
+
 def load_dataset(
     name: str,
     root: str | os.PathLike,
