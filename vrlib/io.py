@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     """Write ``obj`` as JSON atomically (keys kept in insertion order, trailing newline)."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Move the finished folder ``src`` to ``dst``, replacing any folder already there.
+
+    Why: a folder built in place (a report, a world) that fails halfway would leave old and new
+    files side by side. Built in a sibling folder and swapped in by two renames, ``dst`` only ever
+    holds one complete result; the old one is deleted after the swap.
+    """
+    src, dst = Path(src), Path(dst)
+    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    return dst
 
 
 def read_utf8(path: str | os.PathLike) -> str:

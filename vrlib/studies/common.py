@@ -182,7 +182,9 @@ def check_inputs(params) -> None:
     from vrlib.data.datasets import DatasetError, load_dataset
     from vrlib.encoders import check_pretrained
 
-    data, enc = params.data, params.encoder
+    data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
+    if data is None or enc is None:
+        return
     if data.root is not None:
         root = Path(data.root).expanduser()
         if not root.is_dir():
