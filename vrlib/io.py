@@ -7,13 +7,21 @@ target's directory and renames it into place (``os.replace`` is atomic on POSIX)
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_TMP_SUFFIX = ".tmp"
+#: A temporary file whose writer cannot be identified counts as abandoned after this long.
+STALE_TMP_AGE_S = 3600.0
 
 
 def _umask() -> int:
@@ -30,7 +38,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=_TMP_SUFFIX
+    )
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -42,6 +53,66 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that killed writers of ``path`` left behind; return them.
+
+    Why: a run killed during ``torch.save`` of a 32 MB checkpoint leaves ``.NAME.*.tmp`` beside it,
+    and nothing else would ever remove it. A temporary file is stale when the process id in its
+    name (``.NAME.<pid>-<random>.tmp``) is no longer running, or, for a name without a pid (older
+    versions) or a pid that was reused, when it is older than :data:`STALE_TMP_AGE_S`. A live
+    concurrent writer's file is never deleted.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{_TMP_SUFFIX}"):
+        middle = tmp.name[len(path.name) + 2 : -len(_TMP_SUFFIX)]
+        pid_text, dash, _ = middle.partition("-")
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except FileNotFoundError:
+            continue  # its writer just renamed it into place
+        dead = bool(dash) and pid_text.isdigit() and not _pid_alive(int(pid_text))
+        if dead or age > STALE_TMP_AGE_S:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, doing: str) -> Iterator[None]:
+    """Hold the lock file ``<path>.lock`` while building ``path`` (across processes).
+
+    Why: two processes building the same world or expert at once crash or overwrite each other's
+    half-written files. The second one waits (saying why), then finds the first one's finished
+    result and reuses it, so callers check again after acquiring. The lock is released by the
+    operating system when its holder dies, so a killed builder never blocks the next one.
+    """
+    from filelock import FileLock, Timeout
+
+    lock_path = Path(f"{os.fspath(path)}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[vrlib] waiting for another process {doing} ({lock_path})", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
