@@ -133,3 +133,22 @@ def test_training_start_removes_stale_checkpoint_temporaries(tmp_path: Path):
     left.write_bytes(b"\0" * 1024)
     fit(_head(), make_pairs(16, 1, seed=9), None, _cfg(epochs=1, checkpoint_dir=tmp_path))
     assert not left.exists() and (tmp_path / "last.pt").is_file()
+
+
+def test_ensure_expert_waits_for_the_builder_holding_its_lock(tmp_path: Path, monkeypatch):
+    import threading
+
+    from vrlib import pretrain
+    from vrlib.paths import expert_path
+
+    monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(pretrain, "_ensure_expert", lambda out, *a: calls.append(str(out)) or out)
+    out = expert_path("smoke", 0)
+    with exclusive(out, "training the expert elsewhere"):
+        waiter = threading.Thread(target=pretrain.ensure_expert, args=("smoke", 0))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and calls == []  # blocked on the other builder's lock
+    waiter.join(timeout=60)
+    assert calls == [str(out)]
