@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from vrlib.data.caption_ceiling import MissingAttributes
 from vrlib.data.minimal_pairs import hard_batches, image_records, partner_lists
 from vrlib.encoders import ClipEncoder, load_clip
-from vrlib.io import atomic_save_torch, write_json
+from vrlib.io import atomic_save_torch, exclusive, remove_stale_temporaries, write_json
 
 MODEL_NAME = "vrlib-tiny"
 CHECKPOINT_VERSION = 1
@@ -472,6 +472,12 @@ def ensure_expert(preset: str = "default", seed: int = 0, device: str | None = N
     from vrlib.paths import expert_path
 
     out = expert_path(preset, seed)
+    with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
+        remove_stale_temporaries(out)
+        return _ensure_expert(out, preset, seed, device)
+
+
+def _ensure_expert(out: Path, preset: str, seed: int, device: str | None) -> Path:
     settings = preset_settings(preset)
     world = _world(preset, seed, None)
     if out.is_file():

@@ -11,7 +11,7 @@ end-to-end training (``vrlib.train``).
 Modules: ``weights`` (tags resolved in the local caches or downloaded, local checkpoint files,
 the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``).
 
-Exports: ``ClipEncoder``, ``load_clip``, ``PRECISIONS``, ``WeightsUnavailableError``,
+Exports: ``ClipEncoder``, ``load_clip``, ``check_model_name``, ``check_pretrained``, ``PRECISIONS``, ``WeightsUnavailableError``,
 ``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``.
 """
 
@@ -21,6 +21,8 @@ from vrlib.encoders.weights import (
     MODEL_CONFIG_DIR,
     CheckpointMismatchError,
     WeightsUnavailableError,
+    check_model_name,
+    check_pretrained,
 )
 
 __all__ = [
@@ -30,5 +32,7 @@ __all__ = [
     "CheckpointMismatchError",
     "ClipEncoder",
     "WeightsUnavailableError",
+    "check_model_name",
+    "check_pretrained",
     "load_clip",
 ]

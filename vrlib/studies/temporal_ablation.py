@@ -49,7 +49,14 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
+from vrlib.studies.common import (
+    DataParams,
+    EncoderParams,
+    SamplingParams,
+    Strict,
+    check_expert,
+    check_splits,
+)
 from vrlib.studies.toolkit import best_setting, claims_reading, listing
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
@@ -152,6 +159,8 @@ class TemporalParams(Strict):
     def _check(self) -> TemporalParams:
         from vrlib.models import MODELS
 
+        check_splits(self.data, self.split_keys())
+        check_expert(self.data, self.encoder)
         names = [*self.models, self.sweep_model, *self.model_config_overrides]
         unknown = sorted({n for n in names if n not in MODELS})
         if unknown:
@@ -168,6 +177,14 @@ class TemporalParams(Strict):
             except (TypeError, ValueError) as err:
                 raise ValueError(f"setting {setting.name!r}: {err}") from None
         return self
+
+    def split_keys(self) -> dict[str, str]:
+        """``{parameter key: split}`` of the three splits the study reads."""
+        return {
+            "train_split": self.train_split,
+            "val_split": self.val_split,
+            "test_split": self.test_split,
+        }
 
     def settings(self) -> list[Setting]:
         """Table 1 settings (one per model) then Table 2's (``tab-k{K}``, ``tab-w{w}``)."""
