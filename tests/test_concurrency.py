@@ -143,7 +143,9 @@ def test_ensure_expert_waits_for_the_builder_holding_its_lock(tmp_path: Path, mo
 
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     calls: list[str] = []
-    monkeypatch.setattr(pretrain.expert, "_ensure_expert", lambda out, *a: calls.append(str(out)) or out)
+    monkeypatch.setattr(
+        pretrain.expert, "_ensure_expert", lambda out, *a: calls.append(str(out)) or out
+    )
     out = expert_path("smoke", 0)
     with exclusive(out, "training the expert elsewhere"):
         waiter = threading.Thread(target=pretrain.ensure_expert, args=("smoke", 0))
