@@ -234,6 +234,11 @@ class Trainer:
 def _check_mode(
     cfg: TrainConfig, data: Any, encoder: Any, what: str, text_side: Any = None
 ) -> None:
+    if text_side is not None and cfg.mode == "end_to_end":
+        raise ValueError(
+            "a text_side trains on cached text inputs (mode='cached'); in mode='end_to_end' the "
+            "encoder's own text tower trains: drop text_side"
+        )
     want = EndToEndPairs if cfg.mode == "end_to_end" else CachedPairs
     if not isinstance(data, want):
         raise TypeError(
@@ -247,11 +252,6 @@ def _check_mode(
         )
     if text_side is None:
         return
-    if cfg.mode == "end_to_end":
-        raise ValueError(
-            "a text_side trains on cached text inputs (mode='cached'); in mode='end_to_end' the "
-            "encoder's own text tower trains: drop text_side"
-        )
     inputs = getattr(data, "text_inputs", None)
     needed = list(getattr(text_side, "input_keys", ()))
     missing = [k for k in needed if inputs is None or k not in inputs]
