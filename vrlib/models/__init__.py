@@ -13,10 +13,12 @@ The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_block
 ``text_side``.
 """
 
+from vrlib.encoders.text_inputs import text_inputs
+
 from . import clip2video, clip4clip  # noqa: F401  (registers the heads)
 from .base import TemporalHead
 from .registry import MODELS, build_model
-from .text_side import TEXT_SIDES, TextSide, build_text_side, text_inputs
+from .text_side import TEXT_SIDES, TextSide, build_text_side
 
 
 def available_models() -> list[str]:
