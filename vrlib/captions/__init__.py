@@ -9,6 +9,7 @@ from vrlib.captions.train import (
     train_captioner,
 )
 from vrlib.captions.world import WorldCaptioner, load_world_captioner
+from vrlib.captions import hf as _hf  # noqa: F401  registers "blip" and "clipcap" (transformers is imported lazily)
 
 __all__ = [
     "CAPTIONERS",

@@ -162,7 +162,8 @@ class _Shards:
         return done
 
     def write(self, entries: list[dict]) -> None:
-        n = len(list(self.folder.glob("shard-*.json")))
+        names = [int(p.stem.split("-")[1]) for p in self.folder.glob("shard-*.json")]
+        n = max(names, default=-1) + 1  # never overwrites a shard, even after one was deleted
         shard = {"format": CACHE_FORMAT, "key": self.key, "entries": entries}
         atomic_write_text(self.folder / f"shard-{n:05d}.json", json.dumps(shard))
 

@@ -76,6 +76,7 @@ class TextDecoder(nn.Module):
         self.ln = nn.LayerNorm(cfg.width)
         self.head = nn.Linear(cfg.width, cfg.vocab_size, bias=False)
         self.head.weight = self.embed.weight  # tied, as in GPT-2
+        nn.init.normal_(self.embed.weight, std=0.02)  # GPT-2's init; N(0, 1) starts at loss ~30
 
     def forward(
         self,

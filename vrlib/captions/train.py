@@ -226,8 +226,8 @@ def train_captioner(
         **settings: :class:`CaptionerConfig` fields (``epochs`` is required).
 
     Returns:
-        The summary: per-epoch ``val_loss``, steps, ``wall_time_s`` (training only, summed over
-        resumed runs), ``steps_per_s``, the config and the input hashes.
+        The summary: per-epoch ``val_loss``, steps, ``wall_time_s`` and ``cpu_time_s`` (training
+        only, summed over resumed runs), ``steps_per_s``, the config and the input hashes.
 
     Raises:
         ValueError: an existing checkpoint at ``out_path`` was trained with other settings or inputs.
@@ -269,18 +269,19 @@ def train_captioner(
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, total // 20)
     optimizer = adamw_optimizer(net, cfg)
     scheduler = warmup_cosine_schedule(optimizer, warmup, total)
-    history, elapsed, start = [], 0.0, 0
+    history, elapsed, cpu, start = [], 0.0, 0.0, 0
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        history, elapsed, start = ckpt["history"], ckpt["summary"]["wall_time_s"], ckpt["epoch"]
+        history, start = ckpt["history"], ckpt["epoch"]
+        elapsed, cpu = ckpt["summary"]["wall_time_s"], ckpt["summary"]["cpu_time_s"]
         print(f"captioner {kind}: resuming {out_path} after epoch {start}/{cfg.epochs}")
 
     net.train()
     summary: dict[str, Any] = {}
     for epoch in range(start, cfg.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         order = torch.randperm(len(x_train), generator=epoch_generator(cfg.seed, epoch)).to(device)
         losses = []
         bar = tqdm(
@@ -297,6 +298,7 @@ def train_captioner(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         elapsed += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         history.append(
             {
                 "epoch": epoch + 1,
@@ -316,6 +318,7 @@ def train_captioner(
             "history": history,
             "wall_time_s": elapsed,
             "steps_per_s": scheduler.last_epoch / max(elapsed, 1e-9),
+            "cpu_time_s": cpu,  # CPU seconds of this process: on a loaded machine, ~ quiet wall x threads
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
             "config": asdict(cfg),
