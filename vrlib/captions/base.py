@@ -15,7 +15,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -196,7 +196,3 @@ class WordVocab:
             if i >= len(self.SPECIALS):
                 out.append(self.itos[i])
         return join_words(out)
-
-
-def decoding_dict(decoding: Decoding) -> dict:
-    return asdict(decoding)

@@ -247,8 +247,9 @@ def train_captioner(
     if ckpt is not None and ckpt["epoch"] >= cfg.epochs:
         return ckpt["summary"]
 
+    uses_expert = kind == "clipcap-tiny"
     expert = (
-        load_clip("vrlib-tiny", pretrained=str(expert_path), device=device) if expert_path else None
+        load_clip("vrlib-tiny", pretrained=str(expert_path), device=device) if uses_expert else None
     )
     train, val = load_world_images(world_dir, "train"), load_world_images(world_dir, "val")
     vocab = (
