@@ -26,6 +26,7 @@ reproduce: setup
 lint: setup
 	$(PY) -m ruff check vrlib tests benchmarks
 	$(PY) -m ruff format --check vrlib tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: setup
 	$(PY) -m ruff format vrlib tests benchmarks

@@ -33,7 +33,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_line, write_section  # noqa: E402
-from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig, Trainer, _to_device  # noqa: E402
+from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig, Trainer  # noqa: E402
+from vrlib.train.objective import _to_device  # noqa: E402
 
 PHASES = ("data", "forward", "backward", "optim")
 

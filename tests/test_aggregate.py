@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vrlib.aggregate import AGGREGATIONS, aggregate
+from vrlib.aggregate import AGGREGATIONS, aggregate, average_over_offsets
 
 OPTIONS = {"single": {"index": 1}, "mean": {}, "kmeans": {"k": 3, "seed": 0}}
 
@@ -178,3 +178,18 @@ def test_clusters_are_a_partition_for_every_seed_pair():
         assign = np.argmax(unit(frames) @ cents.T, axis=1)
         sets.append({frozenset(np.flatnonzero(assign == c).tolist()) for c in range(3)})
     assert all(a == b for a, b in itertools.combinations(sets, 2))
+
+
+def test_average_over_offsets_is_the_normalised_mean_of_normalised_embeddings():
+    g = torch.Generator().manual_seed(0)
+    per_offset = [torch.randn(5, 8, generator=g) * (o + 1) for o in range(3)]  # (N, D) each
+    got = average_over_offsets(per_offset)
+    for n in range(5):
+        units = [v[n] / v[n].norm() for v in per_offset]
+        mean = sum(units) / 3
+        torch.testing.assert_close(got[n], mean / mean.norm())
+    torch.testing.assert_close(average_over_offsets(torch.stack(per_offset)), got)
+    one = per_offset[0]
+    torch.testing.assert_close(average_over_offsets([one]), one / one.norm(dim=-1, keepdim=True))
+    with pytest.raises(ValueError, match="offsets, videos, D"):
+        average_over_offsets(torch.zeros(5, 8))

@@ -139,3 +139,32 @@ def test_gather_with_grad_in_two_processes(tmp_path: Path):
         ]
         assert res["ids"].tolist() == [0, 10]
     assert os.environ.get("RANK") is None  # the test process itself stayed single-process
+
+
+def test_fixed_temperature_001_is_accepted_and_stays_at_scale_100():
+    """CLIP4Clip / CLIP2Video train at logit scale 100 (temperature 0.01)."""
+    loss_fn = ContrastiveLoss(temperature=0.01, learnable=False)
+    assert loss_fn.scale().item() == pytest.approx(100.0, rel=1e-6)
+    assert list(p for p in loss_fn.parameters() if p.requires_grad) == []
+    sim = torch.randn(4, 4, requires_grad=True)
+    loss_fn(sim).backward()
+    loss_fn.clamp_()
+    assert loss_fn.scale().item() == pytest.approx(100.0, rel=1e-6)
+    expected = _brute_info_nce(sim.detach(), 100.0)
+    assert loss_fn(sim).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_from_logit_scale_starts_at_the_encoders_scale_clamped_at_100():
+    stored = torch.tensor(math.log(100.0))  # float32 rounds above log(100), as in CLIP weights
+    assert stored.item() > math.log(100.0)
+    loss_fn = ContrastiveLoss.from_logit_scale(stored)
+    assert loss_fn.logit_scale.requires_grad
+    assert loss_fn.scale().item() == pytest.approx(100.0, rel=1e-6)
+    assert ContrastiveLoss.from_logit_scale(3.0).scale().item() == pytest.approx(math.exp(3.0))
+    assert ContrastiveLoss.from_logit_scale(9.0).scale().item() == pytest.approx(100.0)
+    with torch.no_grad():  # a step that pushes it past 100 is clamped back, as CLIP4Clip does
+        loss_fn.logit_scale.add_(0.5)
+    loss_fn.clamp_()
+    assert loss_fn.logit_scale.item() == pytest.approx(math.log(100.0))
+    with pytest.raises(ValueError, match="finite"):
+        ContrastiveLoss.from_logit_scale(float("nan"))

@@ -20,7 +20,9 @@ def brute_ranks(sim, positives, direction, multi="max_sim", ties="optimistic"):
     """Ranks by plain Python loops, straight from the protocol's definition.
 
     sim: (C, V, k) array; positives: (C, V) bool. A query's rank = 1 + the number of negatives
-    scoring above its best positive (pessimistic: at or above); min_rank: min over the k runs.
+    scoring above its best positive (pessimistic: at or above; mean: the expected rank when the t
+    tied negatives and m tied positives are shuffled, 1 + above + t / (m + 1)); min_rank: min over
+    the k runs.
     """
     num_c, num_v, k = sim.shape
     if multi == "max_sim":
@@ -38,10 +40,11 @@ def brute_ranks(sim, positives, direction, multi="max_sim", ties="optimistic"):
             best = max(s for s, is_pos in scored if is_pos)
             above = sum(1 for s, is_pos in scored if not is_pos and s > best)
             at_or_above = sum(1 for s, is_pos in scored if not is_pos and s >= best)
+            tied_pos = sum(1 for s, is_pos in scored if is_pos and s == best)
             rank = {
                 "optimistic": 1 + above,
                 "pessimistic": 1 + at_or_above,
-                "mean": 1 + (above + at_or_above) / 2,
+                "mean": 1 + above + (at_or_above - above) / (tied_pos + 1),
             }[ties]
             best_rank = min(best_rank, rank)
         out.append(best_rank)
@@ -177,13 +180,13 @@ def test_tensor_that_requires_grad_and_strided_numpy_are_accepted():
 
 def test_blocks_never_exceed_chunk_size(monkeypatch):
     seen = []
-    real_rows = metrics._rows
+    real_rows = metrics.ranking._rows
 
     def spy(p, start, stop):
         seen.append(stop - start)
         return real_rows(p, start, stop)
 
-    monkeypatch.setattr(metrics, "_rows", spy)
+    monkeypatch.setattr(metrics.ranking, "_rows", spy)
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(5), 4)  # C = 20
     evaluate(rng.normal(size=(20, 5, 2)), labels, chunk_size=7)
@@ -195,7 +198,7 @@ def test_blocks_never_exceed_chunk_size(monkeypatch):
 
 def test_default_chunk_bounds_block_size():
     sim = np.zeros((5000, 1000), dtype=np.float32)
-    problem = metrics._prepare(sim, np.arange(5000) % 1000, None, need_v2t=True)
+    problem = metrics.inputs._prepare(sim, np.arange(5000) % 1000, None, need_v2t=True)
     assert problem.chunk * 1000 <= metrics.BLOCK_ELEMENTS < 5000 * 1000
 
 
@@ -339,3 +342,161 @@ def test_bad_direction_and_t2v_allows_captionless_videos():
     assert ranks(sim, np.array([0]), "t2v").tolist() == [1]
     with pytest.raises(ValueError, match=r"videos \[1, 2\]"):
         ranks(sim, np.array([0]), "v2t")
+
+
+# --------------------------------------------------------------------------- protocol options
+
+
+def brute_group_ranks(sim, labels, multi="max_sim", ties="optimistic"):
+    """v2t by caption groups from the definition: group g scores video v by its best caption."""
+    sim3 = as3d(sim)
+    runs = [sim3.max(2)] if multi == "max_sim" else [sim3[:, :, j] for j in range(sim3.shape[2])]
+    num_v = sim3.shape[1]
+    out = []
+    for v in range(num_v):
+        best_rank = math.inf
+        for run in runs:
+            group = [
+                max(run[c][v] for c in range(len(labels)) if labels[c] == g) for g in range(num_v)
+            ]
+            above = sum(1 for g in range(num_v) if g != v and group[g] > group[v])
+            tied = sum(1 for g in range(num_v) if g != v and group[g] == group[v])
+            rank = {
+                "optimistic": 1 + above,
+                "pessimistic": 1 + above + tied,
+                "mean": 1 + above + tied / 2,
+            }
+            best_rank = min(best_rank, rank[ties])
+        out.append(best_rank)
+    return np.array(out)
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems(), st.sampled_from(metrics.TIES), st.sampled_from(metrics.MULTI), st.booleans())
+def test_caption_groups_match_brute_force(problem, ties, multi, chunked):
+    sim, labels, _ = problem
+    got = ranks(
+        sim,
+        labels,
+        "v2t",
+        multi=multi,
+        ties=ties,
+        v2t="caption_groups",
+        chunk_size=2 if chunked else None,
+    )
+    np.testing.assert_allclose(got, brute_group_ranks(sim, labels, multi, ties))
+    if ties == "optimistic":  # a distractor video counts once, not once per caption
+        assert (got <= ranks(sim, labels, "v2t", multi=multi, ties=ties)).all()
+
+
+def test_caption_groups_hand_example_and_one_caption_per_video():
+    # video 0 has captions 0, 1 (best 0.6); video 1's two captions 2, 3 both score 0.7 and 0.65 on
+    # video 0: all captions -> rank 3, caption groups -> rank 2 (video 1's group counts once).
+    sim = np.array([[0.6, 0.0], [0.1, 0.0], [0.7, 0.9], [0.65, 0.8]])
+    labels = np.array([0, 0, 1, 1])
+    assert ranks(sim, labels, "v2t").tolist() == [3, 1]
+    assert ranks(sim, labels, "v2t", v2t="caption_groups").tolist() == [2, 1]
+    square = np.random.default_rng(1).normal(size=(7, 7))
+    np.testing.assert_array_equal(
+        ranks(square, np.arange(7), "v2t", v2t="caption_groups"), ranks(square, np.arange(7), "v2t")
+    )
+
+
+def test_caption_groups_need_int_labels_and_options_are_named():
+    sim = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="caption_groups.*int caption_to_video"):
+        evaluate(sim, np.eye(2, dtype=bool), v2t="caption_groups")
+    with pytest.raises(ValueError, match="v2t='groups'; valid: all_captions, caption_groups"):
+        evaluate(sim, np.arange(2), v2t="groups")
+    with pytest.raises(ValueError, match="median='torch'; valid: mean_of_middle, lower_middle"):
+        evaluate(sim, np.arange(2), median="torch")
+
+
+def test_median_options():
+    rank = np.array([4, 1, 3, 2])
+    assert summarize(rank)["MdR"] == 2.5  # np.median
+    assert summarize(rank, median="lower_middle")["MdR"] == 2.0  # torch.median
+    assert summarize(rank[:3], median="lower_middle")["MdR"] == 3.0  # odd n: the middle either way
+    assert float(torch.median(torch.tensor(rank))) == 2.0  # the reference semantics
+
+
+def test_protocol_records_v2t_and_median():
+    rng = np.random.default_rng(0)
+    doc = evaluate(
+        rng.normal(size=(6, 3)), np.arange(6) % 3, v2t="caption_groups", median="lower_middle"
+    )
+    assert doc["protocol"]["v2t_used"] == "caption_groups"
+    assert doc["protocol"]["median_used"] == "lower_middle"
+    assert set(doc["protocol"]["v2t"]) == set(metrics.V2T)
+    default = evaluate(rng.normal(size=(6, 3)), np.arange(6) % 3)["protocol"]
+    assert (default["v2t_used"], default["median_used"]) == ("all_captions", "mean_of_middle")
+
+
+# --------------------------------------------------------------------------- ties="mean" = expectation
+
+
+def enumerated_rank_distribution(scores, positive):
+    """Every order of the candidates, equally likely, sorted stably by score: {rank: probability}.
+
+    The rank is 1 + the number of negatives before the first positive (positives never count).
+    """
+    from collections import Counter
+    from itertools import permutations
+
+    counts = Counter()
+    orders = list(permutations(range(len(scores))))
+    for order in orders:
+        ranked = sorted(order, key=lambda i: -scores[i])  # stable: ties keep the random order
+        first = next(n for n, i in enumerate(ranked) if positive[i])
+        counts[1 + sum(1 for i in ranked[:first] if not positive[i])] += 1
+    return {r: n / len(orders) for r, n in counts.items()}
+
+
+@st.composite
+def tiny_problems(draw):
+    """Few enough candidates (<= 6) to enumerate every tie-break order; many ties."""
+    num_v = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    labels = rng.permutation(np.repeat(np.arange(num_v), rng.integers(1, 3, num_v)))
+    k = draw(st.integers(1, 2))
+    sim = rng.integers(0, 3, (len(labels), num_v, k)).astype(np.float64)
+    return sim, labels
+
+
+@settings(max_examples=60, deadline=None)
+@given(tiny_problems(), st.sampled_from(metrics.MULTI), st.booleans())
+def test_mean_ties_give_the_expected_recall_of_a_random_tie_break(problem, multi, use_mask):
+    sim, labels = problem
+    pos = one_hot(labels, sim.shape[1])
+    runs = [sim.max(2)] if multi == "max_sim" else [sim[:, :, j] for j in range(sim.shape[2])]
+    got = evaluate(sim, pos if use_mask else labels, multi=multi, ties="mean")
+    for direction in metrics.DIRECTIONS:
+        flip = direction == "v2t"
+        queries = pos.T if flip else pos
+        hit = np.zeros((len(queries), len(metrics.RECALL_AT)))
+        mean_rank = np.zeros(len(queries))
+        for q in range(len(queries)):
+            miss = np.ones(len(metrics.RECALL_AT))
+            for run in runs:  # independent tie-breaks per run
+                dist = enumerated_rank_distribution((run.T if flip else run)[q], queries[q])
+                miss *= [1 - sum(p for r, p in dist.items() if r <= k) for k in metrics.RECALL_AT]
+                mean_rank[q] = sum(r * p for r, p in dist.items())
+            hit[q] = 1 - miss
+        for i, k in enumerate(metrics.RECALL_AT):
+            assert got[direction][f"R@{k}"] == pytest.approx(100 * hit[:, i].mean())
+        if len(runs) == 1:  # the reported rank is the expected rank
+            want = ranks(sim, labels, direction, multi=multi, ties="mean")
+            np.testing.assert_allclose(want, mean_rank)
+
+
+def test_mean_ties_hand_example():
+    # caption 0 -> video 0, tied with videos 1 and 2: its rank is uniform on 1..3; the other three
+    # captions find their video first
+    sim = np.eye(4)
+    sim[0, :3] = 0.5
+    labels = np.arange(4)
+    assert ranks(sim, labels, ties="mean").tolist() == [2.0, 1.0, 1.0, 1.0]
+    out = evaluate(sim, labels, ties="mean")["t2v"]
+    assert out["R@1"] == pytest.approx(100 * (1 / 3 + 3) / 4)  # not the pessimistic 75
+    assert out["R@5"] == 100.0
+    assert evaluate(sim, labels, ties="pessimistic")["t2v"]["R@1"] == 75.0

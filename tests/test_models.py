@@ -335,3 +335,22 @@ def test_tab_double_rate_option_uses_frames_2x(batch):
     other = model.video_side(batch["frames"], batch["mask"], unit(B, 2 * T, D, seed=6), mask_2x)
     assert (side["video_aligned"] - other["video_aligned"]).abs().max() > 1e-4
     torch.testing.assert_close(side["video"], other["video"])  # global part ignores frames_2x
+
+
+@pytest.mark.parametrize("name", TAB_NAMES)
+def test_tab_ignores_the_start_of_text_token(name, batch):
+    """Position 0 (the start token, the same for every caption in a causal tower) never reaches
+    the aligned text embedding; any other word token does."""
+    model = make(name)
+    side = model.text_side(batch["text"], batch["tokens"], batch["token_mask"])["text_aligned"]
+    for seed in (7, 8):
+        tokens = batch["tokens"].clone()
+        tokens[:, 0] = torch.randn(B + 1, D, generator=torch.Generator().manual_seed(seed)) * 10
+        other = model.text_side(batch["text"], tokens, batch["token_mask"])["text_aligned"]
+        assert torch.equal(side, other)
+    tokens = batch["tokens"].clone()
+    tokens[:, 1] += 1.0  # the first word
+    moved = model.text_side(batch["text"], tokens, batch["token_mask"])["text_aligned"]
+    assert (moved - side).abs().max() > 1e-4
+    with pytest.raises(ValueError, match=r"tokens after the start token: rows \[0\]"):
+        model.text_side(batch["text"][:1], batch["tokens"][:1], lengths_mask([1], L))

@@ -12,6 +12,7 @@ from open_clip.loss import ClipLoss
 from PIL import Image, ImageDraw
 
 import vrlib.pretrain as pretrain
+from vrlib.data import caption_ceiling
 from vrlib.encoders import load_clip
 
 COLOURS = {
@@ -47,7 +48,12 @@ def _write_world(root: Path, n_train: int = 48, n_val: int = 16) -> Path:
                 "path": path,
                 "caption": f"a {colour} {shape} on the {pos}",
                 "split": split,
-                "attributes": {},
+                "attributes": {  # the caption is one vrlib.data.synthetic could write for it
+                    "background": "gray",
+                    "objects": [
+                        {"shape": shape, "colour": colour, "size": "small", "position": pos}
+                    ],
+                },
             }
         )
     (root / "annotations" / "images.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -88,7 +94,13 @@ def test_pretraining_lowers_loss_and_result_loads_with_load_clip(world, trained)
     assert {"i2t_R@1", "t2i_R@1", "t2i_R@5"} <= set(summary["val"]) and summary["val"][
         "num_texts"
     ] == 16
-    assert json.loads(pretrain.sidecar_path(out).read_text())["val"] == summary["val"]
+    sidecar = json.loads(pretrain.sidecar_path(out).read_text())
+    assert sidecar["val"] == summary["val"]
+    # the ceiling sits beside the expert's R@1: here every val caption names colour, shape and
+    # position, and two val images share each caption, so an ideal model finds one of them first
+    assert sidecar["val_ceiling"] == caption_ceiling.world_ceiling(world, "val")
+    assert sidecar["val_ceiling"]["t2i_R@1"] == 100.0 and sidecar["val_ceiling"]["i2t_R@1"] == 100.0
+    assert sidecar["val_fraction_of_ceiling"]["t2i_R@1"] == summary["val"]["t2i_R@1"] / 100.0
     ckpt = torch.load(out, map_location="cpu", weights_only=True)  # no pickled objects
     assert ckpt["epoch"] == 2 and {"model", "optimizer", "scheduler", "rng", "history"} <= set(ckpt)
     assert (
@@ -187,6 +199,31 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
     )
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and calls[0]["batch_size"] == 8  # stale checkpoint removed, retrained
+
+
+def test_ensure_expert_retrains_when_the_recipe_gains_hard_negatives(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
+    recipe = {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
+    monkeypatch.setitem(pretrain.PRESETS, "smoke", recipe)
+    monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
+    path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
+    calls = []
+    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setitem(pretrain.PRESETS, "smoke", {**recipe, "hard_negatives": 0.5})
+    pretrain.ensure_expert("smoke", seed=0)
+    assert not path.exists() and calls[0]["hard_negatives"] == 0.5
+
+
+def test_hard_negative_training_is_deterministic(world, tmp_path):
+    kw = {**KW, "epochs": 1, "hard_negatives": 0.5}
+    first = pretrain.pretrain_expert(world, tmp_path / "a.pt", **kw)
+    second = pretrain.pretrain_expert(world, tmp_path / "b.pt", **kw)
+    a = torch.load(tmp_path / "a.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a) and first["val"] == second["val"]
+    assert first["config"]["hard_negatives"] == 0.5
+    with pytest.raises(ValueError, match="hard_negatives"):
+        pretrain.PretrainConfig(epochs=1, hard_negatives=1.0)
 
 
 def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, monkeypatch):

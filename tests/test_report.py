@@ -14,9 +14,9 @@ from vrlib.report import (
     build_readme,
     load_params,
     markdown_table,
-    rows_from_metrics,
 )
 from vrlib.studies import study_names
+from vrlib.studies.toolkit import rows_from_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,3 +152,69 @@ def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
     path.write_text("{broken")
     with pytest.raises(ValueError, match="b.json: not valid JSON"):
         read_json(path)
+
+
+def _fake_run(tmp_path, rows, protocol):
+    params = load_params(
+        "zero_shot_aggregation", ROOT / "parameters/zero_shot_aggregation/default.yaml"
+    )
+    out = StudyOutputs("zero_shot_aggregation", params, tmp_path / "zero_shot_aggregation/default")
+    metrics = {"R@1": 20.0, "R@5": 40.0, "R@10": 50.0, "MdR": 4.0, "MnR": 9.0, "StdR": 3.0, "n": 9}
+    for setting, split in rows:
+        out.add_rows(rows_from_metrics(setting, split, {"t2v": metrics, "v2t": metrics}))
+    out.write_metrics(protocol=protocol)
+    return build_readme(tmp_path).read_text()
+
+
+def _cells(readme, prefix):
+    line = next(x for x in readme.splitlines() if x.startswith(prefix))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_paper_rows_say_when_the_protocol_differs(tmp_path):
+    from vrlib.metrics import protocol
+
+    rows = [
+        ("mean", "test-all-captions"),
+        ("mean", "test-one-caption"),
+        ("kmeans-k4-max_sim", "val"),
+    ]
+    readme = _fake_run(tmp_path, rows, protocol())  # v2t over all captions (the default)
+    # the paper's V2T on MSR-VTT Full ranks caption groups (its notebook): marked, explained
+    assert _cells(readme, "| mean | test-all-captions | v2t")[3] == "40.3 [1]"
+    assert (
+        "[1] not like with like, metric protocol: v2t: paper caption_groups, ours all_captions"
+        in readme
+    )
+    # T2V, and V2T with one caption per video, are the same under either V2T protocol: unmarked
+    assert _cells(readme, "| mean | test-all-captions | t2v")[3] == "21.4"
+    assert _cells(readme, "| mean | test-one-caption | v2t")[3] == "27.2"
+    # the k-means figures were produced by max over centroids: they sit on our max_sim rows
+    assert _cells(readme, "| kmeans-k4-max_sim | val | t2v")[3] == "33.7"
+    assert "scores a video by its best centroid (max_sim)" in readme
+
+    readme = _fake_run(tmp_path, rows, protocol(v2t="caption_groups"))
+    assert _cells(readme, "| mean | test-all-captions | v2t")[3] == "40.3"
+    assert "not like with like" not in readme
+
+
+def test_paper_protocols_use_metric_option_names():
+    from vrlib import metrics
+    from vrlib.papers import PAPER_FIGURES, protocol_differences
+
+    valid = {"multi": metrics.MULTI, "v2t": (*metrics.V2T, "any"), "median": metrics.MEDIANS}
+    for rows in PAPER_FIGURES.values():
+        for row in rows:
+            assert row["protocol"], row
+            for key, value in row["protocol"].items():
+                assert value in valid[key], (row["source"], key, value)
+    row = next(
+        r for r in PAPER_FIGURES["zero_shot_aggregation"] if r["setting"] == "kmeans-k6-max_sim"
+    )
+    assert row["MdR"] == 3.5 and row["protocol"]["median"] == "mean_of_middle"
+    assert protocol_differences(row, metrics.protocol(median="lower_middle")) == [
+        "median: paper mean_of_middle, ours lower_middle"
+    ]
+    assert not any(
+        r["setting"].endswith("min_rank") for r in PAPER_FIGURES["zero_shot_aggregation"]
+    )

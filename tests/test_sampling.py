@@ -7,9 +7,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vrlib.data.sampling import SAMPLERS, SamplingConfig, frame_indices
+from vrlib.data.sampling import (
+    SAMPLERS,
+    SamplingConfig,
+    frame_indices,
+    stride_offset_indices,
+    stride_offsets,
+)
 
-ALL = ["all", "double_rate", "fps", "segment_random", "single", "stride", "uniform"]
+ALL = [
+    "all",
+    "clip2video",
+    "clip4clip",
+    "double_rate",
+    "fps",
+    "segment_random",
+    "single",
+    "stride",
+    "uniform",
+]
+PAPER = ["clip4clip", "clip2video"]
 SEGMENT = ["uniform", "segment_random", "stride", "double_rate"]
 DETERMINISTIC = [s for s in ALL if s != "segment_random"]
 
@@ -98,7 +115,7 @@ def test_no_frames_is_an_error(num_frames):
 
 
 def test_unknown_strategy_names_value_and_choices():
-    with pytest.raises(ValueError, match="'middle'.*all, double_rate, fps, segment_random"):
+    with pytest.raises(ValueError, match="'middle'.*all, clip2video, clip4clip, double_rate"):
         frame_indices(100, 30, "middle")
 
 
@@ -120,7 +137,7 @@ def test_bad_parameters_name_the_parameter(kwargs, match):
         frame_indices(args.pop("num_frames"), args.pop("fps"), "uniform", **args)
 
 
-@pytest.mark.parametrize("strategy", ["single", "fps"])
+@pytest.mark.parametrize("strategy", ["single", "fps", *PAPER])
 @pytest.mark.parametrize("fps", [0.0, float("nan"), None])
 def test_time_based_strategies_need_a_frame_rate(strategy, fps):
     with pytest.raises(ValueError, match=f"strategy '{strategy}' needs the video's frame rate"):
@@ -228,7 +245,7 @@ def test_config_is_frozen_and_hashable():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"strategy": "middle"}, "unknown sampling strategy 'middle'; valid: all, double_rate"),
+        ({"strategy": "middle"}, "unknown sampling strategy 'middle'; valid: all, clip2video"),
         ({"n": 0}, "n must be >= 1"),
         ({"n": 2.0}, "n must be an int"),
         ({"offset": 1.5}, "offset"),
@@ -242,3 +259,78 @@ def test_config_is_frozen_and_hashable():
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SamplingConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------- paper protocols
+
+
+def test_clip4clip_takes_one_frame_per_second_then_an_endpoint_linspace():
+    # 10 s at 30 fps: one frame per second is [0, 30, ..., 270]; linspace(0, 9, 4) = [0, 3, 6, 9]
+    assert frame_indices(300, 30, "clip4clip", n=4).tolist() == [0, 90, 180, 270]
+    assert frame_indices(300, 30, "clip4clip", n=12).tolist() == list(range(0, 300, 30))
+    # 10 s at 25 fps, n=3: linspace(0, 9, 3) = [0, 4.5, 9] -> [0, 4, 9] -> frames 0, 100, 225
+    assert frame_indices(250, 25, "clip4clip", n=3).tolist() == [0, 100, 225]
+    # 1.5 s: two one-per-second frames, not padded by repeats (the pipeline pads and masks)
+    assert frame_indices(45, 30, "clip4clip", n=12).tolist() == [0, 30]
+
+
+def test_clip2video_dumps_at_5fps_keeps_every_second_then_linspace():
+    # 10 s at 30 fps: 50 frames dumped at 5 fps (every 6th); linspace(0, 49, 25) keeps positions
+    # 0, 2, ..., 46, 49; linspace(0, 24, 12) = 0, 2, 4, 6, 8, 10, 13, 15, 17, 19, 21, 24 of those
+    expected = [0, 24, 48, 72, 96, 120, 156, 180, 204, 228, 252, 294]
+    assert frame_indices(300, 30, "clip2video", n=12).tolist() == expected
+    # 1 s: dumped [0, 6, 12, 18, 24], two kept (linspace(0, 4, 2) = [0, 4])
+    assert frame_indices(30, 30, "clip2video", n=12).tolist() == [0, 24]
+    assert frame_indices(3, 30, "clip2video", n=12).tolist() == [0]  # one dumped frame: keep it
+
+
+@settings(max_examples=60, deadline=None)
+@given(num_frames_st, fps_st, n_st, st.sampled_from(PAPER))
+def test_paper_protocols_never_repeat_a_frame(num_frames, fps, n, strategy):
+    idx = frame_indices(num_frames, fps, strategy, n=n)
+    assert 1 <= len(idx) <= n and len(np.unique(idx)) == len(idx)
+    assert np.all(np.diff(idx) > 0) and idx[0] == 0
+
+
+def test_uniform_repeats_frames_in_short_videos_and_the_paper_protocols_do_not():
+    """Why the docstring warns: repeated frames make adjacent differences (TDB) exactly zero."""
+    assert np.any(np.diff(frame_indices(8, 2, "uniform", n=12)) == 0)  # 8 frames, 4 s
+    assert frame_indices(8, 2, "clip4clip", n=12).tolist() == [0, 2, 4, 6]
+
+
+# --------------------------------------------------------------------------- epochs and offsets
+
+
+def test_segment_random_draws_new_frames_each_epoch_and_per_video():
+    def draw(epoch: int, video: str = "v1", seed: int = 0) -> np.ndarray:
+        return frame_indices(1200, 30, "segment_random", n=12, seed=seed, epoch=epoch, video=video)
+
+    assert np.array_equal(draw(3), draw(3))  # same (seed, epoch, video): same frames
+    epochs = [draw(e) for e in range(5)]
+    assert len({tuple(x) for x in epochs}) == 5  # new frames every epoch
+    assert not np.array_equal(draw(0, "v2"), draw(0, "v1"))
+    assert not np.array_equal(draw(0, seed=1), draw(0))
+    for idx in epochs:
+        assert np.all(idx // 100 == np.arange(12))  # still one frame inside each segment
+    cfg = SamplingConfig("segment_random", n=12)
+    assert cfg.varies_by_epoch and not SamplingConfig().varies_by_epoch
+    assert np.array_equal(cfg.indices(1200, 30, seed=0, epoch=2, video="v1"), draw(2))
+
+
+def test_epoch_seed_and_video_are_validated():
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        frame_indices(100, 30, "segment_random", seed=0, epoch=-1)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        frame_indices(100, 30, "segment_random", seed=-3)
+    with pytest.raises(ValueError, match="video must be a str"):
+        frame_indices(100, 30, "segment_random", seed=0, video=7)
+
+
+def test_stride_offsets_tile_each_segment_as_frozen_in_time():
+    assert stride_offsets(4) == [0.0, 0.25, 0.5, 0.75]
+    sets = stride_offset_indices(120, 12, 2)  # segments of 10 frames, offsets 0 and 1/2
+    assert [s.tolist() for s in sets] == [list(range(0, 120, 10)), list(range(5, 120, 10))]
+    five = stride_offset_indices(120, 12, 5)  # frames 0, 2, 4, 6, 8 of every segment
+    assert np.array_equal(np.stack(five).T.reshape(-1), np.arange(0, 120, 2))
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        stride_offsets(0)

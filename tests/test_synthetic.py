@@ -415,6 +415,31 @@ def test_ensure_world_regenerates_a_world_written_by_another_generator(tmp_path:
     assert json.loads(record.read_text())["generator_sha"] == syn.generator_sha()
 
 
+def test_generator_sha_covers_every_module_of_the_package(tmp_path: Path) -> None:
+    from vrlib.data.synthetic.world import sources_sha
+
+    package = Path(syn.__file__).parent
+    copy = tmp_path / "synthetic"
+    copy.mkdir()
+    for module in sorted(package.glob("*.py")):
+        (copy / module.name).write_bytes(module.read_bytes())
+    assert sources_sha(copy) == syn.generator_sha()  # the package's modules, nothing else
+    for module in sorted(copy.glob("*.py")):  # an edit to any one module changes the hash
+        original = module.read_bytes()
+        module.write_bytes(original + b"# edited\n")
+        assert sources_sha(copy) != syn.generator_sha(), module.name
+        module.write_bytes(original)
+    first, second = sorted(copy.glob("*.py"))[:2]  # moving code between modules changes it too
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(a + b[:10])
+    second.write_bytes(b[10:])
+    assert sources_sha(copy) != syn.generator_sha()
+    (copy / "notes.txt").write_text("not source")
+    first.write_bytes(a)
+    second.write_bytes(b)
+    assert sources_sha(copy) == syn.generator_sha()  # only Python sources count
+
+
 def test_refuses_to_write_into_a_folder_that_is_not_a_world(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty and is not a vrlib world"):

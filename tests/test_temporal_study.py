@@ -18,6 +18,9 @@ import yaml
 from vrlib.report import ParamsError, load_params
 from vrlib.studies import get_study
 from vrlib.studies import temporal_ablation as ta
+from vrlib.studies import temporal_runs as tr
+from vrlib.studies import temporal_twins as tw
+from vrlib.studies import toolkit as tk
 from vrlib.train import CachedPairs, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +54,10 @@ def test_twin_accuracy_hand_example_with_ties():
     )
     c2v = np.array([0, 0, 1, 1, 2])
     twin_of = np.array([1, 0, -1])
-    acc, n = ta.twin_pairwise_accuracy(sim, c2v, twin_of)
+    acc, n = tw.twin_pairwise_accuracy(sim, c2v, twin_of)
     assert n == 4 and acc == pytest.approx((1 + 0.5 + 0 + 1) / 4)
     assert (acc, n) == pytest.approx(brute_force_twin_accuracy(sim, c2v, twin_of))
-    acc, n = ta.twin_pairwise_accuracy(
+    acc, n = tw.twin_pairwise_accuracy(
         sim, c2v, twin_of, caption_mask=[True, False, True, False, True]
     )
     assert (acc, n) == (0.5, 2)
@@ -72,7 +75,7 @@ def test_twin_accuracy_matches_brute_force_on_random_matrices():
         sim = rng.integers(0, 3, size=(len(c2v), v)).astype(np.float32)  # many ties
         mask = rng.random(len(c2v)) < 0.6
         for m in (None, mask):
-            got = ta.twin_pairwise_accuracy(torch.from_numpy(sim), c2v, twin_of, m)
+            got = tw.twin_pairwise_accuracy(torch.from_numpy(sim), c2v, twin_of, m)
             want = brute_force_twin_accuracy(sim, c2v, twin_of, m)
             assert got[1] == want[1]
             assert (math.isnan(got[0]) and math.isnan(want[0])) or got[0] == pytest.approx(want[0])
@@ -86,17 +89,17 @@ def test_order_blind_scores_give_exactly_one_half():
     twin_of = np.array([5, 4, -1, -1, 1, 0])
     text = torch.randn(30, 8, generator=gen)
     c2v = torch.randint(0, 6, (30,), generator=gen).numpy()
-    acc, n = ta.twin_pairwise_accuracy(text @ video.T, c2v, twin_of)
+    acc, n = tw.twin_pairwise_accuracy(text @ video.T, c2v, twin_of)
     assert n == int(np.isin(c2v, [0, 1, 4, 5]).sum()) and acc == 0.5
 
 
 def test_twin_accuracy_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="must be \\(C, V\\)"):
-        ta.twin_pairwise_accuracy(np.zeros((3, 2)), [0, 1, 1], [1, 0, -1])
+        tw.twin_pairwise_accuracy(np.zeros((3, 2)), [0, 1, 1], [1, 0, -1])
 
 
 def test_twin_accuracy_without_twins_is_nan_with_n_zero():
-    acc, n = ta.twin_pairwise_accuracy(np.eye(2), [0, 1], [-1, -1])
+    acc, n = tw.twin_pairwise_accuracy(np.eye(2), [0, 1], [-1, -1])
     assert n == 0 and math.isnan(acc)
 
 
@@ -113,7 +116,7 @@ def test_twin_index_reads_reversed_of_both_ways_and_ignores_other_splits():
         _Video("c", {"reversed_of": "elsewhere"}),
         _Video("d", {"reversed_of": None}),
     ]
-    assert ta.twin_index(videos).tolist() == [1, 0, -1, -1]
+    assert tw.twin_index(videos).tolist() == [1, 0, -1, -1]
 
 
 # ----------------------------------------------------------------------------- temporal subset
@@ -127,48 +130,12 @@ def test_subset_t2v_counts_only_selected_captions_against_all_videos():
             [0.0, 0.1, 0.9],  # caption 2 -> video 1: rank 2
         ]
     )
-    got = ta.subset_t2v(sim, [0, 0, 1], [False, True, True])
+    got = tw.subset_t2v(sim, [0, 0, 1], [False, True, True])
     assert got["n"] == 2
     assert got["R@1"] == 0.0 and got["R@5"] == 100.0 and got["MdR"] == 2.5
-    assert ta.subset_t2v(sim, [0, 0, 1], [True, False, False])["R@1"] == 100.0
-    empty = ta.subset_t2v(sim, [0, 0, 1], [False] * 3)
+    assert tw.subset_t2v(sim, [0, 0, 1], [True, False, False])["R@1"] == 100.0
+    empty = tw.subset_t2v(sim, [0, 0, 1], [False] * 3)
     assert empty["n"] == 0 and math.isnan(empty["R@1"])
-
-
-# ----------------------------------------------------------------------------- aggregation
-
-
-def test_aggregate_seeds_mean_and_sample_std():
-    rows = [
-        {"setting": "a", "split": "test", "direction": "t2v", "seed": s, "R@1": r, "n": 10}
-        for s, r in ((0, 10.0), (1, 20.0), (2, 30.0))
-    ] + [{"setting": "b", "split": "test", "direction": "t2v", "seed": 0, "R@1": 5.0, "n": 10}]
-    out = ta.aggregate_seeds(rows)
-    assert [r["setting"] for r in out] == ["a", "b"]
-    a, b = out
-    assert a["R@1"] == pytest.approx(20.0) and a["R@1_std"] == pytest.approx(10.0)  # ddof=1
-    assert a["n_seeds"] == 3 and a["n"] == 10 and "seed_std" not in a
-    assert b["R@1"] == 5.0 and b["R@1_std"] == 0.0 and b["n_seeds"] == 1
-
-
-def test_aggregate_seeds_refuses_repeated_seeds_and_disagreeing_n():
-    row = {"setting": "a", "split": "test", "direction": "t2v", "seed": 0, "R@1": 1.0, "n": 3}
-    with pytest.raises(ValueError, match="repeated seeds"):
-        ta.aggregate_seeds([row, dict(row)])
-    with pytest.raises(ValueError, match="disagree on n"):
-        ta.aggregate_seeds([row, dict(row, seed=1, n=4)])
-
-
-def test_compare_verdicts():
-    def rows(name, values):
-        mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
-        return {"setting": name, "direction": "t2v", "R@1": mean, "R@1_std": std, "n_seeds": 3}
-
-    summary = [rows("a", [50, 51, 52]), rows("b", [40, 41, 42]), rows("c", [49, 52, 53])]
-    assert ta.compare(summary, "a", "b", "t2v")["verdict"] == "holds"
-    assert ta.compare(summary, "b", "a", "t2v")["verdict"] == "reversed"
-    assert ta.compare(summary, "a", "c", "t2v")["verdict"] == "within noise"
-    assert ta.compare(summary, "a", "missing", "t2v") is None
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -266,7 +233,7 @@ def test_train_and_evaluate_runs_every_kind_of_head_and_meanP_is_order_blind():
     train, val, test = (_split(n, 8, gen) for n in ("train", "val", "test"))
     cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, sampling="all_captions")
     for model in ("meanP", "tdb", "tdb+tab-tdb"):
-        run = ta.train_and_evaluate(
+        run = tr.train_and_evaluate(
             ta.Setting(model, model), 1, train, val, test, cfg, dim=16, num_frames=4
         )
         assert run.seed == 1 and len(run.history) == 1 and "val_t2v_R@1" in run.history[0]
@@ -275,7 +242,7 @@ def test_train_and_evaluate_runs_every_kind_of_head_and_meanP_is_order_blind():
         assert run.temporal["n"] == 12
         if model == "meanP":  # reversed frames, same mean: every twin comparison is a tie
             assert run.twin["twin_acc"] == 50.0 and run.num_params == 0
-    rows = ta.summary_rows([run, run.__class__(**{**run.__dict__, "seed": 2})])
+    rows = tr.summary_rows([run, run.__class__(**{**run.__dict__, "seed": 2})])
     assert {r["direction"] for r in rows} == {"t2v", "v2t"}
     assert all(r["n_seeds"] == 2 and r["R@1_std"] == 0.0 for r in rows)
 
@@ -287,9 +254,9 @@ def test_run_all_trains_shared_settings_once(monkeypatch):
         calls.append((setting.run_key(), seed))
         return ta.RunResult(setting.name, setting.model, seed, [], None, {}, {}, {}, 0.0, 0)
 
-    monkeypatch.setattr(ta, "train_and_evaluate", fake)
+    monkeypatch.setattr(tr, "train_and_evaluate", fake)
     p = ta.TemporalParams(seeds=[0, 1], sweep_seeds=[5])
-    runs = ta.run_all(p, {"train": None, "val": None, "test": None}, dim=8, progress=False)
+    runs = tr.run_all(p, {"train": None, "val": None, "test": None}, dim=8, progress=False)
     assert len(calls) == len(set(calls))
     settings = p.settings()
     expected = sum(len(p.seeds_for(s)) for s in settings)
@@ -297,14 +264,6 @@ def test_run_all_trains_shared_settings_once(monkeypatch):
     assert {r.seed for r in runs if r.setting.startswith("tab-")} == {5}
     # tab-k5 / tab-w0.5 with seed 5 share one run; the base model itself trains with seeds 0, 1
     assert sum(1 for key, seed in calls if key == settings[6].run_key()) == 3
-
-
-def test_compare_with_one_seed_gives_no_verdict():
-    one = [
-        {"setting": "a", "direction": "t2v", "R@1": 2.0, "R@1_std": 0.0, "n_seeds": 1},
-        {"setting": "b", "direction": "t2v", "R@1": 1.0, "R@1_std": 0.0, "n_seeds": 1},
-    ]
-    assert ta.compare(one, "a", "b", "t2v")["verdict"] == "one seed, no error bar"
 
 
 def test_reading_is_computed_from_the_numbers():
@@ -324,7 +283,7 @@ def test_reading_is_computed_from_the_numbers():
     ]
     paper = [row("seqTransf", "t2v", 44.5, 0), row("meanP", "t2v", 43.1, 0)]
     paper += [row("tab-k5", "t2v", 45.1, 0), row("tab-k4", "t2v", 44.6, 0)]
-    claims = ta.claims_table(summary, paper)
+    claims = tk.claims_table(summary, paper, ta.CLAIMS)
     assert [c["verdict"] for c in claims] == ["holds"]
     assert claims[0]["paper diff"] == pytest.approx(1.4) and claims[0]["ours diff"] == 10.0
     text = ta.reading(summary, twins, claims, paper)
@@ -335,7 +294,7 @@ def test_reading_is_computed_from_the_numbers():
 def test_twin_caption_similarity_compares_twin_and_own_captions():
     from types import SimpleNamespace
 
-    from vrlib.studies.temporal_ablation import twin_caption_similarity
+    from vrlib.studies.temporal_twins import twin_caption_similarity
 
     # video 0 and 1 are twins; captions 0,1 belong to video 0, 2,3 to video 1; caption 4 is not temporal
     text = torch.tensor([[1.0, 0.0], [0.8, 0.6], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])

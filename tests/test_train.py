@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from torch import nn
 
 import vrlib.train as train_mod
+import vrlib.train.engine as engine_mod
 from vrlib.train import (
     CachedPairs,
     ContrastiveBatchSampler,
@@ -26,6 +27,7 @@ from vrlib.train import (
     lr_factor,
     similarity_matrix,
 )
+from vrlib.train.objective import _to_device
 
 DIM, FRAMES = 16, 6
 
@@ -136,8 +138,8 @@ def make_pairs(
     kw = {}
     if tokens:
         kw["tokens"] = text[:, None] + 0.1 * torch.randn(len(c2v), 4, DIM, generator=g)
-        kw["token_mask"] = (
-            torch.arange(4)[None] < torch.randint(1, 5, (len(c2v),), generator=g)[:, None]
+        kw["token_mask"] = (  # >= 2 valid: a tokenised caption has a start and an end token
+            torch.arange(4)[None] < torch.randint(2, 5, (len(c2v),), generator=g)[:, None]
         )
     if double:
         kw["frames_2x"] = frames.repeat_interleave(2, dim=1)
@@ -198,7 +200,7 @@ def test_multi_part_heads_are_trained_with_their_weighted_parts(monkeypatch):
     trainer = Trainer(head, data, _cfg(batch_size=8, grad_clip=None))
     batch = next(iter(trainer.loader(0)))
     with torch.no_grad():
-        b = train_mod._to_device(batch, trainer.device)
+        b = _to_device(batch, trainer.device)
         head.train()
         ts, vs = (
             head.text_side(b["text"], b["tokens"], b["token_mask"]),
@@ -215,13 +217,13 @@ def test_multi_part_heads_are_trained_with_their_weighted_parts(monkeypatch):
 
 
 def _crash_after_first_checkpoint(monkeypatch):
-    original = train_mod._save_checkpoint
+    original = engine_mod._save_checkpoint
 
     def save_then_crash(path, ckpt):
         original(path, ckpt)
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_crash)
+    monkeypatch.setattr(engine_mod, "_save_checkpoint", save_then_crash)
 
 
 def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path: Path, monkeypatch):

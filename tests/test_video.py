@@ -412,7 +412,9 @@ def test_decord_open_failure_prints_nothing(damaged, capfd):
 def test_quiet_stderr_keeps_other_output(capfd):
     import os
 
-    with video._quiet_native_stderr():
+    from vrlib.data.video.decord_reader import _quiet_native_stderr
+
+    with _quiet_native_stderr():
         os.write(2, b"[12:00:00] /src/video_reader.cc:86: ERROR opening: x\n")
         os.write(2, b"a line from someone else\n")
     assert capfd.readouterr().err == "a line from someone else\n"

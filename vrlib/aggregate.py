@@ -211,3 +211,29 @@ def _repeat_short_videos(
     for i in short.tolist():
         centers[i] = x[i, torch.arange(k, device=x.device) % lengths[i]]
     return centers
+
+
+def average_over_offsets(
+    embeddings: Sequence[torch.Tensor] | torch.Tensor,
+) -> torch.Tensor:
+    """Frozen in Time's test-time video embedding: the mean over stride offsets, re-normalised.
+
+    Embed every video once per offset of ``vrlib.data.sampling.stride_offsets`` (the same head
+    on each offset's frames), then average here. Why embeddings and not similarities: the
+    paper averages the video embeddings ("the mean of these video embeddings is used as the
+    final embedding"), and a cosine with the re-normalised mean ranks videos differently from a
+    mean of cosines (each video's mean has its own norm). For a head with several similarity
+    terms (TAB's ``video`` and ``video_aligned``) average each key of the video side on its own.
+
+    Args:
+        embeddings: (O, N, D), or a list of O tensors (N, D): offset o's embedding of video n.
+
+    Returns:
+        (N, D) L2-normalised mean of the L2-normalised embeddings.
+    """
+    stacked = torch.stack(list(embeddings)) if not torch.is_tensor(embeddings) else embeddings
+    if stacked.ndim != 3 or stacked.shape[0] == 0:
+        raise ValueError(
+            f"expected (offsets, videos, D) embeddings, got shape {tuple(stacked.shape)}"
+        )
+    return _unit(_unit(stacked).mean(dim=0))  # (N, D)

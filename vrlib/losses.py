@@ -98,12 +98,20 @@ def same_video_mask(video_index: Tensor) -> Tensor:
 
 
 class ContrastiveLoss(nn.Module):
-    """Symmetric InfoNCE with CLIP's learnable temperature.
+    """Symmetric InfoNCE with CLIP's learnable temperature, or a fixed one.
 
     ``logit_scale`` is stored as a log, initialised to ``log(1 / temperature)`` (CLIP: 0.07) and
     the scale used is ``exp(logit_scale)`` clamped at ``max_scale`` (100, as CLIP). The engine
     also calls ``clamp_()`` after each optimiser step so the stored value stays in range
     (CLIP/open_clip do this in-place clamp; the forward clamp alone would freeze its gradient).
+
+    The papers' settings:
+
+    - CLIP4Clip and CLIP2Video fine-tune from CLIP's own logit scale (100 for OpenAI's weights)
+      and clamp it at 100 after every step (``torch.clamp_(logit_scale, max=log(100))``):
+      ``ContrastiveLoss.from_logit_scale(clip_model.logit_scale)`` plus ``clamp_()``.
+    - The same at a fixed scale of 100 (a cached head has no pretrained scale to inherit):
+      ``ContrastiveLoss(temperature=0.01, learnable=False)``.
     """
 
     def __init__(
@@ -112,13 +120,29 @@ class ContrastiveLoss(nn.Module):
         super().__init__()
         if not 0 < temperature:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 1.0 / temperature <= max_scale:
+        self.max_log_scale = math.log(max_scale)
+        init = math.log(1.0 / temperature)
+        if init > self.max_log_scale + 1e-9:  # tolerance: exp/log round trips of 100
             raise ValueError(
                 f"temperature {temperature} gives scale {1 / temperature:.1f} > max_scale {max_scale}"
             )
-        init = torch.tensor(math.log(1.0 / temperature))
+        init = torch.tensor(min(init, self.max_log_scale))
         self.logit_scale = nn.Parameter(init, requires_grad=learnable)
-        self.max_log_scale = math.log(max_scale)
+
+    @classmethod
+    def from_logit_scale(
+        cls, logit_scale: float | Tensor, learnable: bool = True, max_scale: float = 100.0
+    ) -> ContrastiveLoss:
+        """Start from an encoder's own (log) logit scale, e.g. ``clip_model.logit_scale``.
+
+        Why the clamp here: a pretrained CLIP stores ``log(100)`` in float32, which rounds a
+        little above ``log(100)``; it is clamped into ``[0, log(max_scale)]`` as ``clamp_`` would.
+        """
+        value = float(torch.as_tensor(logit_scale).detach().float())
+        if not math.isfinite(value):
+            raise ValueError(f"logit_scale must be finite, got {value}")
+        value = min(max(value, 0.0), math.log(max_scale))
+        return cls(temperature=math.exp(-value), learnable=learnable, max_scale=max_scale)
 
     def scale(self) -> Tensor:
         """The multiplier applied to cosine similarities: exp(logit_scale) <= max_scale."""

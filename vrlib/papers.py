@@ -5,6 +5,19 @@ side by side (DESIGN.md); typing the paper's figures into each notebook would co
 Numbers are transcribed from the text versions in ``../shared/papers/`` (the table each comes
 from is named); the OCR of Portillo-Quintero's Table 1 drops decimal points, restored here.
 Rows use the same ``setting`` names as our metrics.json rows.
+
+Each row also records the ``protocol`` that produced the figure, in ``vrlib.metrics``' option
+names, so a report can tell whether our row was computed the same way (``protocol_differences``):
+
+- ``multi``: how several embeddings per video were scored. Portillo-Quintero's text (section 3.4)
+  describes min-rank, but the notebook that produced its k-means figures takes the max over
+  centroids: ``max_sim``. Those figures therefore sit on our ``kmeans-k*-max_sim`` rows.
+- ``v2t``: ``caption_groups`` for CLIP4Clip/CLIP2Video code and the Portillo-Quintero notebook
+  (``tensor_video_to_text_sim``); with one caption per video every V2T protocol gives the same
+  number, recorded as ``"any"``.
+- ``median``: ``mean_of_middle`` (np.median) where the figure comes from ``compute_metrics`` or is
+  a half-integer (Portillo-Quintero's MdR 3.5); CLIP4Clip/CLIP2Video's multi-caption T2V uses
+  ``torch.median`` (``lower_middle``).
 """
 
 from __future__ import annotations
@@ -19,20 +32,36 @@ _F_T2 = "Fang 2021 (CLIP2Video), Table 2 (MSR-VTT 1k-A, TDB+TAB-base)"
 _METRICS = ("R@1", "R@5", "R@10", "MdR", "MnR", "StdR")
 
 
+# What produced each paper's figures (see the module docstring); "any": every option gives the
+# same number there (one caption per video, or one embedding per video).
+_PQ_NOTEBOOK = {"multi": "max_sim", "median": "mean_of_middle"}
+_PQ_NOTE = (
+    "Portillo-Quintero's k-means figures come from its notebook, which scores a video by its best "
+    "centroid (max_sim); the paper's text (3.4) describes min-rank, which no published figure used"
+)
+_ONE_CAPTION = {"v2t": "any", "median": "mean_of_middle"}  # compute_metrics on a V x V matrix
+
+
 def _row(
-    source: str, setting: str, direction: str, values: tuple, split: str = ""
+    source: str,
+    setting: str,
+    direction: str,
+    values: tuple,
+    split: str = "",
+    protocol: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One paper row; ``values`` follow ``_METRICS`` order, None where the paper gives none."""
     row = {"source": source, "setting": setting, "direction": direction, "split": split}
     row.update({m: v for m, v in zip(_METRICS, values, strict=False) if v is not None})
+    row["protocol"] = dict(protocol or {})
     return row
 
 
 _ZERO_SHOT = [
-    _row(_PQ_T1, "single", "t2v", (24.9, 46.1, 56.9, 7.0, 64.61, 149.21), "val"),
-    _row(_PQ_T1, "mean", "t2v", (35.4, 58.0, 67.2, 3.0, 39.81, 111.43), "val"),
+    _row(_PQ_T1, "single", "t2v", (24.9, 46.1, 56.9, 7.0, 64.61, 149.21), "val", _PQ_NOTEBOOK),
+    _row(_PQ_T1, "mean", "t2v", (35.4, 58.0, 67.2, 3.0, 39.81, 111.43), "val", _PQ_NOTEBOOK),
     *[
-        _row(_PQ_T1, f"kmeans-k{k}-min_rank", "t2v", v, "val")
+        _row(_PQ_T1, f"kmeans-k{k}-max_sim", "t2v", v, "val", _PQ_NOTEBOOK)
         for k, v in {
             2: (34.3, 57.8, 66.5, 3.0, 40.23, 112.85),
             3: (34.4, 57.7, 66.6, 3.0, 39.77, 110.69),
@@ -46,10 +75,17 @@ _ZERO_SHOT = [
         }.items()
     ],
     # Table 2: mean aggregation on the test sets; 1k-A = one caption per video, Full = all captions.
-    _row(_PQ_T2, "mean", "t2v", (31.2, 53.7, 64.2, 4.0), "test-one-caption"),
-    _row(_PQ_T2, "mean", "v2t", (27.2, 51.7, 62.6, 5.0), "test-one-caption"),
-    _row(_PQ_T2, "mean", "t2v", (21.4, 41.1, 50.4, 10.0), "test-all-captions"),
-    _row(_PQ_T2, "mean", "v2t", (40.3, 69.7, 79.2, 2.0), "test-all-captions"),
+    _row(_PQ_T2, "mean", "t2v", (31.2, 53.7, 64.2, 4.0), "test-one-caption", _ONE_CAPTION),
+    _row(_PQ_T2, "mean", "v2t", (27.2, 51.7, 62.6, 5.0), "test-one-caption", _ONE_CAPTION),
+    _row(_PQ_T2, "mean", "t2v", (21.4, 41.1, 50.4, 10.0), "test-all-captions", _PQ_NOTEBOOK),
+    _row(
+        _PQ_T2,
+        "mean",
+        "v2t",
+        (40.3, 69.7, 79.2, 2.0),
+        "test-all-captions",
+        {**_PQ_NOTEBOOK, "v2t": "caption_groups"},
+    ),
 ]
 
 # CLIP2Video Table 1 gives MnR where we keep StdR: values are (R@1, R@5, R@10, MdR, MnR).
@@ -78,8 +114,9 @@ _TEMPORAL_T2 = {
 
 
 def _temporal_rows(table: dict, source: str) -> list[dict[str, Any]]:
+    """CLIP2Video on MSR-VTT 1k-A: one caption per video, ``compute_metrics`` both ways."""
     return [
-        _row(source, setting, direction, values, "test")
+        _row(source, setting, direction, values, "test", _ONE_CAPTION)
         for setting, pair in table.items()
         for direction, values in zip(("t2v", "v2t"), pair, strict=True)
     ]
@@ -91,6 +128,35 @@ PAPER_FIGURES: dict[str, list[dict[str, Any]]] = {
 }
 
 
+PAPER_NOTES: dict[str, list[str]] = {"zero_shot_aggregation": [_PQ_NOTE]}
+
+
 def paper_rows(study: str) -> list[dict[str, Any]]:
     """The paper's rows for ``study`` (empty when the study has no numeric table, e.g. the browser)."""
-    return [dict(r) for r in PAPER_FIGURES.get(study, [])]
+    return [{**r, "protocol": dict(r["protocol"])} for r in PAPER_FIGURES.get(study, [])]
+
+
+# Our metrics.json rows are computed with one protocol per run (``protocol``: ``v2t_used``,
+# ``median_used``); a k-means row names its ``multi`` in the setting. Runs written before these
+# options existed used what are now the defaults.
+_OURS_DEFAULTS = {"v2t": "all_captions", "median": "mean_of_middle"}
+
+
+def protocol_differences(paper_row: dict[str, Any], our_protocol: dict[str, Any]) -> list[str]:
+    """How the paper's figure was computed differently from ours, e.g. ``["v2t: paper
+    caption_groups, ours all_captions"]``; empty when the row compares like with like.
+
+    Args:
+        paper_row: one of :func:`paper_rows`.
+        our_protocol: the ``protocol`` block of our metrics.json (``vrlib.metrics.protocol``).
+    """
+    ours = {
+        key: our_protocol.get(f"{key}_used", default) for key, default in _OURS_DEFAULTS.items()
+    }
+    relevant = ("v2t", "median") if paper_row["direction"] == "v2t" else ("median",)
+    out = []
+    for key in relevant:
+        theirs = paper_row.get("protocol", {}).get(key)
+        if theirs not in (None, "any") and theirs != ours[key]:
+            out.append(f"{key}: paper {theirs}, ours {ours[key]}")
+    return out

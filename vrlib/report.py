@@ -23,8 +23,6 @@ from pydantic import BaseModel, ValidationError
 from vrlib.io import atomic_write_text, read_json, write_json
 from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
 
-METRIC_KEYS = ("R@1", "R@5", "R@10", "MdR", "MnR", "StdR", "n")
-
 
 class ParamsError(ValueError):
     """A parameter file that is missing, not YAML, or has a bad or unknown key."""
@@ -123,7 +121,10 @@ class StudyOutputs:
         return path
 
     def add_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Add result rows (``setting``, ``split``, ``direction`` and the metrics)."""
+        """Add result rows (``setting``, ``split``, ``direction`` and the metrics).
+
+        Studies make them with ``vrlib.studies.toolkit.rows_from_metrics``.
+        """
         for r in rows:
             missing = {"setting", "split", "direction"} - r.keys()
             if missing:
@@ -145,20 +146,6 @@ class StudyOutputs:
         if extra:
             doc.update(extra)
         return write_json(self.out_dir / "metrics.json", doc)
-
-
-def rows_from_metrics(
-    setting: str, split: str, result: dict[str, Any], **more: Any
-) -> list[dict[str, Any]]:
-    """Turn ``vrlib.metrics.evaluate``'s result into metrics.json rows (one per direction)."""
-    rows = []
-    for direction in ("t2v", "v2t"):
-        if direction in result:
-            row = {"setting": setting, "split": split, "direction": direction}
-            row.update({k: result[direction][k] for k in METRIC_KEYS if k in result[direction]})
-            row.update(more)
-            rows.append(row)
-    return rows
 
 
 def run_study(
@@ -241,10 +228,15 @@ def _load_runs(out_root: Path) -> dict[str, dict[str, dict]]:
 
 
 def _study_table(study: str, runs: dict[str, dict]) -> str:
-    """Markdown: paper's figure, ours on the default world, ours on real data (runs not named default)."""
-    from vrlib.papers import paper_rows
+    """Markdown: paper's figure, ours on the default world, ours on real data (runs not named default).
+
+    A paper figure computed under another metric protocol than ours (``vrlib.papers``) carries a
+    footnote saying how, so no row silently compares unlike with unlike.
+    """
+    from vrlib.papers import PAPER_NOTES, paper_rows, protocol_differences
 
     ours = runs.get("default", {}).get("rows", [])
+    our_protocol = runs.get("default", {}).get("protocol") or {}
     real = {name: doc for name, doc in runs.items() if name != "default"}
     paper = {(r["setting"], r["direction"], r["split"]): r for r in paper_rows(study)}
     header = "| setting | split | dir | paper R@1 | paper R@5 | paper MdR | ours R@1 | ours R@5 | ours MdR |"
@@ -252,11 +244,15 @@ def _study_table(study: str, runs: dict[str, dict]) -> str:
     for name in real:
         header += f" {name} R@1 |"
         cols += "---|"
-    lines = [header, cols]
+    lines, footnotes = [header, cols], []
     for r in ours:
         p = _match_paper(paper, r)
         cells = [r["setting"], r["split"], r["direction"]]
         cells += [_fmt(p.get(k)) if p else "" for k in ("R@1", "R@5", "MdR")]
+        differ = protocol_differences(p, our_protocol) if p else []
+        if differ:
+            footnotes.append("; ".join(differ))
+            cells[3] += f" [{len(footnotes)}]"
         cells += [_fmt(r.get(k)) for k in ("R@1", "R@5", "MdR")]
         for doc in real.values():
             match = [
@@ -266,7 +262,9 @@ def _study_table(study: str, runs: dict[str, dict]) -> str:
             ]
             cells.append(_fmt(match[0]["R@1"]) if match else "")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    notes = [f"[{i}] not like with like, metric protocol: {d}" for i, d in enumerate(footnotes, 1)]
+    notes += [f"Note: {n}." for n in PAPER_NOTES.get(study, [])]
+    return "\n".join(lines) + "".join(f"\n\n{n}" for n in notes)
 
 
 def _match_paper(paper: dict, row: dict) -> dict | None:

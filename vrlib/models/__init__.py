@@ -7,11 +7,16 @@ package registers all heads:
 - ``meanP``, ``seqTransf`` (CLIP4Clip, ``clip4clip.py``);
 - ``tdb-sub``, ``tdb-mlp``, ``tdb``, ``tdb-all``, ``tdb+tab-base``, ``tdb+tab-temporal``,
   ``tdb+tab-transformer``, ``tdb+tab-tdb`` (CLIP2Video Table 1, ``clip2video.py``).
+
+The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_blocks``) is built by
+``build_text_side`` (``text_side.py``); its output is the keyword arguments of every head's
+``text_side``.
 """
 
 from . import clip2video, clip4clip  # noqa: F401  (registers the heads)
 from .base import TemporalHead
 from .registry import MODELS, build_model
+from .text_side import TEXT_SIDES, TextSide, build_text_side, text_inputs
 
 
 def available_models() -> list[str]:
@@ -19,4 +24,13 @@ def available_models() -> list[str]:
     return MODELS.names()
 
 
-__all__ = ["MODELS", "TemporalHead", "available_models", "build_model"]
+__all__ = [
+    "MODELS",
+    "TEXT_SIDES",
+    "TemporalHead",
+    "TextSide",
+    "available_models",
+    "build_model",
+    "build_text_side",
+    "text_inputs",
+]

@@ -61,9 +61,13 @@ Choices where the paper is open (each has a test):
   outputs); assignment centers c start N(0, 1) so that assignments are not uniform at init,
   residual centers c~ start N(0, 1/D) (norm about 1, like a token).
 - *TAB aggregation* (Eqs. 4-6): ``v_k = l2norm(sum_i m_i a_ik (x_i - c~_k))``, then the mean
-  over the K centers, then l2norm (as in the released code). Text tokens are used exactly as
-  the ``token_mask`` says; the released code dropped position 0 (start-of-text) from it, so
-  an encoder that wants that behaviour marks it invalid.
+  over the K centers, then l2norm (as in the released code).
+- *TAB's text tokens* are the word tokens and the end-of-text token, as ``token_mask`` marks
+  them, **without position 0**, the start-of-text token, as the released code drops it. Why:
+  in a causal text tower the start token attends only to itself, so its feature is the same
+  for every caption; kept, it would add one constant token to every caption's aligned
+  embedding. ``tokens`` are therefore expected as the text tower lays them out (start token
+  first: ``ClipEncoder.encode_text_tokens`` and every ``vrlib.models.text_side``).
 """
 
 from __future__ import annotations
@@ -313,8 +317,11 @@ class TDBTAB(TDB):
                 f"{self.name or type(self).__name__} has needs_tokens=True: text_side needs "
                 "tokens (B, L, D) and token_mask (B, L)"
             )
-        tokens, token_mask = check_sequence(tokens, token_mask, self.dim, "tokens")
-        return {"text": l2norm(text), "text_aligned": self.tab(tokens, token_mask)}
+        words, word_mask = tokens[:, 1:], token_mask[:, 1:]  # drop the start token (module doc)
+        words, word_mask = check_sequence(
+            words, word_mask, self.dim, "tokens after the start token"
+        )
+        return {"text": l2norm(text), "text_aligned": self.tab(words, word_mask)}
 
     def similarity_parts(
         self, text_side: dict[str, Tensor], video_side: dict[str, Tensor]

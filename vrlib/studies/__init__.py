@@ -1,5 +1,12 @@
 """Studies: one parameter model and a few functions per study; the notebooks only call these.
 
+Place in the data flow: above everything that computes (data, encoders, features, aggregate,
+models, losses, train), below ``vrlib.report`` (which runs a study's notebook and writes what it
+hands over) and ``vrlib.cli``; import-linter's contract in pyproject.toml keeps it so. Exports the
+study registry (``register_study``, ``get_study``, ``study_names``); ``common`` holds the shared
+parameter pieces and feature pipeline, ``toolkit`` what every study needs to set its numbers beside
+a paper's (results rows, seeds, claims, bootstrap CIs, reading words).
+
 Why a registry: ``python -m vrlib report STUDY`` and ``make reproduce`` find every study here, and
 a bad parameter file fails with the key's name before a notebook starts. Adding a study is one
 module with ``@register_study(...)`` on its parameter model, plus its notebook.

@@ -1,0 +1,34 @@
+"""Image-text encoders: an open_clip model behind one small interface.
+
+Why a wrapper: every study turns frames and captions into L2-normalised embeddings, keys a
+feature cache on the exact weights, and must run the same on a laptop CPU and on a GPU. open_clip
+already builds the models; this package adds what the studies need on top of it.
+
+Place in the data flow: decoded frames and captions (``vrlib.data``) -> embeddings, used by
+feature extraction (``vrlib.features``), the expert's pretraining (``vrlib.pretrain``) and
+end-to-end training (``vrlib.train``).
+
+Modules: ``weights`` (tags resolved in the local caches or downloaded, local checkpoint files,
+the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``).
+
+Exports: ``ClipEncoder``, ``load_clip``, ``PRECISIONS``, ``WeightsUnavailableError``,
+``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``.
+"""
+
+from vrlib.encoders.clip import PRECISIONS, ClipEncoder, load_clip
+from vrlib.encoders.weights import (
+    CHECKPOINT_SUFFIXES,
+    MODEL_CONFIG_DIR,
+    CheckpointMismatchError,
+    WeightsUnavailableError,
+)
+
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "MODEL_CONFIG_DIR",
+    "PRECISIONS",
+    "CheckpointMismatchError",
+    "ClipEncoder",
+    "WeightsUnavailableError",
+    "load_clip",
+]

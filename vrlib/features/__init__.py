@@ -1,0 +1,32 @@
+"""Frame and text feature extraction with decode/encode overlap and a resumable on-disk cache.
+
+Why: every study starts from the same frozen-encoder frame features, and decoding plus encoding
+all videos is by far the slowest step. So it is done once, in one place.
+
+Place in the data flow: videos and captions (``vrlib.data``) and a frozen encoder
+(``vrlib.encoders``) -> per-frame and per-caption features -> aggregation (``vrlib.aggregate``),
+temporal heads (``vrlib.models``) and training (``vrlib.train``).
+
+Modules: ``decode`` (decoding in DataLoader workers, packing frames into full encoder batches)
+-> ``cache`` (run keys, content keys, shards and manifests, text feature files) -> ``pipeline``
+(the two public calls and their result).
+
+Exports: ``FrameFeatures``, ``extract_frame_features``, ``extract_text_features``,
+``CACHE_FORMAT``, ``ON_ERROR``.
+"""
+
+from vrlib.features.cache import CACHE_FORMAT
+from vrlib.features.pipeline import (
+    ON_ERROR,
+    FrameFeatures,
+    extract_frame_features,
+    extract_text_features,
+)
+
+__all__ = [
+    "CACHE_FORMAT",
+    "ON_ERROR",
+    "FrameFeatures",
+    "extract_frame_features",
+    "extract_text_features",
+]

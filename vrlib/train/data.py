@@ -1,0 +1,395 @@
+"""The pairs a run trains and evaluates on, and the batch sampler that packs them.
+
+``CachedPairs`` holds precomputed frame / caption features (mode ``"cached"``); ``EndToEndPairs``
+holds uint8 pixels and caption strings for a trainable encoder (mode ``"end_to_end"``). Both give
+``video_batch`` / ``text_batch`` for evaluation. ``ContrastiveBatchSampler`` draws epoch ``e``
+from ``numpy.random.default_rng((seed, e))`` and packs global batches with no video twice, each
+rank taking its slice of the same batches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from vrlib.train.config import TrainConfig
+
+
+def _as_index(caption_to_video: Any, n_videos: int, n_captions: int, what: str) -> Tensor:
+    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
+    if c2v.shape != (n_captions,):
+        raise ValueError(
+            f"{what}: caption_to_video must have shape ({n_captions},), got {tuple(c2v.shape)}"
+        )
+    if n_captions and (c2v.min() < 0 or c2v.max() >= n_videos):
+        raise ValueError(f"{what}: caption_to_video holds indices outside [0, {n_videos})")
+    return c2v
+
+
+def _pad_frames(frames: Any, mask: Any, what: str) -> tuple[Tensor, Tensor]:
+    """A list of (T_i, D) or a padded (N, T, D) + mask -> padded (N, T, D), bool mask (N, T)."""
+    if isinstance(frames, (list, tuple)):
+        if mask is not None:
+            raise ValueError(f"{what}: give a mask only with a padded (N, T, D) tensor")
+        if not frames:
+            raise ValueError(f"{what}: no videos")
+        items = [torch.as_tensor(f) for f in frames]
+        bad = [i for i, f in enumerate(items) if f.ndim != 2 or f.shape[0] == 0]
+        if bad:
+            raise ValueError(f"{what}: items {bad[:5]} are not non-empty (T_i, D) tensors")
+        dims = {f.shape[1] for f in items}
+        if len(dims) > 1:
+            raise ValueError(f"{what}: feature sizes differ across videos: {sorted(dims)}")
+        t_max = max(f.shape[0] for f in items)
+        out = items[0].new_zeros(len(items), t_max, items[0].shape[1])  # (N, T, D)
+        out_mask = torch.zeros(len(items), t_max, dtype=torch.bool)
+        for i, f in enumerate(items):
+            out[i, : len(f)], out_mask[i, : len(f)] = f, True
+        return out, out_mask
+    out = torch.as_tensor(frames)
+    if out.ndim != 3:
+        raise ValueError(
+            f"{what}: expected (N, T, D) or a list of (T_i, D), got shape {tuple(out.shape)}"
+        )
+    if mask is None:
+        return out, torch.ones(out.shape[:2], dtype=torch.bool)
+    mask = torch.as_tensor(mask, dtype=torch.bool)
+    if mask.shape != out.shape[:2]:
+        raise ValueError(f"{what}: mask shape {tuple(mask.shape)} != (N, T) {tuple(out.shape[:2])}")
+    return out, mask
+
+
+class CachedPairs(Dataset):
+    """(caption, video) training pairs over cached features; one item = one caption + its video.
+
+    Args:
+        frames: per-video frame features, a list of (T_i, D) or a padded (N, T, D) with ``mask``.
+        text: (C, D) caption features.
+        caption_to_video: (C,) index of each caption's video.
+        mask: (N, T) bool validity of padded ``frames``.
+        tokens, token_mask: (C, L, D) per-token caption features and (C, L) bool, for heads with
+            ``needs_tokens``.
+        frames_2x, mask_2x: double-rate frames (list or padded (N, 2T, D) + mask) for heads with
+            ``needs_double_rate``.
+
+    Items are dicts; ``__getitems__`` returns a whole batch at once (one gather per tensor
+    instead of per-item collation), which the DataLoader uses automatically.
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[Tensor] | Tensor,
+        text: Tensor,
+        caption_to_video: Any,
+        *,
+        mask: Tensor | None = None,
+        tokens: Tensor | None = None,
+        token_mask: Tensor | None = None,
+        frames_2x: Sequence[Tensor] | Tensor | None = None,
+        mask_2x: Tensor | None = None,
+    ) -> None:
+        self.frames, self.mask = _pad_frames(frames, mask, "CachedPairs.frames")
+        self.text = torch.as_tensor(text)
+        if self.text.ndim != 2 or self.text.shape[1] != self.frames.shape[2]:
+            raise ValueError(
+                f"CachedPairs.text: expected (C, {self.frames.shape[2]}), got {tuple(self.text.shape)}"
+            )
+        n_videos, n_captions = self.frames.shape[0], self.text.shape[0]
+        self.caption_to_video = _as_index(caption_to_video, n_videos, n_captions, "CachedPairs")
+        self.tokens = self.token_mask = None
+        if tokens is not None:
+            self.tokens = torch.as_tensor(tokens)
+            self.token_mask = (
+                torch.ones(self.tokens.shape[:2], dtype=torch.bool)
+                if token_mask is None
+                else torch.as_tensor(token_mask, dtype=torch.bool)
+            )
+            if self.tokens.ndim != 3 or self.tokens.shape[0] != n_captions:
+                raise ValueError(
+                    f"CachedPairs.tokens: expected (C={n_captions}, L, D), got {tuple(self.tokens.shape)}"
+                )
+            if self.token_mask.shape != self.tokens.shape[:2]:
+                raise ValueError(
+                    f"CachedPairs.token_mask: shape {tuple(self.token_mask.shape)} != (C, L)"
+                )
+        self.frames_2x = self.mask_2x = None
+        if frames_2x is not None:
+            self.frames_2x, self.mask_2x = _pad_frames(frames_2x, mask_2x, "CachedPairs.frames_2x")
+            if self.frames_2x.shape[0] != n_videos:
+                raise ValueError(
+                    f"CachedPairs.frames_2x: {self.frames_2x.shape[0]} videos, frames has {n_videos}"
+                )
+
+    @property
+    def num_videos(self) -> int:
+        return self.frames.shape[0]
+
+    def __len__(self) -> int:
+        return self.text.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {k: v[0] if isinstance(v, Tensor) else v for k, v in self.__getitems__([i]).items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        cap = torch.as_tensor(list(indices), dtype=torch.long)
+        vid = self.caption_to_video[cap]
+        batch = {"caption_index": cap, "video_index": vid, "text": self.text[cap]}
+        batch.update(self.video_batch(vid))
+        if self.tokens is not None:
+            batch["tokens"], batch["token_mask"] = self.tokens[cap], self.token_mask[cap]
+        return batch
+
+    def video_batch(self, vid: Tensor) -> dict[str, Tensor]:
+        """Frames of videos ``vid`` (B,): frames (B, T, D), mask (B, T), and the 2x versions."""
+        out = {"frames": self.frames[vid], "mask": self.mask[vid]}
+        if self.frames_2x is not None:
+            out["frames_2x"], out["mask_2x"] = self.frames_2x[vid], self.mask_2x[vid]
+        return out
+
+    def text_batch(self, cap: Tensor) -> dict[str, Tensor]:
+        """Caption features of captions ``cap`` (B,): text, and tokens/token_mask when cached."""
+        out = {"text": self.text[cap]}
+        if self.tokens is not None:
+            out["tokens"], out["token_mask"] = self.tokens[cap], self.token_mask[cap]
+        return out
+
+
+class EndToEndPairs(Dataset):
+    """(caption, video) pairs as raw pixels and strings, for ``mode="end_to_end"``.
+
+    Args:
+        videos: a sequence whose item ``i`` is video ``i``'s sampled frames, uint8 (T_i, H, W, 3)
+            numpy or torch, all with the same H, W. It may be lazy (decode in ``__getitem__``;
+            DataLoader workers then decode in parallel).
+        captions: the C caption strings.
+        caption_to_video: (C,) index of each caption's video.
+        num_frames: frames per video after padding (default: the longest video, which needs a
+            pass over ``videos``; give it for lazy sequences). Equal T on every rank keeps the
+            all-gather shapes equal.
+        videos_2x: same as ``videos`` at double frame rate, for heads with ``needs_double_rate``.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[Any],
+        captions: Sequence[str],
+        caption_to_video: Any,
+        *,
+        num_frames: int | None = None,
+        videos_2x: Sequence[Any] | None = None,
+        num_frames_2x: int | None = None,
+    ) -> None:
+        if isinstance(captions, str) or not all(isinstance(c, str) for c in captions):
+            raise TypeError("EndToEndPairs.captions must be a list of strings")
+        self.videos, self.captions = videos, list(captions)
+        self.caption_to_video = _as_index(
+            caption_to_video, len(videos), len(captions), "EndToEndPairs"
+        )
+        self.num_frames = num_frames or max(len(v) for v in videos)
+        self.videos_2x = videos_2x
+        if videos_2x is not None:
+            if len(videos_2x) != len(videos):
+                raise ValueError(
+                    f"EndToEndPairs.videos_2x: {len(videos_2x)} videos, videos has {len(videos)}"
+                )
+            self.num_frames_2x = num_frames_2x or max(len(v) for v in videos_2x)
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.videos)
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Any]:
+        cap = torch.as_tensor(list(indices), dtype=torch.long)
+        vid = self.caption_to_video[cap]
+        batch = {
+            "caption_index": cap,
+            "video_index": vid,
+            "captions": [self.captions[i] for i in cap],
+        }
+        batch.update(self.video_batch(vid))
+        return batch
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.__getitems__([i])
+
+    def video_batch(self, vid: Tensor) -> dict[str, Tensor]:
+        """pixels uint8 (B, T, H, W, 3), mask (B, T) (and pixels_2x, mask_2x when present)."""
+        out = dict(
+            zip(("pixels", "mask"), self._stack(self.videos, vid, self.num_frames), strict=True)
+        )
+        if self.videos_2x is not None:
+            out["pixels_2x"], out["mask_2x"] = self._stack(self.videos_2x, vid, self.num_frames_2x)
+        return out
+
+    def text_batch(self, cap: Tensor) -> dict[str, Any]:
+        return {"captions": [self.captions[i] for i in cap]}
+
+    @staticmethod
+    def _stack(videos: Sequence[Any], vid: Tensor, t_max: int) -> tuple[Tensor, Tensor]:
+        clips = [torch.as_tensor(np.asarray(videos[int(i)])) for i in vid]
+        for i, c in zip(vid.tolist(), clips, strict=True):
+            if c.dtype != torch.uint8 or c.ndim != 4 or c.shape[-1] != 3 or not 0 < len(c) <= t_max:
+                raise ValueError(
+                    f"EndToEndPairs video {i}: expected uint8 (T<= {t_max}, H, W, 3), "
+                    f"got {c.dtype} {tuple(c.shape)}"
+                )
+        sizes = {tuple(c.shape[1:3]) for c in clips}
+        if len(sizes) > 1:
+            raise ValueError(f"EndToEndPairs: frame sizes differ within a batch: {sorted(sizes)}")
+        h, w = sizes.pop()
+        pixels = torch.zeros(len(clips), t_max, h, w, 3, dtype=torch.uint8)  # (B, T, H, W, 3)
+        mask = torch.zeros(len(clips), t_max, dtype=torch.bool)
+        for b, c in enumerate(clips):
+            pixels[b, : len(c)], mask[b, : len(c)] = c, True
+        return pixels, mask
+
+
+def _keep_batch(batch: Any) -> Any:
+    """DataLoader collate_fn: the datasets' ``__getitems__`` already returns a whole batch."""
+    return batch
+
+
+class ContrastiveBatchSampler:
+    """Caption-index batches for one rank, the same global batches on every rank.
+
+    Each epoch, global batches of ``batch_size`` captions are drawn (see the module docstring for
+    ``sampling``) and packed so that no video repeats within a global batch when possible; rank
+    ``r`` of ``W`` yields rows ``[r*b, (r+1)*b)`` of each (``b = batch_size / W``), so gathering
+    the ranks' batches in rank order recreates the global batch. Deterministic in (seed, epoch).
+    """
+
+    def __init__(
+        self,
+        caption_to_video: Tensor,
+        batch_size: int,
+        *,
+        sampling: str = "all_captions",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        max_open: int = 8,
+    ) -> None:
+        if batch_size % world_size:
+            raise ValueError(
+                f"batch_size={batch_size} is not divisible by the world size {world_size}"
+            )
+        self.video_of = np.asarray(caption_to_video, dtype=np.int64)
+        self.batch_size, self.sampling, self.seed = batch_size, sampling, seed
+        self.rank, self.world_size, self.max_open = rank, world_size, max_open
+        self.epoch = 0
+        n = self._epoch_size()
+        if n < batch_size:
+            raise ValueError(f"{n} training pairs per epoch, fewer than batch_size={batch_size}")
+
+    def _epoch_size(self) -> int:
+        if self.sampling == "one_caption_per_video":
+            return len(np.unique(self.video_of))
+        return len(self.video_of)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self._epoch_size() // self.batch_size
+
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        """This epoch's caption order, in rounds: round k holds the k-th (random) caption of each
+        video, shuffled, so consecutive items rarely share a video and the packer rarely has to
+        accept a repeat. ``one_caption_per_video`` is round 0 alone."""
+        perm = rng.permutation(len(self.video_of))
+        videos = self.video_of[perm]
+        by_video = np.argsort(videos, kind="stable")  # positions in perm grouped by video
+        starts = np.searchsorted(videos[by_video], videos[by_video])  # first slot of each video
+        rounds = np.empty(len(perm), dtype=np.int64)
+        rounds[by_video] = np.arange(len(perm)) - starts  # k-th caption of its video in perm
+        order = perm[np.argsort(rounds, kind="stable")]  # round by round, random within a round
+        if self.sampling == "one_caption_per_video":
+            order = order[: len(np.unique(self.video_of))]
+        return order
+
+    def global_batches(self, epoch: int) -> list[list[int]]:
+        """The epoch's global batches of caption indices (full batches only)."""
+        order = self._order(np.random.default_rng((self.seed, epoch)))
+        batches = _pack_without_repeats(order, self.video_of, self.batch_size, self.max_open)
+        assert len(batches) == len(self), (len(batches), len(self))
+        return batches
+
+    def __iter__(self):
+        local = self.batch_size // self.world_size
+        for batch in self.global_batches(self.epoch):
+            yield batch[self.rank * local : (self.rank + 1) * local]
+
+
+def _pack_without_repeats(
+    order: np.ndarray, video_of: np.ndarray, size: int, max_open: int
+) -> list[list[int]]:
+    """Pack ``order`` into ``len(order) // size`` full batches, no video twice where possible.
+
+    Each item goes to the oldest open batch that lacks its video (a new one if none, up to
+    ``max_open``; beyond that a repeat is accepted), so batches keep the random order. What is
+    left in unfinished batches is repacked by ``_pack_leftovers``.
+    """
+    done: list[list[int]] = []
+    open_: list[tuple[list[int], set[int]]] = []
+    for i in order.tolist():
+        v = int(video_of[i])
+        slot = next((k for k, (_, seen) in enumerate(open_) if v not in seen), None)
+        if slot is None:
+            if len(open_) < max_open:
+                open_.append(([], set()))
+                slot = len(open_) - 1
+            else:
+                slot = 0
+        items, seen = open_[slot]
+        items.append(i)
+        seen.add(v)
+        if len(items) == size:
+            done.append(items)
+            del open_[slot]
+    return done + _pack_leftovers([i for items, _ in open_ for i in items], video_of, size)
+
+
+def _pack_leftovers(pool: list[int], video_of: np.ndarray, size: int) -> list[list[int]]:
+    """Full batches from a small pool: each takes one item of the videos with the most items
+    left (which avoids repeats whenever the pool allows it); repeats only when fewer than
+    ``size`` videos remain."""
+    by_video: dict[int, list[int]] = {}
+    for i in pool:
+        by_video.setdefault(int(video_of[i]), []).append(i)
+    batches = []
+    while sum(len(items) for items in by_video.values()) >= size:
+        ranked = sorted(by_video, key=lambda v: -len(by_video[v]))  # stable: pool order on ties
+        batch = []
+        while len(batch) < size:  # more than one pass only when repeats are unavoidable
+            for v in ranked:
+                if by_video[v] and len(batch) < size:
+                    batch.append(by_video[v].pop(0))
+        batches.append(batch)
+    return batches
+
+
+def _global_batch(cfg: TrainConfig, data: Dataset, world_size: int) -> int:
+    """cfg.batch_size, lowered (with a warning) when an epoch has fewer pairs than one batch."""
+    per_epoch = (
+        len(data) if cfg.sampling == "all_captions" else len(torch.unique(data.caption_to_video))
+    )
+    if per_epoch >= cfg.batch_size:
+        return cfg.batch_size
+    size = per_epoch // world_size * world_size
+    if size < max(2, world_size):
+        raise ValueError(
+            f"train_data has {per_epoch} pairs per epoch: too few for a contrastive batch"
+        )
+    warnings.warn(
+        f"batch_size={cfg.batch_size} > {per_epoch} pairs per epoch; using {size}", stacklevel=3
+    )
+    return size
