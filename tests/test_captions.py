@@ -468,7 +468,12 @@ def test_a_trained_captioner_states_true_attributes_more_often_than_a_constant_c
         tmp_path_factory.mktemp("world"), preset="smoke", num_images=1200, num_videos=2
     )
     out = tmp_path_factory.mktemp("captioner") / "blip.pt"
-    train_captioner("blip-tiny", world, out, epochs=8, **_TINY)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread wastes no time spinning on a busy machine
+    try:
+        train_captioner("blip-tiny", world, out, epochs=8, **_TINY)
+    finally:
+        torch.set_num_threads(threads)
     captioner = load_world_captioner(out, Decoding("greedy"))
     train, test = load_world_images(world, "train"), load_world_images(world, "test")
     constant = majority_caption(train.attributes)
