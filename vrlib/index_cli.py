@@ -86,9 +86,15 @@ def search_from_cli(args) -> int:
         return 2
     index = VideoIndex.load(args.index)
     m = index.manifest
-    encoder = open_encoder(
-        args.model or m["model"], args.pretrained or m["pretrained"], args.device
-    )
+    if args.model is not None and args.model != m["model"]:
+        print(
+            f"error: {args.index}: built with model {m['model']!r}, not {args.model!r}",
+            file=sys.stderr,
+        )
+        return 2
+    encoder = _encoder_or_none(m["model"], args.pretrained or m["pretrained"], args.device)
+    if encoder is None:
+        return 2
     try:
         index.attach(encoder)
     except IndexMismatchError as e:
