@@ -22,7 +22,7 @@ class _QuietRandomInit(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_random_init():
+def quiet_random_init():
     """Hide open_clip's "initialized randomly" warning, which precedes loading a local checkpoint."""
     quiet, root = _QuietRandomInit(), logging.getLogger()
     root.addFilter(quiet)
@@ -41,7 +41,7 @@ def open_encoder(model: str, pretrained: str | None, device: str | None = None):
     from vrlib.encoders import load_clip
 
     seed = re.fullmatch(r"random\(seed=(\d+)\)", pretrained or "")
-    with _quiet_random_init():
+    with quiet_random_init():
         if pretrained is None or seed:
             return load_clip(
                 model, None, device=device, init_seed=int(seed.group(1)) if seed else 0
