@@ -109,9 +109,9 @@ class AnnParams:
 
     def resolved(self, n: int) -> tuple[int, int]:
         """``(nlist, nprobe)`` for an index of ``n`` vectors."""
-        nlist = self.nlist or max(1, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))
+        nlist = self.nlist or max(1, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))
         nlist = min(nlist, max(1, n // 39))  # every list needs training points
-        nprobe = self.nprobe or max(8, nlist // 16)
+        nprobe = self.nprobe or max(8, nlist // 32)
         return nlist, min(nprobe, nlist)
 
 
