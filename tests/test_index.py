@@ -113,6 +113,10 @@ def test_index_search_ranks_like_full_scores(per_video):
     full = index.scores(q)  # (Q, N): best of the k embeddings of each video
     flat = index.embeddings.reshape(300, -1, 16)
     np.testing.assert_allclose(full, np.einsum("qd,nkd->qnk", q, flat).max(2), atol=1e-5)
+    on_device = VideoIndex.from_arrays(index.embeddings, index.video_ids, index.table["path"]).to(
+        "cpu"
+    )
+    assert on_device.search(q, k=8) == index.search(q, k=8)  # the torch copy ranks the same
     for i, hits in enumerate(index.search(q, k=8, method="exact")):
         assert [h.row for h in hits] == np.argsort(-full[i], kind="stable")[:8].tolist()
         assert [h.rank for h in hits] == list(range(1, 9))

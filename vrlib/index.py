@@ -102,6 +102,7 @@ class VideoIndex:
         self.frames = frames
         self.encoder = None
         self._ann: AnnIndex | None = None
+        self._on_device = None  # a torch copy of the flat embeddings, see to()
         self._row_of = {v: i for i, v in enumerate(self.table["video_id"])}
 
     def __len__(self) -> int:
@@ -266,7 +267,7 @@ class VideoIndex:
             for v, why in feats.skipped
         ]
         stamp(self.manifest, len(self))
-        self._ann = None
+        self._ann = self._on_device = None  # both describe the old embeddings
         return {
             "added": sum(v not in known for v in feats.video_ids),
             "changed": sum(v in known for v in feats.video_ids),
@@ -383,7 +384,7 @@ class VideoIndex:
         if method == "ann" or (method == "auto" and len(flat) > ANN_THRESHOLD):
             scores, rows = self.ann().search(q, want)
         else:
-            scores, rows = exact_topk(q, flat, want)
+            scores, rows = exact_topk(q, flat if self._on_device is None else self._on_device, want)
         return [self._hits(q[i], scores[i], rows[i] // per_video, k) for i in range(len(q))]
 
     def _hits(self, query: np.ndarray, scores, rows, k: int) -> list[SearchHit]:
@@ -407,6 +408,14 @@ class VideoIndex:
         n, rest = len(self), self.embeddings.shape[1:]
         s = exact_scores(query_embeddings, self.embeddings.reshape(-1, rest[-1]))
         return s.reshape(len(s), n, -1).max(axis=2) if len(rest) == 2 else s  # (Q, N)
+
+    def to(self, device) -> VideoIndex:
+        """Keep a copy of the embeddings on ``device`` (e.g. ``"cuda"``): exact search runs there."""
+        import torch
+
+        flat = self.embeddings.reshape(-1, self.embeddings.shape[-1])
+        self._on_device = torch.from_numpy(flat).to(device)
+        return self
 
     def ann(self, params: AnnParams | None = None) -> AnnIndex:
         """The faiss IVF index over the embeddings, built on first use (or with new ``params``)."""
