@@ -62,6 +62,10 @@ def test_rerun_encodes_nothing_new(indexed):
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "0 added, 0 changed, 0 removed, 3 unchanged, 1 skipped" in run.stdout
+    other = subprocess.run(
+        [*cmd, "--fps", "2"], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert other.returncode == 2 and "an update keeps them" in other.stderr
 
 
 def test_search_prints_a_ranked_table_and_json(indexed, capsys):

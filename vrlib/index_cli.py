@@ -47,6 +47,14 @@ def index_from_cli(args) -> int:
                 file=sys.stderr,
             )
             return 2
+        built = (index.manifest["aggregation"]["method"], index.sampling)
+        if built != (args.aggregation, sampling):
+            print(
+                f"error: {out} was built with aggregation {built[0]!r} and sampling {built[1].key()}; "
+                "an update keeps them: rerun with the same options or choose another --out",
+                file=sys.stderr,
+            )
+            return 2
         counts = index.update(**extract)
     else:
         index = VideoIndex.build(
