@@ -36,7 +36,7 @@ for p in (ROOT, ROOT / "benchmarks"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from vrlib.index_search import AnnIndex, AnnParams, exact_topk, recall_at_k  # noqa: E402
+from vrlib.index.search import AnnIndex, AnnParams, exact_topk, recall_at_k  # noqa: E402
 
 K = 10
 QUERIES = 100

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from vrlib.index import IndexMismatchError, VideoIndex, default_sampling, open_encoder
-from vrlib.index_search import AnnIndex, AnnParams, exact_topk, recall_at_k
-from vrlib.index_store import FrameStore
+from vrlib.index.search import AnnIndex, AnnParams, exact_topk, recall_at_k
+from vrlib.index.store import FrameStore
 
 REAL = ("bikes.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 

@@ -146,7 +146,7 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     "index", "index a folder of videos for text or video search (rerun to update)", _index_args
 )
 def _index(args: argparse.Namespace) -> int:
-    from vrlib.index_cli import index_from_cli
+    from vrlib.index.commands import index_from_cli
 
     return index_from_cli(args)
 
@@ -165,7 +165,7 @@ def _search_args(p: argparse.ArgumentParser) -> None:
 
 @command("search", "rank the videos of an index for a sentence (or a video)", _search_args)
 def _search(args: argparse.Namespace) -> int:
-    from vrlib.index_cli import search_from_cli
+    from vrlib.index.commands import search_from_cli
 
     return search_from_cli(args)
 

@@ -34,6 +34,7 @@ from vrlib.encoders.weights import (
     _resolve_tag,
     check_model_name,
     check_pretrained,
+    quiet_random_init_warning,
 )
 
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
@@ -402,7 +403,8 @@ def load_clip(
         local_file = check_pretrained(model_name, pretrained)
         source = str(local_file)
 
-    with torch.random.fork_rng(devices=[]):
+    quiet = quiet_random_init_warning() if local_file is not None else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), quiet:
         torch.manual_seed(init_seed)
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, **kwargs)
     if local_file is not None:

@@ -68,7 +68,6 @@ class BrowserSource:
 def prepare_source(p: BrowserParams) -> BrowserSource:
     """Load the encoder and build (or load) the index the browser searches."""
     from vrlib.index import VideoIndex, open_encoder
-    from vrlib.index_queries import quiet_random_init
 
     if p.index is not None:
         index = VideoIndex.load(p.index)
@@ -80,8 +79,7 @@ def prepare_source(p: BrowserParams) -> BrowserSource:
     from vrlib.metrics import evaluate
     from vrlib.studies.common import load_encoder, prepare_split
 
-    with quiet_random_init():  # open_clip's "initialized randomly" precedes loading the expert
-        encoder = load_encoder(p.encoder, p.data)
+    encoder = load_encoder(p.encoder, p.data)
     data = prepare_split(
         p.data, p.split, encoder, p.sampling, batch_size=p.encoder.batch_size, cache_dir=p.cache_dir, seed=p.seed
     )  # fmt: skip

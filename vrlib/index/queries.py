@@ -6,8 +6,6 @@ the query browser and the notebook share to open the encoder an index names.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import re
 from pathlib import Path
@@ -16,37 +14,17 @@ from types import SimpleNamespace
 import numpy as np
 
 
-class _QuietRandomInit(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "No pretrained weights loaded" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def quiet_random_init():
-    """Hide open_clip's "initialized randomly" warning, which precedes loading a local checkpoint."""
-    quiet, root = _QuietRandomInit(), logging.getLogger()
-    root.addFilter(quiet)
-    try:
-        yield
-    finally:
-        root.removeFilter(quiet)
-
-
 def open_encoder(model: str, pretrained: str | None, device: str | None = None):
     """``load_clip`` for an index: ``pretrained`` may also be the ``random(seed=N)`` an index recorded.
 
-    open_clip warns "No pretrained weights loaded ... initialized randomly" when the weights come
-    from a local file loaded right after construction; that warning is false here and is hidden.
+    (``load_clip`` hides open_clip's false "initialized randomly" warning for a local file.)
     """
     from vrlib.encoders import load_clip
 
     seed = re.fullmatch(r"random\(seed=(\d+)\)", pretrained or "")
-    with quiet_random_init():
-        if pretrained is None or seed:
-            return load_clip(
-                model, None, device=device, init_seed=int(seed.group(1)) if seed else 0
-            )
-        return load_clip(model, pretrained, device=device)
+    if pretrained is None or seed:
+        return load_clip(model, None, device=device, init_seed=int(seed.group(1)) if seed else 0)
+    return load_clip(model, pretrained, device=device)
 
 
 def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:

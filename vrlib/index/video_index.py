@@ -4,7 +4,7 @@
 feature cache (:func:`vrlib.features.extract_frame_features`: resumable, bad files listed with the
 reason, never dropped silently), frame embeddings are aggregated (:func:`vrlib.aggregate.aggregate`,
 ``mean`` by default, any registered method), and queries are ranked by cosine similarity
-(:mod:`vrlib.index_search`: exact by default, faiss IVF above :data:`ANN_THRESHOLD` vectors or
+(:mod:`vrlib.index.search`: exact by default, faiss IVF above :data:`ANN_THRESHOLD` vectors or
 when asked). The command line (``python -m vrlib index`` / ``search``) and the query browser use
 this same object.
 
@@ -24,7 +24,7 @@ Choices where a user of this field expects something specific:
 * An index remembers the fingerprint of the encoder that built it (model, config, weights,
   precision); any other encoder is refused, since its embeddings live in another space.
 
-Storage layout (see :mod:`vrlib.index_store`)::
+Storage layout (see :mod:`vrlib.index.store`)::
 
     manifest.json        model, weights fingerprint, sampling, aggregation, dates, skipped files
     embeddings.npy       (N, d) or (N, k, d), float32 (default) or float16, row i = ids row i
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from vrlib.index_queries import embed_queries, open_encoder
-from vrlib.index_search import ANN_THRESHOLD, AnnIndex, AnnParams, exact_scores, exact_topk
-from vrlib.index_store import (
+from vrlib.index.queries import embed_queries
+from vrlib.index.search import ANN_THRESHOLD, AnnIndex, AnnParams, exact_scores, exact_topk
+from vrlib.index.store import (
     FrameStore,
     IndexMismatchError,
     list_videos,
@@ -55,8 +55,6 @@ from vrlib.index_store import (
     stamp,
     write_index,
 )
-
-__all__ = ["VideoIndex", "SearchHit", "IndexMismatchError", "open_encoder", "default_sampling"]
 
 
 def default_sampling():
@@ -89,7 +87,7 @@ class VideoIndex:
         embeddings: ``(N, d)`` or ``(N, k, d)`` float32, L2-normalised.
         table: ``pandas.DataFrame`` with ``video_id, path, size, mtime_ns`` per row.
         manifest: dict (see the module docstring).
-        frames: kept frame features (:class:`~vrlib.index_store.FrameStore`) or None.
+        frames: kept frame features (:class:`~vrlib.index.store.FrameStore`) or None.
         encoder: the encoder attached by ``build``/``load(encoder=...)``/``search(encoder=...)``.
     """
 
@@ -370,7 +368,7 @@ class VideoIndex:
             k: results per query.
             encoder: query encoder (default: the attached one); must match the manifest.
             method: ``"exact"`` (chunked matmul), ``"ann"`` (faiss IVF) or ``"auto"`` (ANN only
-                above :data:`~vrlib.index_search.ANN_THRESHOLD` embedding rows).
+                above :data:`~vrlib.index.search.ANN_THRESHOLD` embedding rows).
 
         Returns:
             One list of :class:`SearchHit` per query, best first.

@@ -187,7 +187,7 @@ def read_index(folder: Path):
     """``(embeddings, table, manifest, frames or None, ann or None)`` of an index folder."""
     import pandas as pd
 
-    from vrlib.index_search import AnnIndex, AnnParams
+    from vrlib.index.search import AnnIndex, AnnParams
 
     if not (folder / MANIFEST).is_file():
         raise FileNotFoundError(

@@ -14,8 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from vrlib.index import IndexMismatchError, VideoIndex, open_encoder
-from vrlib.index_store import MANIFEST
+from vrlib.index.queries import open_encoder
+from vrlib.index.store import MANIFEST
+from vrlib.index.video_index import IndexMismatchError, VideoIndex
 
 DEFAULT_INDEX_NAME = ".vrlib-index"
 
