@@ -206,7 +206,7 @@ def train_frames(pool_size: int, frames: int, seed: int, epoch: int, video: int)
     )
 
 
-def test_offsets(frames: int, views: int) -> list[float]:
+def stride_offsets(frames: int, views: int) -> list[float]:
     """Stride offsets (fractions of a segment) so that ``frames`` x offsets ~ ``views`` frames.
 
     TODO(lead): swap in the shared stride-offset averaging of ``vrlib.data.sampling`` once it lands.
@@ -440,7 +440,7 @@ def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    offsets = test_offsets(frames, views)
+    offsets = stride_offsets(frames, views)
     videos = []
     for start in range(0, len(clips.frames), batch):
         pools = clips.frames[start : start + batch]
