@@ -158,5 +158,9 @@ def test_bad_configurations_fail_before_training(micro, data):
                          images=data[1])  # fmt: skip
     with pytest.raises(ValueError, match="needs training images"):
         train_curriculum(micro[0], tok, _cfg(), videos=data[0])
+    with pytest.raises(ValueError, match="only an image batch"):
+        _cfg(
+            stages=[{"frames": 1, "steps": 1}, {"frames": 4, "steps": 1}, {"frames": 8, "steps": 2}]
+        )
     with pytest.raises(ValueError, match="unknown key"):
         CurriculumConfig.model_validate({"stages": [{"frames": 1, "steps": 1}], "epochs": 3})

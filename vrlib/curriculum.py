@@ -98,6 +98,19 @@ class CurriculumConfig(BaseModel):
                 raise ValueError(f"unknown key(s) {unknown}; valid: {sorted(cls.model_fields)}")
         return data
 
+    @model_validator(mode="after")
+    def _every_stage_sees_videos(self) -> CurriculumConfig:
+        """With alternating batches a stage must hold an even step, or its frames never train."""
+        start = 0
+        for i, stage in enumerate(self.stages):
+            if self.data == "joint" and stage.steps < 2 and start % 2 == 1:
+                raise ValueError(
+                    f"stages[{i}] ({stage.frames} frames, 1 step at odd step {start}) would get "
+                    "only an image batch with data='joint'; give it at least 2 steps"
+                )
+            start += stage.steps
+        return self
+
     @property
     def total_steps(self) -> int:
         return sum(s.steps for s in self.stages)

@@ -331,7 +331,10 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams)
     ):
         if a not in have or b not in have:
             return
-        ci = bootstrap_diff(per_query(runs, a, what), per_query(runs, b, what), params.seed)
+        qa, qb = per_query(runs, a, what), per_query(runs, b, what)
+        if len(qa) == 0:  # e.g. no reversed twins in the test split
+            return
+        ci = bootstrap_diff(qa, qb, params.seed)
         verdict = _verdict(ci, want)
         ratio = compute_of(summary, a) / compute_of(summary, b)
         if max_ratio is not None and not ratio <= max_ratio and verdict == "holds":
