@@ -10,17 +10,14 @@ import pytest
 import torch
 from _frozen_micro import register_micro
 
+from vrlib.clips import ClipSet, clip_similarity, stride_offsets, train_frames
 from vrlib.curriculum import (
-    ClipSet,
     CurriculumConfig,
     Stage,
     batch_kind,
-    clip_similarity,
     frames_at,
     stage_ends,
-    stride_offsets,
     train_curriculum,
-    train_frames,
 )
 from vrlib.models.frozen import FrozenConfig, build_frozen
 

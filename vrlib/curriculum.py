@@ -4,7 +4,9 @@ Why a loop of its own: the engine (``vrlib.train``) trains one kind of batch at 
 of frames per epoch; Frozen in Time alternates image batches (large, one frame) with video
 batches (small, several frames) and changes the number of frames between stages. This loop
 reuses the engine's pieces — its contrastive loss, AdamW parameter groups, warm-up + cosine
-schedule, AMP rule, RNG capture and atomic checkpoints — and keeps the step loop in plain sight.
+schedule, RNG capture and atomic checkpoints, and its AMP rule (restated in ``_amp_dtype``, as the
+engine's takes a whole ``TrainConfig``) — and keeps the step loop in plain sight. Frame pools,
+training clips and the test protocol live in ``vrlib.clips``.
 
 Choices (each changes numbers, so each is written down):
 
@@ -35,9 +37,8 @@ Choices (each changes numbers, so each is written down):
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
+from vrlib.clips import ClipSet, clip_similarity, geometric_mean_recall, train_frames
 from vrlib.io import atomic_save_torch
 from vrlib.losses import ContrastiveLoss, same_video_mask
 from vrlib.models.frozen import FrozenInTime, count_flops
@@ -142,90 +144,7 @@ def batch_kind(cfg: CurriculumConfig, step: int) -> str:
     return "video" if step % 2 == 0 else "image"
 
 
-# ----------------------------------------------------------------------------- data
-
-
-@dataclass
-class ClipSet:
-    """Videos as pools of decoded, normalised frames, with their captions.
-
-    Attributes:
-        frames: per video, float16 (K_i, 3, S, S) normalised pixels: a uniform pool of frames of
-            the video from which clips are sampled (segment-random in training, strided at test).
-        captions: caption strings; ``caption_to_video`` (C,) their video.
-        video_ids, twin_of, tags: ids, the reversed-twin index (-1 if none), per-caption tags.
-    """
-
-    frames: list[Tensor]
-    captions: list[str]
-    caption_to_video: np.ndarray
-    video_ids: list[str] = field(default_factory=list)
-    twin_of: np.ndarray | None = None
-    tags: list[tuple[str, ...]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.by_video = [[] for _ in self.frames]
-        for c, v in enumerate(self.caption_to_video.tolist()):
-            self.by_video[v].append(c)
-        empty = [i for i, caps in enumerate(self.by_video) if not caps]
-        if empty:
-            raise ValueError(f"ClipSet: videos {empty[:5]} have no caption")
-
-
-def decode_clip_set(
-    dataset: Any, preprocess: Any, pool_frames: int, twin_of: Any = None
-) -> ClipSet:
-    """Decode ``pool_frames`` uniformly spread frames of every video of a ``RetrievalDataset``.
-
-    ``preprocess`` is the expert's ``ClipEncoder.preprocess_frames`` (resize, crop, normalise), so
-    video frames look to the model exactly as the images it was pretrained on.
-    """
-    from tqdm.auto import tqdm
-
-    from vrlib.data.sampling import frame_indices
-    from vrlib.data.video import probe, read_frames
-
-    frames = []
-    for item in tqdm(dataset.videos, desc=f"decode {dataset.split}", leave=False):
-        info = probe(item.path)
-        idx = frame_indices(info.num_frames, info.fps, "all", max_frames=pool_frames)
-        pixels = preprocess(read_frames(item.path, idx))  # (K, 3, S, S)
-        frames.append(pixels.to("cpu", torch.float16))
-    return ClipSet(
-        frames=frames,
-        captions=[c.text for c in dataset.captions],
-        caption_to_video=np.asarray(dataset.caption_to_video),
-        video_ids=[v.video_id for v in dataset.videos],
-        twin_of=None if twin_of is None else np.asarray(twin_of),
-        tags=[tuple(c.tags) for c in dataset.captions],
-    )
-
-
-def _derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
-
-def train_frames(pool_size: int, frames: int, seed: int, epoch: int, video: int) -> np.ndarray:
-    """TSN segment-random pool indices of ``video`` in pass ``epoch`` (new frames every pass).
-
-    TODO(lead): swap in the shared per-epoch ``segment_random`` of ``vrlib.data.sampling`` once it
-    lands (seeded by (seed, epoch, video)); this one calls the existing sampler with a seed
-    derived from the same triple.
-    """
-    from vrlib.data.sampling import frame_indices
-
-    return frame_indices(
-        pool_size, float("nan"), "segment_random", frames, seed=_derived_seed(seed, epoch, video)
-    )
-
-
-def stride_offsets(frames: int, views: int) -> list[float]:
-    """Stride offsets (fractions of a segment) so that ``frames`` x offsets ~ ``views`` frames.
-
-    TODO(lead): swap in the shared stride-offset averaging of ``vrlib.data.sampling`` once it lands.
-    """
-    k = max(1, views // frames)
-    return [(j + 0.5) / k for j in range(k)]
+# ----------------------------------------------------------------------------- data stream
 
 
 def _positions(cursor: int, size: int, n: int, seed: int, kind: int) -> tuple[list[int], list[int]]:
@@ -435,46 +354,6 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames: int, views: int,
-                    expansion: str = "zeros", batch: int = 32) -> Tensor:  # fmt: skip
-    """(C, V) similarities on ``clips`` with the test protocol (stride offsets averaged).
-
-    When ``frames`` exceeds what the model has learned, a copy is expanded with ``expansion``
-    (the model itself is left as it is, so evaluating mid-curriculum does not change training).
-    """
-    from vrlib.data.sampling import frame_indices
-
-    if frames > model.frames:
-        model = copy.deepcopy(model)
-        model.expand_frames(frames, expansion)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    offsets = stride_offsets(frames, views)
-    videos = []
-    for start in range(0, len(clips.frames), batch):
-        pools = clips.frames[start : start + batch]
-        emb = 0
-        for off in offsets:
-            idx = [frame_indices(len(p), float("nan"), "stride", frames, offset=off) for p in pools]
-            pixels = torch.stack([p[torch.from_numpy(i)] for p, i in zip(pools, idx, strict=True)])
-            emb = emb + model.encode_video(pixels.to(device, torch.float32))  # (b, E)
-        videos.append(torch.nn.functional.normalize(emb, dim=-1).cpu())
-    texts = [
-        model.encode_text(tokenizer(clips.captions[s : s + 256]).to(device)).cpu()
-        for s in range(0, len(clips.captions), 256)
-    ]
-    model.train(was_training)
-    return torch.cat(texts) @ torch.cat(videos).T  # (C, V)
-
-
-def geometric_mean_recall(result: dict[str, Any], direction: str = "t2v") -> float:
-    """Figure 4's summary: the geometric mean of R@1, R@5 and R@10 (percent)."""
-    r = result[direction]
-    return float((r["R@1"] * r["R@5"] * r["R@10"]) ** (1.0 / 3.0))
 
 
 def _evaluate(trainer: CurriculumTrainer, clips: ClipSet) -> dict[str, Any]:

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from vrlib.curriculum import ClipSet, CurriculumConfig, Stage, geometric_mean_recall
+from vrlib.clips import ClipSet, geometric_mean_recall
+from vrlib.curriculum import CurriculumConfig, Stage
 from vrlib.report import METRIC_KEYS, rows_from_metrics
 from vrlib.studies import register_study
 from vrlib.studies.common import DataParams, EncoderParams, Strict
@@ -162,7 +163,7 @@ class Prepared:
 
 def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
     """Decode the frame pools of both splits once; images preprocessed like the expert's."""
-    from vrlib.curriculum import decode_clip_set
+    from vrlib.clips import decode_clip_set
     from vrlib.data.datasets import load_dataset
     from vrlib.pretrain import load_image_set
 
