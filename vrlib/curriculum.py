@@ -25,8 +25,10 @@ Choices (each changes numbers, so each is written down):
   stride offsets per video (offset ``(j + 1/2) / k`` of each segment), embeddings averaged; so
   every model sees about ``views`` frames per test video.
 - **Compute.** The FLOPs of a training step (forward + backward, text tower included) are counted
-  by ``torch.utils.flop_counter`` on the first real step of each batch shape and reused for the
-  same shape; the optimiser's element-wise work is not counted. Wall time is training time only.
+  by ``torch.utils.flop_counter`` once per batch shape, in an extra forward + backward on the
+  first batch of that shape after its real step (untimed, gradients discarded: the counter's
+  slow dispatch would otherwise charge the curriculum, which has more shapes, extra time); the
+  optimiser's element-wise work is not counted. Wall time is training steps only.
   Both accumulate and are logged with every evaluation (Figure 4).
 - **Checkpoints** (``checkpoint_dir``): ``last.pt`` written atomically every
   ``checkpoint_every`` steps, at each stage end and when the run stops; it holds weights,
@@ -271,15 +273,7 @@ class CurriculumTrainer:
         start = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        key = f"{kind}/{frames}/{len(batch['captions'])}"
-        if key not in self.flops:
-            out: dict[str, Tensor] = {}
-            self.flops[key] = count_flops(
-                lambda: out.setdefault("loss", self._forward_backward(batch))
-            )
-            loss = out["loss"]
-        else:
-            loss = self._forward_backward(batch)
+        loss = self._forward_backward(batch)
         self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.parameters() if p.requires_grad]
         norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
@@ -288,6 +282,10 @@ class CurriculumTrainer:
         self.scheduler.step()
         self.step += 1
         self.train_s += time.perf_counter() - start
+        key = f"{kind}/{frames}/{len(batch['captions'])}"
+        if key not in self.flops:  # counted once per batch shape, in an extra untimed pass
+            self.flops[key] = count_flops(lambda: self._forward_backward(batch))
+            self.optimizer.zero_grad(set_to_none=True)
         self.cum_flops += self.flops[key]
         row = {"step": self.step, "kind": kind, "frames": frames, "loss": float(loss.detach()),
                "grad_norm": float(norm), "flops": self.flops[key]}  # fmt: skip

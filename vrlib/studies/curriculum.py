@@ -378,7 +378,7 @@ def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> s
     t2v = {r["setting"]: r for r in summary if r["direction"] == "t2v"}
     parts = []
     held = [c for c in claim_rows if c["verdict"] == "holds"]
-    parts.append(f"{len(held)} of {len(claim_rows)} of the paper's claims hold here "
+    parts.append(f"{len(held)} of {len(claim_rows)} comparisons behind the paper's claims hold here "
                  f"(paired bootstrap over test queries, 95% intervals).")  # fmt: skip
     for c in claim_rows:
         parts.append(f"{c['claim']}: {c['verdict']} ({c['comparison']} {c['diff']:+.1f} "
@@ -417,7 +417,7 @@ def curve_frame(runs: list[RunResult]):
 
     seen, rows = set(), []
     for r in runs:
-        if (r.setting, r.seed) in seen or len(r.history) < 2:
+        if (r.setting, r.seed) in seen or len(r.history) < 2 or not r.setting.startswith("frames-"):
             continue
         seen.add((r.setting, r.seed))
         rows += [{"setting": r.setting, "seed": r.seed, "step": h["step"],
