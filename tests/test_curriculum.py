@@ -161,3 +161,27 @@ def test_bad_configurations_fail_before_training(micro, data):
         )
     with pytest.raises(ValueError, match="unknown key"):
         CurriculumConfig.model_validate({"stages": [{"frames": 1, "steps": 1}], "epochs": 3})
+
+
+def test_decoding_skips_broken_videos_with_their_captions(bikes_mp4, tmp_path):
+    from vrlib.clips import decode_clip_set
+    from vrlib.data.datasets import CaptionItem, RetrievalDataset, VideoItem
+    from vrlib.data.video import VideoDecodeError
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    ds = RetrievalDataset(
+        "t", "test", tmp_path, [VideoItem("bad", broken), VideoItem("bikes", bikes_mp4)],
+        [CaptionItem("bad", "x"), CaptionItem("bikes", "bikes ride"), CaptionItem("bikes", "a road")],
+    )  # fmt: skip
+
+    def shrink(frames):  # (K, H, W, 3) uint8 -> (K, 3, 8, 8)
+        x = torch.as_tensor(frames).permute(0, 3, 1, 2).float()
+        return torch.nn.functional.interpolate(x, size=(8, 8))
+
+    with pytest.raises(VideoDecodeError):
+        decode_clip_set(ds, shrink, 4)
+    clips, failed = decode_clip_set(ds, shrink, 4, on_error="skip")
+    assert [f[0] for f in failed] == ["bad"] and clips.video_ids == ["bikes"]
+    assert clips.captions == ["bikes ride", "a road"] and clips.caption_to_video.tolist() == [0, 0]
+    assert clips.frames[0].shape == (4, 3, 8, 8) and clips.frames[0].dtype == torch.float16

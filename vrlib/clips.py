@@ -9,6 +9,7 @@ is T indices into the pool. The pool size bounds how many distinct frames a segm
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,32 +48,51 @@ class ClipSet:
 
 
 def decode_clip_set(
-    dataset: Any, preprocess: Any, pool_frames: int, twin_of: Any = None
-) -> ClipSet:
+    dataset: Any,
+    preprocess: Any,
+    pool_frames: int,
+    twins: Callable[[list[Any]], np.ndarray] | None = None,
+    on_error: str = "raise",
+) -> tuple[ClipSet, list[tuple[str, str]]]:
     """Decode ``pool_frames`` uniformly spread frames of every video of a ``RetrievalDataset``.
 
     ``preprocess`` is the expert's ``ClipEncoder.preprocess_frames`` (resize, crop, normalise), so
-    video frames look to the model exactly as the images it was pretrained on.
+    video frames look to the model exactly as the images it was pretrained on. ``twins`` maps the
+    kept videos to their reversed-twin index (e.g. study 02's ``twin_index``). A video that fails
+    to decode raises ``VideoDecodeError`` (``on_error="raise"``) or is dropped with its captions
+    (``"skip"``).
+
+    Returns:
+        The ``ClipSet`` and the ``(video_id, reason)`` of every skipped video.
     """
     from tqdm.auto import tqdm
 
     from vrlib.data.sampling import frame_indices
-    from vrlib.data.video import probe, read_frames
+    from vrlib.data.video import VideoDecodeError, probe, read_frames
 
-    frames = []
+    frames, failed = [], []
     for item in tqdm(dataset.videos, desc=f"decode {dataset.split}", leave=False):
-        info = probe(item.path)
-        idx = frame_indices(info.num_frames, info.fps, "all", max_frames=pool_frames)
-        pixels = preprocess(read_frames(item.path, idx))  # (K, 3, S, S)
+        try:
+            info = probe(item.path)
+            idx = frame_indices(info.num_frames, info.fps, "all", max_frames=pool_frames)
+            pixels = preprocess(read_frames(item.path, idx))  # (K, 3, S, S)
+        except VideoDecodeError as err:
+            if on_error != "skip":
+                raise
+            failed.append((item.video_id, str(err)))
+            continue
         frames.append(pixels.to("cpu", torch.float16))
-    return ClipSet(
+    if failed:
+        dataset = dataset.drop_videos(failed)
+    clips = ClipSet(
         frames=frames,
         captions=[c.text for c in dataset.captions],
         caption_to_video=np.asarray(dataset.caption_to_video),
         video_ids=[v.video_id for v in dataset.videos],
-        twin_of=None if twin_of is None else np.asarray(twin_of),
+        twin_of=None if twins is None else np.asarray(twins(dataset.videos)),
         tags=[tuple(c.tags) for c in dataset.captions],
     )
+    return clips, failed
 
 
 def _derived_seed(*parts: int) -> int:

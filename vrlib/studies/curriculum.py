@@ -182,11 +182,15 @@ def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
         test = _subset_captions(test, params.test_captions_per_video, params.seed)
     pre = encoder.preprocess_frames
     images = load_image_set(params.image_root or root, "train", encoder)
+    train_clips, train_failed = decode_clip_set(train, pre, params.pool_frames, on_error=d.on_error)
+    test_clips, test_failed = decode_clip_set(
+        test, pre, params.pool_frames, twins=twin_index, on_error=d.on_error
+    )
     return Prepared(
-        train=decode_clip_set(train, pre, params.pool_frames),
-        test=decode_clip_set(test, pre, params.pool_frames, twin_index(test.videos)),
+        train=train_clips,
+        test=test_clips,
         images=images,
-        skipped=list(train.skipped) + list(test.skipped),
+        skipped=[*train.skipped, *test.skipped, *train_failed, *test_failed],
     )
 
 
