@@ -1,4 +1,4 @@
-"""Joint image + video training with a frame curriculum (vrlib.curriculum), on a micro model and
+"""Joint image + video training with a frame curriculum (vrlib.train.curriculum), on a micro model and
 small made-up data so that every test runs in seconds."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 import torch
 from _frozen_micro import register_micro
 
-from vrlib.clips import ClipSet, clip_similarity, stride_offsets, train_frames
-from vrlib.curriculum import (
+from vrlib.models.frozen import FrozenConfig, build_frozen
+from vrlib.train.clips import ClipSet, clip_similarity, stride_offsets, train_frames
+from vrlib.train.curriculum import (
     CurriculumConfig,
     Stage,
     batch_kind,
@@ -19,7 +20,6 @@ from vrlib.curriculum import (
     stage_ends,
     train_curriculum,
 )
-from vrlib.models.frozen import FrozenConfig, build_frozen
 
 WORDS = ["red", "blue", "green", "circle", "square", "star", "left", "right", "up", "down"]
 
@@ -164,9 +164,9 @@ def test_bad_configurations_fail_before_training(micro, data):
 
 
 def test_decoding_skips_broken_videos_with_their_captions(bikes_mp4, tmp_path):
-    from vrlib.clips import decode_clip_set
     from vrlib.data.datasets import CaptionItem, RetrievalDataset, VideoItem
     from vrlib.data.video import VideoDecodeError
+    from vrlib.train.clips import decode_clip_set
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")

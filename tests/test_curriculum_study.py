@@ -47,17 +47,6 @@ def test_settings_share_runs_where_they_train_the_same_thing():
     assert key["images-only"] != key["videos-only"] != key["joint"]
 
 
-def test_paired_bootstrap_brackets_the_difference():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=400)
-    ci = cu.bootstrap_diff(a + 1.0, a)
-    assert ci["diff"] == pytest.approx(1.0) and ci["lo"] == pytest.approx(1.0)  # paired: no noise
-    noisy = cu.bootstrap_diff(rng.normal(size=400), rng.normal(size=400))
-    assert noisy["lo"] < 0 < noisy["hi"]
-    with pytest.raises(ValueError, match="same non-zero length"):
-        cu.bootstrap_diff(a, a[:3])
-
-
 def test_verdicts():
     assert cu._verdict({"lo": 0.5, "hi": 2.0}, "greater") == "holds"
     assert cu._verdict({"lo": -2.0, "hi": -0.5}, "greater") == "reversed"

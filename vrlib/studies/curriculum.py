@@ -3,7 +3,7 @@ temporal-embedding expansion, accuracy against compute.
 
 Every run starts the space-time model (``vrlib.models.frozen``) from the world's image expert
 (spatial blocks = its image tower, temporal attention zero: at step 0 the model *is* the expert's
-mean pooling), trains it with ``vrlib.curriculum.train_curriculum`` for the same number of steps
+mean pooling), trains it with ``vrlib.train.curriculum.train_curriculum`` for the same number of steps
 (the paper gives every Table 4 row the same iterations), and tests it on the test split with the
 paper's protocol (stride offsets averaged, ~``train.views`` frames seen per video).
 
@@ -42,12 +42,12 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from vrlib.clips import ClipSet, geometric_mean_recall
-from vrlib.curriculum import CurriculumConfig, Stage
-from vrlib.report import METRIC_KEYS, rows_from_metrics
 from vrlib.studies import register_study
 from vrlib.studies.common import DataParams, EncoderParams, Strict
-from vrlib.studies.temporal_ablation import aggregate_seeds, twin_index
+from vrlib.studies.temporal_twins import twin_index
+from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, paired_bootstrap, rows_from_metrics
+from vrlib.train.clips import ClipSet, geometric_mean_recall
+from vrlib.train.curriculum import CurriculumConfig, Stage
 
 TABLE4 = ("frames-1", "frames-4", "frames-1=>4", "frames-8", "frames-1=>4=>8")
 
@@ -169,9 +169,9 @@ class Prepared:
 
 def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
     """Decode the frame pools of both splits once; images preprocessed like the expert's."""
-    from vrlib.clips import decode_clip_set
     from vrlib.data.datasets import load_dataset
     from vrlib.pretrain import load_image_set
+    from vrlib.train.clips import decode_clip_set
 
     d = params.data
     kw = {"video_dir": d.video_dir} if d.video_dir else {}
@@ -228,9 +228,9 @@ class RunResult:
 def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepared,
               encoder: Any) -> RunResult:  # fmt: skip
     """Train ``setting`` with ``seed`` from the expert and test it."""
-    from vrlib.curriculum import train_curriculum
     from vrlib.metrics import ranks
     from vrlib.models.frozen import FrozenInTime, load_frozen_config
+    from vrlib.train.curriculum import train_curriculum
 
     cfg = CurriculumConfig(
         stages=params.schedules[setting.schedule], expansion=setting.expansion,
@@ -310,19 +310,6 @@ def per_query(runs: list[RunResult], setting: str, what: str = "hit1") -> np.nda
     return np.mean([(r.t2v_ranks <= k) * 100.0 for r in picked], axis=0)
 
 
-def bootstrap_diff(a: np.ndarray, b: np.ndarray, seed: int = 0, n_boot: int = 2000) -> dict:
-    """Mean of ``a - b`` over paired queries and its 95% percentile bootstrap interval.
-
-    TODO(lead): swap in the shared claims/bootstrap toolkit of vrlib.studies once it lands.
-    """
-    if len(a) != len(b) or len(a) == 0:
-        raise ValueError(f"paired samples must have the same non-zero length ({len(a)}, {len(b)})")
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
-    diffs = (a[idx] - b[idx]).mean(axis=1)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"diff": float(np.mean(a - b)), "lo": float(lo), "hi": float(hi), "n": len(a)}
-
-
 def _verdict(ci: dict, want: str) -> str:
     """``want``: ``"greater"`` (lo > 0), ``"not_worse"`` (hi >= 0), ``"equal"`` (0 inside)."""
     if want == "greater":
@@ -350,13 +337,13 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams)
         qa, qb = per_query(runs, a, what), per_query(runs, b, what)
         if len(qa) == 0:  # e.g. no reversed twins in the test split
             return
-        ci = bootstrap_diff(qa, qb, params.seed)
+        ci = paired_bootstrap(qa, qb, seed=params.seed, n_boot=2000)
         verdict = _verdict(ci, want)
         ratio = compute_of(summary, a) / compute_of(summary, b)
         if max_ratio is not None and not ratio <= max_ratio and verdict == "holds":
             verdict = f"does not hold (compute ratio {ratio:.2f} > {max_ratio})"
         metric = "twin acc" if what == "twin" else "T2V R@1"
-        out.append({"claim": claim, "comparison": f"{a} - {b} ({metric})", "diff": ci["diff"],
+        out.append({"claim": claim, "comparison": f"{a} - {b} ({metric})", "diff": ci["value"],
                     "ci_low": ci["lo"], "ci_high": ci["hi"], "n_queries": ci["n"],
                     "compute_ratio": ratio, "verdict": verdict})  # fmt: skip
 

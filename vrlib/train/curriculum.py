@@ -6,7 +6,7 @@ batches (small, several frames) and changes the number of frames between stages.
 reuses the engine's pieces — its contrastive loss, AdamW parameter groups, warm-up + cosine
 schedule, RNG capture and atomic checkpoints, and its AMP rule (restated in ``_amp_dtype``, as the
 engine's takes a whole ``TrainConfig``) — and keeps the step loop in plain sight. Frame pools,
-training clips and the test protocol live in ``vrlib.clips``.
+training clips and the test protocol live in ``vrlib.train.clips``.
 
 Choices (each changes numbers, so each is written down):
 
@@ -49,13 +49,15 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
-from vrlib.clips import ClipSet, clip_similarity, geometric_mean_recall, train_frames
 from vrlib.io import atomic_save_torch
 from vrlib.losses import ContrastiveLoss, same_video_mask
 from vrlib.models.frozen import FrozenInTime, count_flops
 
 # TODO(lead): these engine helpers are private in vrlib.train; make them public on the split.
-from vrlib.train import _param_groups, _rng_state, _set_rng_state, lr_factor, seed_everything
+from vrlib.train.checkpoint import _rng_state, _set_rng_state, seed_everything
+from vrlib.train.clips import ClipSet, clip_similarity, geometric_mean_recall, train_frames
+from vrlib.train.config import lr_factor
+from vrlib.train.objective import _param_groups
 
 RESUME_FREE = frozenset({"checkpoint_dir", "checkpoint_every", "device", "progress"})
 _VIDEO, _IMAGE = 0, 1
