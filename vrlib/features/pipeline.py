@@ -250,6 +250,7 @@ def _encode_missing(
             if record["error"] is not None:
                 if on_error == "raise":
                     raise VideoDecodeError(record["path"], record["error"])
+                batcher.discard(record["video_id"])  # chunks decoded before the error
                 skipped.append((record["video_id"], record["error"]))
                 bar.update(1)
                 continue
