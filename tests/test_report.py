@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -152,3 +153,21 @@ def test_atomic_writes_replace_whole_files_with_normal_permissions(tmp_path):
     path.write_text("{broken")
     with pytest.raises(ValueError, match="b.json: not valid JSON"):
         read_json(path)
+
+
+def test_metrics_record_the_inputs_data_and_encoder_fingerprints(tmp_path, smoke_world):
+    """metrics.json names the world (hash of its annotation files) and the encoder's weights."""
+    from vrlib.studies.common import data_fingerprint, load_encoder
+
+    params = load_params("failure_analysis", ROOT / "parameters/failure_analysis/smoke.yaml")
+    encoder = load_encoder(params.encoder, params.data)
+    out = StudyOutputs("failure_analysis", params, tmp_path)
+    doc = json.loads(out.write_metrics(protocol={}).read_text())
+    assert doc["inputs"]["data_sha256"] == data_fingerprint(smoke_world)
+    assert doc["inputs"]["encoder_fingerprint"] == encoder.fingerprint
+
+    copy = tmp_path / "world"
+    shutil.copytree(smoke_world, copy, ignore=shutil.ignore_patterns("*.mp4", "images"))
+    before = data_fingerprint(copy)
+    (copy / "splits.json").write_text((copy / "splits.json").read_text() + " ")
+    assert data_fingerprint(copy) != before

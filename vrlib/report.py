@@ -2,7 +2,7 @@
 
 Why: results must be comparable by code. Each run of ``notebooks/NN_STUDY.ipynb`` at
 ``parameters/STUDY/NAME.yaml`` goes to ``reports/STUDY/NAME/``: the executed notebook, one
-``metrics.json`` (study, params, protocol, versions, seed, wall time, rows), tables as CSV and
+``metrics.json`` (study, params, protocol, versions, seed, inputs, wall time, rows), tables as CSV and
 Markdown, figures as PNG. ``reports/README.md`` is then rebuilt from every metrics.json found,
 beside the papers' figures (``vrlib.papers``). Parameters are validated before the notebook
 starts, so a bad file fails in a second with the key named.
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from vrlib.io import atomic_write_text, read_json, write_json
 from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
+from vrlib.studies.common import study_inputs
 
 
 class ParamsError(ValueError):
@@ -140,6 +141,7 @@ class StudyOutputs:
             "protocol": protocol,
             "versions": versions(),
             "seed": seed,
+            "inputs": study_inputs(self.params),
             "wall_time_s": round(time.time() - self.started, 2),
             "rows": self.rows,
         }
