@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             for path, idx in jobs:
                 frames = read(path, idx)
-                diffs[name] = max(diffs[name], int(np.abs(frames.astype(int) - reference[path]).max()))
+                diffs[name] = max(
+                    diffs[name], int(np.abs(frames.astype(int) - reference[path]).max())
+                )
             times[name].append(time.perf_counter() - t0)
     n = sum(len(idx) for _, idx in jobs)
     print(f"{len(jobs)} videos, {n} frames, {args.rounds} interleaved rounds")

@@ -60,13 +60,18 @@ batch and the DataLoader's prefetch (``2 * num_workers`` chunks).
 
 
 def _decode_chunks(
-    item: Any, sampling: Any, seed: int, chunk_frames: int = CHUNK_FRAMES
+    item: Any,
+    sampling: Any,
+    seed: int,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    chunk_frames: int = CHUNK_FRAMES,
 ) -> Iterator[dict[str, Any]]:
     """Chunk records of one video (the file is opened once); an error ends it with an error record.
 
     Every record carries ``video_id``, ``path``, ``error`` and ``last`` (True on the video's final
     record); records without an error also carry ``frames (t, H, W, 3)`` uint8, ``indices (t,)``
-    and ``timestamps (t,)`` of that chunk.
+    and ``timestamps (t,)`` of that chunk; with ``preprocess`` the frames are replaced by
+    ``pixels = preprocess(frames)`` ``(t, 3, S, S)``.
     """
 
     def choose(info: Any) -> np.ndarray:
@@ -88,9 +93,11 @@ def _decode_chunks(
         while ahead is not None:
             following = next(chunks, None)
             frames, indices, info = ahead
+            frames = torch.from_numpy(np.ascontiguousarray(frames))  # (t, H, W, 3) uint8
+            pixels = {"pixels": preprocess(frames)} if preprocess else {"frames": frames}
             yield {
                 **base,
-                "frames": torch.from_numpy(np.ascontiguousarray(frames)),  # (t, H, W, 3) uint8
+                **pixels,
                 "indices": indices,
                 "timestamps": indices / info.fps,
                 "last": following is None,
@@ -107,16 +114,20 @@ class _DecodeStream(IterableDataset):
     memory grow with the video's length.
     """
 
-    def __init__(self, items: Sequence[Any], sampling: Any, seed: int) -> None:
+    def __init__(
+        self, items: Sequence[Any], sampling: Any, seed: int, preprocess: Callable | None
+    ) -> None:
         self.items = list(items)
         self.sampling = sampling
         self.seed = seed
+        self.preprocess = preprocess
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         mine = self.items if info is None else self.items[info.id :: info.num_workers]
-        for item in mine:
-            yield from _decode_chunks(item, self.sampling, self.seed)
+        with torch.no_grad():
+            for item in mine:
+                yield from _decode_chunks(item, self.sampling, self.seed, self.preprocess)
 
 
 def _as_is(sample: Any) -> Any:
@@ -130,16 +141,22 @@ def _worker_init(_: int) -> None:
 
 
 def _decode_loader(
-    items: Sequence[Any], sampling: Any, seed: int, num_workers: int
+    items: Sequence[Any],
+    sampling: Any,
+    seed: int,
+    num_workers: int,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[dict]:
     """Chunk records of the videos, produced by ``num_workers`` processes (0: in this process).
 
     The chunks of one video arrive in order; with workers, chunks of different videos interleave.
+    ``preprocess`` (workers only) turns frames into encoder pixels in the worker, off the main
+    process's critical path: there the main process only encodes.
     """
     if num_workers == 0:
         return (r for item in items for r in _decode_chunks(item, sampling, seed))
     loader = DataLoader(
-        _DecodeStream(items, sampling, seed),
+        _DecodeStream(items, sampling, seed, preprocess),
         batch_size=None,
         num_workers=num_workers,
         collate_fn=_as_is,
@@ -258,6 +275,8 @@ class _FrameBatcher:
 
 def _preprocess(encoder: Any, record: dict[str, Any]) -> dict[str, Any]:
     """Replace a record's uint8 ``frames (T, H, W, 3)`` by ``pixels (T, 3, S, S)`` for the encoder."""
+    if "frames" not in record:  # preprocessed in a decoding worker
+        return record
     rec = {k: v for k, v in record.items() if k != "frames"}
     with torch.no_grad():
         rec["pixels"] = encoder.preprocess_frames(record["frames"])  # (T, 3, S, S)
