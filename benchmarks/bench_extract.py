@@ -60,7 +60,7 @@ def _world(tmp: Path) -> tuple[Path, str]:
     """The default world when it exists, else a freshly generated smoke world."""
     default = world_dir("default", 0)
     if (default / "world.json").is_file():
-        return default, f"default world ({default})"
+        return default, "default world ($VRLIB_HOME/worlds/default-seed0)"
     from vrlib.data.synthetic import generate_world
 
     root = generate_world(tmp / "smoke-seed0", preset="smoke", seed=0)
