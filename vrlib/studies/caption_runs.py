@@ -18,6 +18,9 @@ The training protocol, as the paper's §2 with cached features:
 - captions: :class:`EpochPairs` holds one caption slot per video; ``set_epoch`` (called by the
   engine before each epoch) fills it with ``vrlib.captions.draw(selection, epoch, seed)``.
 - no validation on ground truth: the last epoch's model is tested.
+
+Seeds: the frame draws and the captions are computed once (``params.seed``) and shared by every
+run; a training seed sets the initialisation, the batch order and each epoch's caption draw.
 """
 
 from __future__ import annotations
@@ -298,7 +301,12 @@ def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: Train
     from vrlib.metrics import evaluate, ranks
     from vrlib.train import similarity_matrix
 
-    sim = similarity_matrix(head, test, text_side=side, chunk_size=cfg.eval_chunk_size)  # (C, V)
+    device = next(head.parameters()).device  # where fit left it (cuda under train.device auto)
+    if side is not None:
+        side.to(device)
+    sim = similarity_matrix(
+        head, test, text_side=side, chunk_size=cfg.eval_chunk_size, device=device
+    )  # (C, V)
     c2v = test.caption_to_video
     return evaluate(sim, c2v), ranks(sim, c2v, "t2v")
 
