@@ -288,3 +288,28 @@ def test_select_and_candidates_agree_with_the_runs_selection():
                        [[data.tables["C"].captions[v], data.tables["B"].captions[v]] for v in range(V)],
                        np.stack([data.tables["C"].scores, data.tables["B"].scores], axis=1))  # fmt: skip
     assert sel.captions == select(cands, "rand_top_k", 2).captions
+
+
+def test_readme_tells_rows_of_one_rule_apart_by_captioners_and_k(tmp_path):
+    import json
+
+    from vrlib.report import build_readme
+
+    def doc(r1_c: float, r1_b: float) -> dict:
+        rows = [
+            {"setting": "rand_top_k", "captioners": lab, "k": 2, "split": "test",
+             "direction": "t2v", "R@1": r1, "R@5": 50.0, "MdR": 3.0}
+            for lab, r1 in (("C", r1_c), ("B", r1_b))
+        ]  # fmt: skip
+        return {"study": "caption_selection", "seed": 0, "wall_time_s": 1.0,
+                "versions": {"torch": "x"}, "protocol": {}, "rows": rows}  # fmt: skip
+
+    for name, values in (("default", (11.0, 22.0)), ("msrvtt-9k", (33.0, 44.0))):
+        folder = tmp_path / "caption_selection" / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(doc(*values)))
+    text = build_readme(tmp_path).read_text()
+    line_c = next(x for x in text.splitlines() if x.startswith("| rand_top_k [C, k=2]"))
+    line_b = next(x for x in text.splitlines() if x.startswith("| rand_top_k [B, k=2]"))
+    assert line_c.endswith("| 11.0 | 50.0 | 3.0 | 33.0 |"), line_c
+    assert line_b.endswith("| 22.0 | 50.0 | 3.0 | 44.0 |"), line_b
