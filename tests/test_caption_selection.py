@@ -220,14 +220,14 @@ def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
         "zero_shot", "rand_m", "middle_1", "rand_top_k", "pooled_top_k"
     }  # fmt: skip
     assert all(r["n_seeds"] == 3 for r in summary)
-    keyed = cr.keyed(summary)
+    keyed = cs.keyed(summary)
     claims = cs.paper_claims(keyed, params)
     assert len(claims) == 8  # 3 per captioner + C+B vs best single + pooled
     best_single = [c for c in claims if c[3].startswith("C+B >=")][0][1]
     assert best_single == "B/rand_top_k2"  # B scores higher here
     table = claims_table(keyed, [], claims)
     assert all(c["verdict"] == "holds" for c in table), table
-    boot = cr.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    boot = cs.query_bootstrap(runs, claims, n_boot=300, seed=0)
     assert all(b["lo"] > 0 and b["verdict"] == "holds" for b in boot)
     text = cs.reading(keyed, table, boot, [])
     assert "8 of 8" in text and "Not reproduced" not in text
@@ -239,12 +239,12 @@ def test_reading_reports_a_reversed_claim():
     for r in runs:
         if r.spec.key == "C+B/pooled_top_k2":
             r.test["t2v"]["R@1"], r.t2v_ranks = 90.0, np.ones_like(r.t2v_ranks)
-    keyed = cr.keyed(cr.summary_rows(runs))
+    keyed = cs.keyed(cr.summary_rows(runs))
     claims = cs.paper_claims(keyed, params)
     table = claims_table(keyed, [], claims)
     verdicts = {c["comparison"].split(" (")[0]: c["verdict"] for c in table}
     assert verdicts["C+B/rand_top_k2 vs C+B/pooled_top_k2"] == "reversed"
-    boot = cr.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    boot = cs.query_bootstrap(runs, claims, n_boot=300, seed=0)
     text = cs.reading(keyed, table, boot, [])
     assert "7 of 8" in text and "Not reproduced: C+B/rand_top_k2 vs C+B/pooled_top_k2" in text
 

@@ -383,43 +383,6 @@ def summary_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[st
     return aggregate_seeds(seed_rows(runs, split), keys=keys, metrics=metrics)
 
 
-def keyed(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with ``setting`` replaced by the run key (``C/rand_top_k2``), for toolkit tables."""
-    from vrlib.studies.caption_selection import run_key
-
-    return [
-        {**r, "rule": r["setting"], "setting": run_key(r["setting"], r["captioners"], r["k"])}
-        for r in rows
-    ]
-
-
-def query_bootstrap(
-    runs: Sequence[RunResult], claims: Sequence[tuple], n_boot: int, seed: int
-) -> list[dict[str, Any]]:
-    """Paired bootstrap over test queries of each claim's T2V R@1 difference (hits averaged over
-    the seeds of each run), from ``vrlib.studies.toolkit.paired_bootstrap``."""
-    from vrlib.studies.toolkit import paired_bootstrap
-
-    hits: dict[str, list[np.ndarray]] = {}
-    for r in runs:
-        hits.setdefault(r.spec.key, []).append((np.asarray(r.t2v_ranks) == 1).astype(float))
-    mean = {k: 100 * np.mean(v, axis=0) for k, v in hits.items()}  # (C,) per run key
-    out = []
-    for better, worse, _, words in claims:
-        b = paired_bootstrap(mean[better], mean[worse], n_boot=n_boot, seed=seed)
-        out.append(
-            {
-                "claim": words,
-                "comparison": f"{better} vs {worse}",
-                "diff R@1": b["value"],
-                "lo": b["lo"],
-                "hi": b["hi"],
-                "verdict": b["verdict"],
-            }
-        )
-    return out
-
-
 def figure_videos(data: TrainData, n: int, params: CaptionSelectionParams) -> list[dict[str, Any]]:
     """The first ``n`` training videos' captioned frames, captions, CLIPScores and which captions
     ``rand_top_k`` (K = ``combine_k``) keeps, for the Figure 2 analogue."""

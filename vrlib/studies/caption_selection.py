@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
@@ -354,3 +355,38 @@ def reading(
             + "."
         )
     return " ".join(parts)
+
+
+def keyed(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with ``setting`` replaced by the run key (``C/rand_top_k2``), for toolkit tables."""
+    return [
+        {**r, "rule": r["setting"], "setting": run_key(r["setting"], r["captioners"], r["k"])}
+        for r in rows
+    ]
+
+
+def query_bootstrap(
+    runs: Sequence[Any], claims: Sequence[tuple], n_boot: int, seed: int
+) -> list[dict[str, Any]]:
+    """Paired bootstrap over test queries of each claim's T2V R@1 difference (hits averaged over
+    the seeds of each run), from ``vrlib.studies.toolkit.paired_bootstrap``."""
+    from vrlib.studies.toolkit import paired_bootstrap
+
+    hits: dict[str, list[np.ndarray]] = {}
+    for r in runs:
+        hits.setdefault(r.spec.key, []).append((np.asarray(r.t2v_ranks) == 1).astype(float))
+    mean = {k: 100 * np.mean(v, axis=0) for k, v in hits.items()}  # (C,) per run key
+    out = []
+    for better, worse, _, words in claims:
+        b = paired_bootstrap(mean[better], mean[worse], n_boot=n_boot, seed=seed)
+        out.append(
+            {
+                "claim": words,
+                "comparison": f"{better} vs {worse}",
+                "diff R@1": b["value"],
+                "lo": b["lo"],
+                "hi": b["hi"],
+                "verdict": b["verdict"],
+            }
+        )
+    return out
