@@ -313,3 +313,23 @@ def test_readme_tells_rows_of_one_rule_apart_by_captioners_and_k(tmp_path):
     line_b = next(x for x in text.splitlines() if x.startswith("| rand_top_k [B, k=2]"))
     assert line_c.endswith("| 11.0 | 50.0 | 3.0 | 33.0 |"), line_c
     assert line_b.endswith("| 22.0 | 50.0 | 3.0 | 44.0 |"), line_b
+
+
+def test_fit_tells_the_training_data_each_epoch_before_its_batches():
+    from vrlib.models import build_text_side
+
+    data = _train_data(epochs=2)
+    pairs = cr.train_pairs(cs.RunSpec("rand_m", 1, ("C",)), data, seed=0)
+    seen: list[tuple[int, list[str]]] = []
+    original = pairs.set_epoch
+
+    def record(epoch: int) -> None:
+        original(epoch)
+        seen.append((epoch, list(pairs.texts)))
+
+    pairs.set_epoch = record
+    head = cr.MeanPoolProjection(HeadConfig(dim=D, num_frames=3))
+    cfg = TrainConfig(epochs=3, batch_size=4, sampling="one_caption_per_video", progress=False)
+    fit(head, pairs, None, cfg, text_side=build_text_side("frozen", dim=D))
+    sel = cr.selection_for(cs.RunSpec("rand_m", 1, ("C",)), data)
+    assert seen == [(e, draw(sel, e, 0)) for e in range(3)]
