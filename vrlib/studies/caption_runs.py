@@ -414,10 +414,11 @@ def figure_videos(data: TrainData, n: int, params: CaptionSelectionParams) -> li
 
 
 def caption_quality(params: CaptionSelectionParams, captioners: dict[str, Any], limit: int):
-    """Each captioner's quality on the world's held-out images (None on real data)."""
+    """Each captioner's quality on ``limit`` of the world's held-out images (``vrlib.captions.
+    quality.evaluate_captioner``); empty on real data, which has no record to check, or limit 0."""
     from vrlib.captions.quality import evaluate_captioner
 
-    if params.data.root is not None:
+    if params.data.root is not None or limit == 0:
         return []
     world = params.data.resolve_root()
     rows = []
