@@ -332,7 +332,7 @@ def _study_table(study: str, runs: dict[str, dict]) -> str:
     lines, footnotes = [header, cols], []
     for r in ours:
         p = _match_paper(paper, r)
-        cells = [r["setting"], r["split"], r["direction"]]
+        cells = [_setting_label(r), r["split"], r["direction"]]
         cells += [_fmt(p.get(k)) if p else "" for k in ("R@1", "R@5", "MdR")]
         differ = protocol_differences(p, our_protocol) if p else []
         if differ:
@@ -343,13 +343,26 @@ def _study_table(study: str, runs: dict[str, dict]) -> str:
             match = [
                 x
                 for x in doc["rows"]
-                if x["setting"] == r["setting"] and x["direction"] == r["direction"]
+                if x["setting"] == r["setting"]
+                and x["direction"] == r["direction"]
+                and all(x.get(k) == r.get(k) for k in _QUALIFIERS)
             ]
             cells.append(_fmt(match[0]["R@1"]) if match else "")
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"[{i}] not like with like, metric protocol: {d}" for i, d in enumerate(footnotes, 1)]
     notes += [f"Note: {n}." for n in PAPER_NOTES.get(study, [])]
     return "\n".join(lines) + "".join(f"\n\n{n}" for n in notes)
+
+
+# Fields beside ``setting`` that some studies need to tell rows apart (study 03: the same rule
+# over different captioners and K).
+_QUALIFIERS = ("captioners", "k")
+
+
+def _setting_label(row: dict) -> str:
+    """``setting``, with its qualifiers when the row has them (``rand_top_k [C+B, k=2]``)."""
+    extra = [f"{k}={row[k]}" if k == "k" else str(row[k]) for k in _QUALIFIERS if k in row]
+    return f"{row['setting']} [{', '.join(extra)}]" if extra else row["setting"]
 
 
 def _match_paper(paper: dict, row: dict) -> dict | None:

@@ -116,7 +116,13 @@ class Trainer:
         return self.rank == 0
 
     def loader(self, epoch: int) -> DataLoader:
-        """This rank's batches of ``epoch`` (worker seeds from a per-epoch generator, not global RNG)."""
+        """This rank's batches of ``epoch`` (worker seeds from a per-epoch generator, not global RNG).
+
+        Data with a ``set_epoch(epoch)`` method is told the epoch first (like torch's
+        DistributedSampler): pairs whose frames or captions change per epoch swap them there.
+        """
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
         self.sampler.set_epoch(epoch)
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
         return DataLoader(

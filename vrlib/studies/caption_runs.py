@@ -1,0 +1,428 @@
+"""Study 03, running it: labels of the training videos, features, per-epoch pairs, training, tests.
+
+Why apart from ``caption_selection``: this is the machinery (the caption and feature caches, the
+pairs whose frames and captions change every epoch, the one engine ``vrlib.train.fit``), while
+``caption_selection`` says what is asked, guards against ground truth, and reads the numbers.
+
+The training protocol, as the paper's §2 with cached features:
+
+- video side: mean pooling of the frozen expert's frame embeddings, then a residual linear map
+  ``v + W v`` with ``W`` zero-initialised (:class:`MeanPoolProjection`; at init it *is* mean
+  pooling). The paper fine-tunes the whole image tower; a D x D map is the cheap trainable part
+  that keeps a training step free of the image tower.
+- text side: ``vrlib.models.build_text_side`` (``adapter`` or ``last_blocks``) on cached text
+  inputs of every candidate caption, computed once for the whole pool.
+- frames: N = 10 segment-random frames, a new draw each epoch. Draws are extracted once for
+  ``frame_epochs`` epochs (each a feature-cache file) and epoch ``e`` reads draw
+  ``e % frame_epochs``: with fewer draws than epochs the draws cycle.
+- captions: :class:`EpochPairs` holds one caption slot per video; ``set_epoch`` (called by the
+  engine before each epoch) fills it with ``vrlib.captions.draw(selection, epoch, seed)``.
+- no validation on ground truth: the last epoch's model is tested.
+
+Seeds: the frame draws and the captions are computed once (``params.seed``) and shared by every
+run; a training seed sets the initialisation, the batch order and each epoch's caption draw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vrlib.models.base import HeadConfig, TemporalHead, check_sequence, l2norm
+from vrlib.models.clip4clip import pool_frames
+from vrlib.studies.caption_selection import (
+    GT_CAPTIONS,
+    GT_DESCRIBER,
+    ZERO_SHOT,
+    CaptionSelectionParams,
+    RunSpec,
+    check_training_texts,
+)
+from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
+from vrlib.train import CachedPairs, TrainConfig
+from vrlib.train.data import _pad_frames
+
+# ----------------------------------------------------------------------------- model and pairs
+
+
+class MeanPoolProjection(TemporalHead):
+    """Mean pooling, then a zero-initialised residual linear map: ``l2norm(p + W p)``.
+
+    The video side's trainable part (see the module docstring); equals ``meanP`` at init.
+    """
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__(config)
+        self.proj = nn.Linear(config.dim, config.dim, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def encode_video(self, frames: Tensor, mask: Tensor) -> Tensor:
+        frames, mask = check_sequence(frames, mask, self.dim, "frames")
+        pooled = pool_frames(frames, mask)  # (B, D)
+        return l2norm(pooled + self.proj(pooled))
+
+
+class EpochPairs(CachedPairs):
+    """One (video, caption) pair per video whose frames and caption change every epoch.
+
+    Args:
+        frames_by_epoch: E per-video frame features (lists of (T_i, D)); epoch e uses e % E.
+        pool_inputs: text inputs (``extract_text_inputs``) of a caption pool, (P, ...) each.
+        pool: the P caption texts, in the order of ``pool_inputs``.
+        draw: ``epoch -> V`` texts, one per video (each must be in ``pool``).
+    """
+
+    def __init__(
+        self,
+        frames_by_epoch: Sequence[Sequence[Tensor]],
+        pool_inputs: dict[str, Tensor],
+        pool: Sequence[str],
+        draw: Any,
+    ) -> None:
+        self._frames = [_pad_frames(f, None, "EpochPairs.frames") for f in frames_by_epoch]
+        self._inputs, self._where, self._draw = (
+            pool_inputs,
+            {t: i for i, t in enumerate(pool)},
+            draw,
+        )
+        n = self._frames[0][0].shape[0]
+        idx = self._indices(0)
+        super().__init__(
+            list(frames_by_epoch[0]), pool_inputs["text"][idx], np.arange(n),
+            text_inputs={k: v[idx] for k, v in pool_inputs.items()},
+        )  # fmt: skip
+        self.texts: list[str] = self._draw(0)
+
+    def _indices(self, epoch: int) -> Tensor:
+        texts = self._draw(epoch)
+        missing = [t for t in texts if t not in self._where]
+        if missing:
+            raise KeyError(f"EpochPairs: drawn texts not in the caption pool, e.g. {missing[0]!r}")
+        return torch.as_tensor([self._where[t] for t in texts], dtype=torch.long)  # (V,)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Swap in epoch ``epoch``'s frame draw and caption draw (the engine calls this)."""
+        idx = self._indices(epoch)
+        self.frames, self.mask = self._frames[epoch % len(self._frames)]
+        self.text = self._inputs["text"][idx]
+        self.text_inputs = {k: v[idx] for k, v in self._inputs.items()}
+        self.texts = self._draw(epoch)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class TrainData:
+    """What every run of the training split shares.
+
+    Attributes:
+        dataset: the training split (its captions are read only by the upper bound).
+        tables: per captioner label, its ``VideoCaptions`` (M frames, captions, CLIPScores).
+        describer: the ``GroundTruthDescriber`` table (upper bound), or None.
+        frames_by_epoch: E per-video frame features (segment-random draws).
+        pool, pool_inputs: every text a run may train on, and its cached text inputs.
+        ground_truth: per video, its ground-truth captions.
+    """
+
+    dataset: Any
+    tables: dict[str, Any]
+    describer: Any
+    frames_by_epoch: list[list[Tensor]]
+    pool: list[str]
+    pool_inputs: dict[str, Tensor]
+    ground_truth: list[list[str]]
+
+
+def load_captioners(params: CaptionSelectionParams, encoder: Any) -> dict[str, Any]:
+    """``{label: Captioner}``; world captioners train on first use (cached in ``$VRLIB_HOME``)."""
+    from vrlib.captions import load_captioner
+
+    out = {}
+    for spec in params.captioners:
+        kw = {"decoding": params.decoding, **spec.options}
+        if spec.name in ("clipcap-tiny", "blip-tiny"):
+            kw.setdefault("preset", params.data.world_preset)
+            kw.setdefault("seed", params.data.world_seed)
+        if spec.name == "clipcap":
+            kw.setdefault("encoder", encoder)
+        out[spec.label] = load_captioner(spec.name, **kw)
+    return out
+
+
+def _cache(params: CaptionSelectionParams, what: str) -> Path | None:
+    return Path(params.cache_dir) / what if params.cache_dir else None
+
+
+def prepare_train(
+    params: CaptionSelectionParams, encoder: Any, captioners: dict[str, Any], side: nn.Module
+) -> TrainData:
+    """Caption M frames of every training video with each captioner, extract E frame draws and
+    the text inputs of every caption a run may train on (all cached)."""
+    from vrlib.captions import GroundTruthDescriber, caption_videos
+    from vrlib.data.datasets import load_dataset
+    from vrlib.features import extract_frame_features, extract_text_inputs
+    from vrlib.paths import feature_cache_dir
+
+    d = params.data
+    kw = {"video_dir": d.video_dir} if d.video_dir else {}
+    ds = load_dataset(d.dataset, d.resolve_root(), params.train_split, on_error=d.on_error, **kw)
+    cache = Path(params.cache_dir) if params.cache_dir else feature_cache_dir()
+    frames_by_epoch, skipped = [], {}
+    for epoch in range(params.frame_epochs):
+        feats = extract_frame_features(
+            ds, encoder, params.train_sampling.config(), cache_dir=cache, epoch=epoch,
+            batch_size=params.encoder.batch_size, on_error=d.on_error, seed=params.seed,
+        )  # fmt: skip
+        skipped.update(dict(feats.skipped))
+        frames_by_epoch.append(feats)
+    ds = ds.drop_videos(sorted(skipped.items())) if skipped else ds
+    ids = [v.video_id for v in ds.videos]
+    frames_by_epoch = [f.select(ids).features for f in frames_by_epoch]
+    label_kw = {"m": params.frames_per_video, "size": params.caption_size}
+    tables = {
+        label: caption_videos(ds, c, encoder, cache_dir=_cache(params, "captions"), **label_kw)
+        for label, c in captioners.items()
+    }
+    describer = None
+    if GT_DESCRIBER in params.upper_bounds:
+        describer = caption_videos(
+            ds, GroundTruthDescriber(params.seed), encoder, cache_dir=_cache(params, "captions"),
+            **label_kw,
+        )  # fmt: skip
+    ground_truth: list[list[str]] = [[] for _ in ids]
+    for c, v in zip(ds.captions, ds.caption_to_video, strict=True):
+        ground_truth[int(v)].append(c.text)
+    texts = [t for table in tables.values() for caps in table.captions for t in caps]
+    if describer is not None:
+        texts += [t for caps in describer.captions for t in caps]
+    if GT_CAPTIONS in params.upper_bounds:
+        texts += [t for caps in ground_truth for t in caps]
+    pool = sorted(set(texts))
+    inputs = extract_text_inputs(
+        pool, encoder, hidden_block=getattr(side, "hidden_block", None), cache_dir=cache
+    )
+    return TrainData(ds, tables, describer, frames_by_epoch, pool, inputs, ground_truth)
+
+
+def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) -> CachedPairs:
+    """The test split: 10 uniform frames per video, ground-truth captions with text inputs."""
+    from vrlib.features import extract_text_inputs
+    from vrlib.paths import feature_cache_dir
+    from vrlib.studies.common import prepare_split
+
+    prep = prepare_split(
+        params.data, params.test_split, encoder, params.test_sampling,
+        batch_size=params.encoder.batch_size, cache_dir=params.cache_dir, seed=params.seed,
+    )  # fmt: skip
+    ds = prep.dataset
+    frames = prep.features.select([v.video_id for v in ds.videos]).features
+    texts = [c.text for c in ds.captions]
+    cache = Path(params.cache_dir) if params.cache_dir else feature_cache_dir()
+    inputs = extract_text_inputs(
+        texts, encoder, hidden_block=getattr(side, "hidden_block", None), cache_dir=cache
+    )
+    return CachedPairs(frames, prep.text, ds.caption_to_video, text_inputs=inputs)
+
+
+# ----------------------------------------------------------------------------- selections
+
+
+def selection_for(spec: RunSpec, data: TrainData) -> Any:
+    """The candidate set of every training video for ``spec`` (a ``vrlib.captions.Selection``)."""
+    from vrlib.captions import Selection, select, stack
+
+    if spec.rule == GT_CAPTIONS:
+        idx = [np.arange(len(g)) for g in data.ground_truth]
+        ids = [v.video_id for v in data.dataset.videos]
+        return Selection(GT_CAPTIONS, 0, ids, idx, [list(g) for g in data.ground_truth])
+    if spec.rule == GT_DESCRIBER:
+        sel = select(stack([data.describer]), "rand_top_k", spec.k)
+        sel.rule = GT_DESCRIBER
+        return sel
+    return select(stack([data.tables[label] for label in spec.captioners]), spec.rule, spec.k)
+
+
+def produced_captions(data: TrainData) -> list[list[str]]:
+    """Per video, every caption the study's captioners wrote (what a run may train on)."""
+    n = len(data.dataset.videos)
+    return [[t for table in data.tables.values() for t in table.captions[v]] for v in range(n)]
+
+
+def train_pairs(spec: RunSpec, data: TrainData, seed: int) -> EpochPairs:
+    """The run's training pairs, after the no-ground-truth guard.
+
+    Raises:
+        GroundTruthInTraining: a candidate text of a non-upper-bound run is not a captioner's.
+    """
+    from vrlib.captions import draw
+
+    sel = selection_for(spec, data)
+    check_training_texts(
+        sel.captions, produced_captions(data), data.ground_truth, upper_bound=spec.is_upper_bound
+    )
+    return EpochPairs(
+        data.frames_by_epoch, data.pool_inputs, data.pool, lambda e: draw(sel, e, seed)
+    )
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+@dataclass
+class RunResult:
+    """One (run, seed): history, test metrics and the rank of every test query (T2V)."""
+
+    spec: RunSpec
+    seed: int
+    history: list[dict[str, Any]]
+    test: dict[str, Any]
+    t2v_ranks: np.ndarray
+    wall_s: float
+
+
+def build_side(params: CaptionSelectionParams, encoder: Any, seed: int | None = None) -> nn.Module:
+    from vrlib.models import build_text_side
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    cfg = {k: v for k, v in params.text_side.items() if k != "name"}
+    return build_text_side(params.text_side["name"], encoder, dim=encoder.embed_dim, **cfg)
+
+
+def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: TrainConfig):
+    from vrlib.metrics import evaluate, ranks
+    from vrlib.train import similarity_matrix
+
+    device = next(head.parameters()).device  # where fit left it (cuda under train.device auto)
+    if side is not None:
+        side.to(device)
+    sim = similarity_matrix(
+        head, test, text_side=side, chunk_size=cfg.eval_chunk_size, device=device
+    )  # (C, V)
+    c2v = test.caption_to_video
+    return evaluate(sim, c2v), ranks(sim, c2v, "t2v")
+
+
+def zero_shot(
+    params: CaptionSelectionParams, encoder: Any, test: CachedPairs, seed: int
+) -> RunResult:
+    """The expert's mean pooling and its frozen text embedding, nothing trained (the baseline)."""
+    start = time.perf_counter()
+    head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.test_sampling.n))
+    metrics, r = _test(head.eval(), None, test, params.train)
+    return RunResult(RunSpec(ZERO_SHOT, 0, ()), seed, [], metrics, r, time.perf_counter() - start)
+
+
+def train_and_test(
+    spec: RunSpec,
+    seed: int,
+    params: CaptionSelectionParams,
+    encoder: Any,
+    data: TrainData,
+    test: CachedPairs,
+) -> RunResult:
+    """Train both sides on ``spec``'s pseudo-captions with ``seed``; test the last epoch."""
+    from vrlib.train import fit
+
+    start = time.perf_counter()
+    cfg = params.train.model_copy(update={"seed": seed})
+    pairs = train_pairs(spec, data, seed)
+    torch.manual_seed(seed)
+    head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.train_sampling.n))
+    side = build_side(params, encoder, seed)
+    result = fit(head, pairs, None, cfg, text_side=side)
+    head.eval(), side.eval()
+    metrics, r = _test(head, side, test, cfg)
+    return RunResult(spec, seed, result.history, metrics, r, time.perf_counter() - start)
+
+
+def run_all(
+    params: CaptionSelectionParams,
+    encoder: Any,
+    data: TrainData,
+    test: CachedPairs,
+    progress: bool = True,
+) -> list[RunResult]:
+    """The zero-shot baseline (once; it has no seed) and every run of ``params`` with every seed."""
+    from tqdm.auto import tqdm
+
+    base = zero_shot(params, encoder, test, params.seeds[0])
+    out = [
+        RunResult(base.spec, s, [], base.test, base.t2v_ranks, base.wall_s) for s in params.seeds
+    ]
+    jobs = [(spec, seed) for spec in params.runs() for seed in params.seeds]
+    for spec, seed in tqdm(jobs, desc="runs", disable=not progress):
+        out.append(train_and_test(spec, seed, params, encoder, data, test))
+    return out
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def seed_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
+    """metrics.json rows: ``setting`` = rule, with ``captioners``, ``k``, ``seed``."""
+    rows = []
+    for run in runs:
+        more = {"captioners": run.spec.label, "k": run.spec.k, "seed": run.seed}
+        rows += rows_from_metrics(run.spec.rule, split, run.test, **more)
+    return rows
+
+
+def summary_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
+    """Mean and std over seeds per (rule, captioners, k, split, direction)."""
+    keys = ("setting", "captioners", "k", "split", "direction")
+    metrics = [m for m in METRIC_KEYS if m != "n"]
+    return aggregate_seeds(seed_rows(runs, split), keys=keys, metrics=metrics)
+
+
+def figure_videos(data: TrainData, n: int, params: CaptionSelectionParams) -> list[dict[str, Any]]:
+    """The first ``n`` training videos' captioned frames, captions, CLIPScores and which captions
+    ``rand_top_k`` (K = ``combine_k``) keeps, for the Figure 2 analogue."""
+    from vrlib.captions import select, stack
+    from vrlib.data.video import read_frames
+
+    labels = list(data.tables)
+    sel = select(stack([data.tables[x] for x in labels]), "rand_top_k", params.combine_k)
+    m = params.frames_per_video
+    out = []
+    for v, item in enumerate(data.dataset.videos[:n]):
+        first = data.tables[labels[0]]
+        frames = read_frames(
+            str(item.path), first.frame_indices[v], size=params.caption_size or 96, resize="square"
+        )  # (M, S, S, 3)
+        chosen = {int(i) for i in sel.indices[v]}
+        out.append(
+            {
+                "video_id": item.video_id,
+                "frames": frames,  # (M, S, S, 3) uint8
+                "captions": {x: data.tables[x].captions[v] for x in labels},
+                "scores": {x: data.tables[x].scores[v] for x in labels},
+                "selected": {
+                    x: [i for i in range(m) if j * m + i in chosen] for j, x in enumerate(labels)
+                },
+            }
+        )
+    return out
+
+
+def caption_quality(params: CaptionSelectionParams, captioners: dict[str, Any], limit: int):
+    """Each captioner's quality on ``limit`` of the world's held-out images (``vrlib.captions.
+    quality.evaluate_captioner``); empty on real data, which has no record to check, or limit 0."""
+    from vrlib.captions.quality import evaluate_captioner
+
+    if params.data.root is not None or limit == 0:
+        return []
+    world = params.data.resolve_root()
+    rows = []
+    for label, c in captioners.items():
+        q = evaluate_captioner(c, world, "test", limit=limit)
+        rows.append({"captioner": f"{label} ({c.name})", **q})
+    return rows

@@ -1,0 +1,392 @@
+"""Study 03 — learning text-to-video retrieval from frame captions (Ventura et al. 2024).
+
+Can a video retrieval model learn with no video labels? Image captioners caption M = 10 equally
+spaced frames of every *training* video, CLIPScore (the expert's ``2.5 * max(cos, 0)`` between a
+caption and its own frame) ranks them, a selection rule (``vrlib.captions.selection``) keeps a
+candidate set per video, and contrastive training pairs each video with one caption of its set,
+drawn anew every epoch. Evaluation is on the test split with its ground-truth captions.
+
+Runs, named in metrics.json by ``setting`` = the rule's registered name, with ``captioners``
+(``C``, ``B``, ``C+B``: the parameter file's labels joined by ``+``) and ``k`` beside it:
+
+- Table 1: each captioner with ``rand_top_k`` (K = 2), against ``zero_shot`` (the expert's mean
+  pooling, nothing trained: the paper's "CLIP baseline");
+- Table 2: per captioner ``rand_m``, ``middle_1``, ``top_1``, ``rand_top_k`` K = 2 and 3;
+- Table 3: C, B, C+B (``rand_top_k`` K = 2 over both captioners) and ``pooled_top_k`` (the top 2
+  of all 20 pooled);
+- upper bounds, labelled so and never counted as a captioner result: ``ground_truth_captions``
+  (the same training on the dataset's own training captions, one per video per epoch) and,
+  on the embedded world, ``ground_truth_describer`` (``GroundTruthDescriber`` labels of the same
+  frames, ``rand_top_k`` K = 2 on its CLIPScores).
+
+The guard: every run's training texts go through :func:`check_training_texts`, which fails unless
+each text of a video is one its captioners wrote for that video (upper-bound runs excepted, by
+name). Validation uses no labels either: there is no best-epoch selection on ground truth; the
+model of the last epoch is tested.
+
+Code in two modules, read in this order: this one (parameters, runs, the guard, claims and the
+reading) and ``caption_runs`` (labels, features, the per-epoch pairs, training and evaluation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from vrlib.studies import register_study
+from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict, check_expert
+from vrlib.studies.common import check_splits as _check_splits
+from vrlib.studies.toolkit import claims_reading, listing, relation
+from vrlib.train import TrainConfig
+
+ZERO_SHOT = "zero_shot"
+GT_CAPTIONS = "ground_truth_captions"
+GT_DESCRIBER = "ground_truth_describer"
+UPPER_BOUNDS = (GT_CAPTIONS, GT_DESCRIBER)
+TABLE2_RULES = (("rand_m", 1), ("middle_1", 1), ("top_1", 1), ("rand_top_k", 2), ("rand_top_k", 3))
+
+# The paper's setting (10 epochs, lr 1e-4, batch 16, Adam, cosine) scaled to cached features on
+# 2 CPU cores: a larger batch, a larger lr for the small trainable parts, CLIP4Clip's fixed
+# temperature 0.01 (logit scale 100). ``sampling`` must stay one caption per video per epoch.
+DEFAULT_TRAIN = TrainConfig(
+    epochs=10,
+    batch_size=64,
+    lr=1e-3,
+    warmup=0.1,
+    temperature=0.01,
+    learn_temperature=False,
+    sampling="one_caption_per_video",
+    progress=False,
+    eval_chunk_size=512,
+)
+
+
+class CaptionerSpec(Strict):
+    """One captioner of the study: its table label (``C``, ``B``) and how to load it.
+
+    ``options`` go to ``vrlib.captions.load_captioner``; for ``clipcap-tiny`` / ``blip-tiny`` the
+    world's ``preset`` and ``seed`` default to ``data.world_preset`` / ``data.world_seed``, and a
+    real ``clipcap`` gets the study's encoder as its ``encoder``.
+    """
+
+    label: str = Field(min_length=1)
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from vrlib.captions import CAPTIONERS
+
+        if name not in CAPTIONERS.names():
+            raise ValueError(f"unknown captioner {name!r}; valid: {', '.join(CAPTIONERS.names())}")
+        return name
+
+    @field_validator("label")
+    @classmethod
+    def _plain(cls, label: str) -> str:
+        if "+" in label or "/" in label:
+            raise ValueError(f"captioner label {label!r} must not contain '+' or '/'")
+        return label
+
+
+@register_study(
+    "caption_selection",
+    "03_caption_selection.ipynb",
+    "03 — Learning from frame captions: CLIPScore selection (Ventura 2024)",
+)
+class CaptionSelectionParams(Strict):
+    """Parameters of study 03 (``parameters/caption_selection/*.yaml``).
+
+    ``train`` is the engine's ``TrainConfig`` over the study's defaults (``seed`` comes from
+    ``seeds``; ``sampling`` is fixed to one caption per video per epoch). ``frame_epochs``: how
+    many epochs of segment-random training frames are extracted (each a cached feature file);
+    epoch ``e`` trains on draw ``e % frame_epochs``.
+    """
+
+    seed: int = 0  # frames, labels and the report; training seeds are ``seeds``
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    data: DataParams = DataParams()
+    encoder: EncoderParams = EncoderParams()
+    captioners: list[CaptionerSpec] = Field(
+        default_factory=lambda: [
+            CaptionerSpec(label="C", name="clipcap-tiny"),
+            CaptionerSpec(label="B", name="blip-tiny"),
+        ],
+        min_length=1,
+    )
+    decoding: dict[str, Any] = Field(default_factory=lambda: {"method": "greedy"})
+    frames_per_video: int = Field(10, ge=1)  # M, the captioned frames
+    caption_size: int | None = 64  # frames decoded square at this size for captioning
+    train_sampling: SamplingParams = SamplingParams(strategy="segment_random", n=10)
+    test_sampling: SamplingParams = SamplingParams(strategy="uniform", n=10)
+    frame_epochs: int = Field(5, ge=1)
+    rules: list[tuple[str, int]] = Field(default_factory=lambda: [list(r) for r in TABLE2_RULES])
+    combine_k: int = Field(2, ge=1)  # K of Table 1 and 3 (C, B, C+B and pooled top K)
+    text_side: dict[str, Any] = Field(default_factory=lambda: {"name": "adapter", "layers": 1})
+    upper_bounds: list[str] = Field(default_factory=lambda: list(UPPER_BOUNDS))
+    train: TrainConfig = DEFAULT_TRAIN
+    train_split: str = "train"
+    test_split: str = "test"
+    n_boot: int = Field(1000, ge=1)
+    figure_videos: int = Field(3, ge=0)
+    quality_images: int = Field(200, ge=0)  # held-out world images per captioner quality row
+    cache_dir: str | None = None
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _train_over_defaults(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        for bad, why in (
+            ("seed", "set seeds: [...] instead"),
+            ("checkpoint_dir", "runs stay in memory"),
+            ("sampling", "one caption per video per epoch, as the paper"),
+        ):
+            if bad in v:
+                raise ValueError(f"train.{bad} is set by the study ({why})")
+        return TrainConfig.model_validate({**DEFAULT_TRAIN.model_dump(exclude_unset=True), **v})
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> CaptionSelectionParams:
+        from vrlib.captions import SELECTION_RULES, Decoding
+        from vrlib.models.text_side import TEXT_SIDES
+
+        _check_splits(self.data, self.split_keys())
+        check_expert(self.data, self.encoder)
+        labels = [c.label for c in self.captioners]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"captioners: labels must be distinct, got {labels}")
+        for rule, k in self.rules:
+            if rule not in SELECTION_RULES.names():
+                raise ValueError(
+                    f"rules: unknown selection rule {rule!r}; valid: {', '.join(SELECTION_RULES.names())}"
+                )
+            if not 1 <= k <= self.frames_per_video:
+                raise ValueError(f"rules: k={k} of {rule!r} must be in 1..{self.frames_per_video}")
+        if self.combine_k > self.frames_per_video:
+            raise ValueError(
+                f"combine_k={self.combine_k} > frames_per_video={self.frames_per_video}"
+            )
+        bad = sorted(set(self.upper_bounds) - set(UPPER_BOUNDS))
+        if bad:
+            raise ValueError(f"upper_bounds: unknown {bad}; valid: {', '.join(UPPER_BOUNDS)}")
+        if GT_DESCRIBER in self.upper_bounds and self.data.root is not None:
+            raise ValueError(f"upper_bounds: {GT_DESCRIBER} reads the embedded world's record")
+        side = self.text_side.get("name")
+        if side not in TEXT_SIDES.names():
+            raise ValueError(
+                f"text_side.name: unknown {side!r}; valid: {', '.join(TEXT_SIDES.names())}"
+            )
+        Decoding(**self.decoding)
+        return self
+
+    def split_keys(self) -> dict[str, str]:
+        """``{parameter key: split}`` of the splits the study reads."""
+        return {"train_split": self.train_split, "test_split": self.test_split}
+
+    def runs(self) -> list[RunSpec]:
+        """Every trained run: Table 2 per captioner, C+B and pooled top K, the upper bounds."""
+        labels = [c.label for c in self.captioners]
+        out = [RunSpec(rule, k, (label,)) for label in labels for rule, k in self.rules]
+        out += [RunSpec("rand_top_k", self.combine_k, (label,)) for label in labels]
+        if len(labels) > 1:
+            out += [
+                RunSpec("rand_top_k", self.combine_k, tuple(labels)),
+                RunSpec("pooled_top_k", self.combine_k, tuple(labels)),
+            ]
+        out += [RunSpec(ub, self.combine_k, ()) for ub in self.upper_bounds]
+        return list(dict.fromkeys(out))  # Table 1's runs are Table 2's rand_top_k K=2: once
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One trained configuration: a selection rule with its K over some captioners' labels.
+
+    Upper bounds have ``captioners == ()`` and ``rule`` in ``UPPER_BOUNDS``.
+    """
+
+    rule: str
+    k: int
+    captioners: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """``C``, ``B``, ``C+B``; ``upper bound`` for the ground-truth runs, ``none`` for zero-shot."""
+        if self.is_upper_bound:
+            return "upper bound"
+        return "+".join(self.captioners) if self.captioners else "none"
+
+    @property
+    def is_upper_bound(self) -> bool:
+        return self.rule in UPPER_BOUNDS
+
+    @property
+    def key(self) -> str:
+        """Unique name of the run in tables (``C/rand_top_k2``, ``C+B/pooled_top_k2``)."""
+        uses_k = self.rule in ("rand_top_k", "pooled_top_k")
+        return f"{self.label}/{self.rule}{self.k if uses_k else ''}"
+
+
+def run_key(setting: str, captioners: str, k: int) -> str:
+    """The :attr:`RunSpec.key` of a metrics row (``setting``, ``captioners``, ``k``)."""
+    return RunSpec(setting, k, tuple(captioners.split("+")) if captioners else ()).key
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+class GroundTruthInTraining(AssertionError):
+    """A training text that no captioner wrote for its video: ground truth may be leaking."""
+
+
+def check_training_texts(
+    texts: Sequence[Sequence[str]],
+    produced: Sequence[Sequence[str]],
+    ground_truth: Sequence[Sequence[str]],
+    *,
+    upper_bound: bool = False,
+) -> None:
+    """Fail unless every training text of each video is a caption its captioners produced.
+
+    Why provenance and not a string blacklist: the world's image captions and video captions
+    share templates, so a captioner may legitimately write a sentence that is also some video's
+    ground truth. What must never happen is a text entering training that the captioners did not
+    write for that video; a ground-truth caption that does is named in the error.
+
+    Args:
+        texts: per video, every text training may pair with it (its candidate set).
+        produced: per video, every caption its captioners wrote (M x I).
+        ground_truth: per video, its ground-truth captions (for the message).
+        upper_bound: the labelled upper-bound runs, which train on ground truth by design.
+
+    Raises:
+        GroundTruthInTraining: naming the video index and the text.
+    """
+    if upper_bound:
+        return
+    if not len(texts) == len(produced) == len(ground_truth):
+        raise ValueError(
+            f"per-video lists differ in length: {len(texts)}, {len(produced)}, {len(ground_truth)}"
+        )
+    for v, (mine, made, gt) in enumerate(zip(texts, produced, ground_truth, strict=True)):
+        allowed = set(made)
+        for t in mine:
+            if t not in allowed:
+                what = "a ground-truth caption" if t in set(gt) else "a text no captioner wrote"
+                raise GroundTruthInTraining(f"video {v}: training text {t!r} is {what}")
+
+
+# ----------------------------------------------------------------------------- claims and reading
+
+
+def paper_claims(summary: Sequence[dict[str, Any]], params: CaptionSelectionParams) -> list[tuple]:
+    """The paper's comparisons as ``(better, worse, "t2v", words)`` over run keys present here.
+
+    "C+B >= the best single" compares C+B with whichever single captioner scores higher here.
+    """
+    k = params.combine_k
+    labels = [c.label for c in params.captioners]
+    have = {r["setting"] for r in summary}
+    out = []
+    for label in labels:
+        top = RunSpec("rand_top_k", k, (label,)).key
+        out.append((top, RunSpec(ZERO_SHOT, 0, ()).key, "t2v", f"{label}: trained > zero-shot"))
+        for rule, words in (("rand_m", "Rand(M)"), ("middle_1", "Middle 1")):
+            out.append((top, RunSpec(rule, 1, (label,)).key, "t2v", f"{label}: Top-K > {words}"))
+    if len(labels) > 1:
+        r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
+        singles = [RunSpec("rand_top_k", k, (label,)).key for label in labels]
+        best = max((s for s in singles if s in r1), key=lambda s: r1[s], default=singles[0])
+        combo = RunSpec("rand_top_k", k, tuple(labels)).key
+        pooled = RunSpec("pooled_top_k", k, tuple(labels)).key
+        out.append((combo, best, "t2v", "C+B >= the best single captioner"))
+        out.append((combo, pooled, "t2v", "per-captioner top K > pooled top K"))
+    return [c for c in out if c[0] in have and c[1] in have]
+
+
+def reading(
+    summary: Sequence[dict[str, Any]],
+    claims: Sequence[dict[str, Any]],
+    boot: Sequence[dict[str, Any]],
+    quality: Sequence[dict[str, Any]],
+) -> str:
+    """A plain reading, every number computed from the tables (rows keyed by run key)."""
+    parts = claims_reading(
+        claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
+    )
+    held = [b["comparison"] for b in boot if b["verdict"] == "holds"]
+    parts.append(
+        f"Over test queries (paired bootstrap of T2V R@1, 95%), {len(held)} of {len(boot)} "
+        f"differences exclude 0 ({listing(held)})."
+    )
+    r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
+    zs = r1.get(RunSpec(ZERO_SHOT, 0, ()).key)
+    for ub in (GT_CAPTIONS, GT_DESCRIBER):
+        key = RunSpec(ub, 0, ()).key
+        if key in r1 and zs is not None:
+            best = max(
+                (s for s in r1 if not s.startswith(("upper bound", "none"))),
+                key=lambda s: r1[s],
+                default=None,
+            )
+            if best is not None:
+                parts.append(
+                    f"Upper bound {ub}: T2V R@1 {r1[key]:.1f} vs zero-shot {zs:.1f}; the best "
+                    f"caption-trained run ({best}, {r1[best]:.1f}) is "
+                    f"{relation(r1[best], r1[key], above='above', below='below')} it."
+                )
+    if quality:
+        q = sorted(quality, key=lambda r: -r["precision"])
+        parts.append(
+            "Captioner quality on held-out images (attribute precision): "
+            + ", ".join(f"{r['captioner']} {100 * r['precision']:.1f}%" for r in q)
+            + "."
+        )
+    return " ".join(parts)
+
+
+def keyed(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with ``setting`` replaced by the run key (``C/rand_top_k2``), for toolkit tables."""
+    return [
+        {**r, "rule": r["setting"], "setting": run_key(r["setting"], r["captioners"], r["k"])}
+        for r in rows
+    ]
+
+
+def query_bootstrap(
+    runs: Sequence[Any], claims: Sequence[tuple], n_boot: int, seed: int
+) -> list[dict[str, Any]]:
+    """Paired bootstrap over test queries of each claim's T2V R@1 difference (hits averaged over
+    the seeds of each run), from ``vrlib.studies.toolkit.paired_bootstrap``."""
+    from vrlib.studies.toolkit import paired_bootstrap
+
+    hits: dict[str, list[np.ndarray]] = {}
+    for r in runs:
+        hits.setdefault(r.spec.key, []).append((np.asarray(r.t2v_ranks) == 1).astype(float))
+    mean = {k: 100 * np.mean(v, axis=0) for k, v in hits.items()}  # (C,) per run key
+    out = []
+    for better, worse, _, words in claims:
+        b = paired_bootstrap(mean[better], mean[worse], n_boot=n_boot, seed=seed)
+        out.append(
+            {
+                "claim": words,
+                "comparison": f"{better} vs {worse}",
+                "diff R@1": b["value"],
+                "lo": b["lo"],
+                "hi": b["hi"],
+                "verdict": b["verdict"],
+            }
+        )
+    return out
