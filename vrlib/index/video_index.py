@@ -31,6 +31,10 @@ Storage layout (see :mod:`vrlib.index.store`)::
     ids.parquet          row, video_id, path, size, mtime_ns   (or ids.jsonl)
     frames.npy, frame_times.npy, frame_offsets.npy   kept frame features (optional)
     ann.faiss            the IVF index when one was built
+
+Length: a little over 400 lines, because ``VideoIndex`` is one class whose build, update, search
+and save share the same rows, manifest and frame store; files, search and queries already live
+in their own modules.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ The training protocol, as the paper's §2 with cached features:
 
 Seeds: the frame draws and the captions are computed once (``params.seed``) and shared by every
 run; a training seed sets the initialisation, the batch order and each epoch's caption draw.
+
+Length: a little over 400 lines: labels, per-epoch pairs and training are one pipeline whose
+steps hand each other the same per-run data; the claims and reading live in caption_selection.
 """
 
 from __future__ import annotations
