@@ -11,10 +11,14 @@ package registers all heads:
 The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_blocks``) is built by
 ``build_text_side`` (``text_side.py``); its output is the keyword arguments of every head's
 ``text_side``.
+
+``order_blind(head)`` (``controls.py``) wraps any head into its order-blind control: the same
+parts, frames sorted into a canonical content order, so frame order cannot matter.
 """
 
 from . import clip2video, clip4clip  # noqa: F401  (registers the heads)
 from .base import TemporalHead
+from .controls import CanonicalOrder, order_blind
 from .registry import MODELS, build_model
 from .text_side import TEXT_SIDES, TextSide, build_text_side, text_inputs
 
@@ -25,6 +29,7 @@ def available_models() -> list[str]:
 
 
 __all__ = [
+    "CanonicalOrder",
     "MODELS",
     "TEXT_SIDES",
     "TemporalHead",
@@ -32,5 +37,6 @@ __all__ = [
     "available_models",
     "build_model",
     "build_text_side",
+    "order_blind",
     "text_inputs",
 ]
