@@ -79,3 +79,12 @@ def test_control_keeps_the_heads_parameters_and_flags():
     assert set(control.state_dict()) == {f"inner.{k}" for k in head.state_dict()}
     with pytest.raises(ValueError, match="already an order-blind control"):
         order_blind(control)
+
+
+def test_half_masks_split_each_videos_valid_frames():
+    from vrlib.models.probes import half_masks
+
+    mask = torch.arange(5)[None] < torch.tensor([4, 3, 1, 5])[:, None]
+    early, late = half_masks(mask)
+    assert early.int().tolist() == [[1, 1, 0, 0, 0], [1, 0, 0, 0, 0], [0] * 5, [1, 1, 0, 0, 0]]
+    assert torch.equal(early | late, mask) and not (early & late).any()

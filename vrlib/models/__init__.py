@@ -6,7 +6,8 @@ package registers all heads:
 
 - ``meanP``, ``seqTransf`` (CLIP4Clip, ``clip4clip.py``);
 - ``tdb-sub``, ``tdb-mlp``, ``tdb``, ``tdb-all``, ``tdb+tab-base``, ``tdb+tab-temporal``,
-  ``tdb+tab-transformer``, ``tdb+tab-tdb`` (CLIP2Video Table 1, ``clip2video.py``).
+  ``tdb+tab-transformer``, ``tdb+tab-tdb`` (CLIP2Video Table 1, ``clip2video.py``);
+- ``early-late`` (``probes.py``): means of the first and last half, a probe of the order signal.
 
 The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_blocks``) is built by
 ``build_text_side`` (``text_side.py``); its output is the keyword arguments of every head's
@@ -16,7 +17,7 @@ The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_block
 parts, frames sorted into a canonical content order, so frame order cannot matter.
 """
 
-from . import clip2video, clip4clip  # noqa: F401  (registers the heads)
+from . import clip2video, clip4clip, probes  # noqa: F401  (registers the heads)
 from .base import TemporalHead
 from .controls import CanonicalOrder, order_blind
 from .registry import MODELS, build_model
