@@ -26,8 +26,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import machine_line, write_section  # noqa: E402
-from vrlib.encoders import load_clip  # noqa: E402
-from vrlib.models.text_side import build_text_side, text_inputs  # noqa: E402
+from vrlib.encoders import (
+    load_clip,  # noqa: E402
+    text_inputs,  # noqa: E402
+)
+from vrlib.models.text_side import build_text_side  # noqa: E402
 
 WORDS = "a red small big circle square moves left right up down then grows shrinks appears".split()
 

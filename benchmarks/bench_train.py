@@ -1,4 +1,5 @@
-"""Training speed of every registered temporal head, and of end-to-end vrlib-tiny.
+"""Training speed of every registered temporal head, of each trained text side, and of end-to-end
+vrlib-tiny.
 
 Why: the temporal study trains every head many times (heads x seeds x K x w); this says what one
 optimiser step costs and where the time goes. Each step is split into
@@ -127,6 +128,32 @@ def bench_end_to_end(args: argparse.Namespace, cfg: TrainConfig) -> list[str]:
     return [row]
 
 
+def bench_text_sides(args: argparse.Namespace, cfg: TrainConfig) -> list[str]:
+    """meanP on cached frames with each text side (vrlib-tiny's text tower, random weights):
+    what a step costs when captions learn while frames stay cached."""
+    from vrlib.encoders import load_clip, text_inputs
+    from vrlib.models import TEXT_SIDES, build_model, build_text_side
+
+    encoder = load_clip("vrlib-tiny", device="cpu", precision="fp32")
+    n = args.batch * (args.warmup + args.steps)
+    captions = [f"caption number {i} about a moving square" for i in range(n)]
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randn(n, args.frames, encoder.embed_dim, generator=g)
+    rows = []
+    for name in TEXT_SIDES.names():
+        torch.manual_seed(0)
+        side = build_text_side(name, encoder=encoder, dim=encoder.embed_dim)
+        inputs = text_inputs(encoder, captions, hidden_block=side.hidden_block, trim=True)
+        data = CachedPairs(frames, inputs["text"], np.arange(n), text_inputs=inputs)
+        head = build_model("meanP", dim=encoder.embed_dim, num_frames=args.frames)
+        trainer = Trainer(head, data, cfg, text_side=side)
+        t = _time_steps(trainer, args.warmup, args.steps)
+        label = f"meanP + text side {name} (vrlib-tiny, D={encoder.embed_dim})"
+        rows.append(_row(label, sum(p.numel() for p in side.parameters()), t))
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=64)
@@ -144,6 +171,7 @@ def main() -> None:
     print(header)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     rows = bench_cached(args, cfg)
+    sides = bench_text_sides(args, cfg)
     e2e = bench_end_to_end(args, cfg)
     cmd = "python benchmarks/bench_train.py " + " ".join(sys.argv[1:])
     md = "\n".join(
@@ -153,10 +181,12 @@ def main() -> None:
             f"Command: `{cmd.strip()}` — {machine_line()}.",
             f"Cached features: B={args.batch}, T={args.frames}, D={args.dim}, random features; medians of "
             f"{args.steps} steps after {args.warmup} warm-up steps; AdamW + clipping + schedule included "
-            "in optim. Parameter counts: head (cached rows), CLIP model (end-to-end row).",
+            "in optim. Parameter counts: head (cached rows), text side (text-side rows, captions trimmed to "
+            "the longest), CLIP model (end-to-end row).",
             "",
             header,
             *rows,
+            *sides,
             *e2e,
             "",
             f"Total benchmark time {time.perf_counter() - start:.0f} s; 1-min load average "

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vrlib.encoders import load_clip
+from vrlib.encoders import eot_index, load_clip, text_inputs
 from vrlib.losses import ContrastiveLoss
 from vrlib.models import MODELS, build_model
-from vrlib.models.text_side import TEXT_SIDES, build_text_side, eot_index, text_inputs
+from vrlib.models.text_side import TEXT_SIDES, build_text_side
 
 CAPTIONS = [
     "a red circle moves left",

@@ -9,13 +9,16 @@ feature extraction (``vrlib.features``), the expert's pretraining (``vrlib.pretr
 end-to-end training (``vrlib.train``).
 
 Modules: ``weights`` (tags resolved in the local caches or downloaded, local checkpoint files,
-the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``).
+the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``) -> ``text_inputs`` (cached text-tower inputs
+for text sides trained on cached captions).
 
 Exports: ``ClipEncoder``, ``load_clip``, ``PRECISIONS``, ``WeightsUnavailableError``,
-``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``.
+``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``, ``text_inputs``,
+``eot_index``, ``text_tower``.
 """
 
 from vrlib.encoders.clip import PRECISIONS, ClipEncoder, load_clip
+from vrlib.encoders.text_inputs import eot_index, text_inputs, text_tower
 from vrlib.encoders.weights import (
     CHECKPOINT_SUFFIXES,
     MODEL_CONFIG_DIR,
@@ -30,5 +33,8 @@ __all__ = [
     "CheckpointMismatchError",
     "ClipEncoder",
     "WeightsUnavailableError",
+    "eot_index",
     "load_clip",
+    "text_inputs",
+    "text_tower",
 ]

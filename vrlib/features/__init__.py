@@ -9,10 +9,11 @@ temporal heads (``vrlib.models``) and training (``vrlib.train``).
 
 Modules: ``decode`` (decoding in DataLoader workers, packing frames into full encoder batches)
 -> ``cache`` (run keys, content keys, shards and manifests, text feature files) -> ``pipeline``
-(the two public calls and their result).
+(the two public calls and their result); ``text_cache`` (``extract_text_inputs``: the cached
+inputs of a trained text side).
 
 Exports: ``FrameFeatures``, ``extract_frame_features``, ``extract_text_features``,
-``CACHE_FORMAT``, ``ON_ERROR``.
+``extract_text_inputs``, ``CACHE_FORMAT``, ``ON_ERROR``.
 """
 
 from vrlib.features.cache import CACHE_FORMAT
@@ -22,6 +23,7 @@ from vrlib.features.pipeline import (
     extract_frame_features,
     extract_text_features,
 )
+from vrlib.features.text_cache import extract_text_inputs
 
 __all__ = [
     "CACHE_FORMAT",
@@ -29,4 +31,5 @@ __all__ = [
     "FrameFeatures",
     "extract_frame_features",
     "extract_text_features",
+    "extract_text_inputs",
 ]

@@ -38,21 +38,24 @@ import torch
 
 from vrlib.io import atomic_save_torch, read_json, write_json
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: segment_random draws per (seed, epoch, video)
 
 
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _run_config(encoder: Any, sampling: Any, seed: int) -> dict[str, Any]:
-    return {
+def _run_config(encoder: Any, sampling: Any, seed: int, epoch: int = 0) -> dict[str, Any]:
+    config = {
         "format": CACHE_FORMAT,
         "encoder": str(encoder.fingerprint),
         "image_size": encoder.image_size,
         "sampling": sampling.key(),
         "seed": int(seed),
     }
+    if sampling.varies_by_epoch:  # other strategies pick the same frames every epoch: one cache
+        config["epoch"] = int(epoch)
+    return config
 
 
 def _content_key(item: Any) -> str:

@@ -11,7 +11,6 @@ raises :class:`VideoDecodeError` naming the file (a worker traceback would not).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -23,12 +22,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vrlib.data.video import VideoDecodeError, read_sampled
-
-
-def _video_seed(seed: int, video_id: str) -> int:
-    """A per-video seed that depends only on the run seed and the id (not on order or rank)."""
-    digest = hashlib.sha256(f"{seed}:{video_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 def _clip_range(item: Any, info: Any) -> tuple[int, int]:
@@ -48,14 +41,14 @@ def _clip_range(item: Any, info: Any) -> tuple[int, int]:
     return first, last - first
 
 
-def _decode_item(item: Any, sampling: Any, seed: int) -> dict[str, Any]:
+def _decode_item(item: Any, sampling: Any, seed: int, epoch: int = 0) -> dict[str, Any]:
     """Open, sample and decode one video (the file is opened once); errors become a record."""
 
     def choose(info: Any) -> np.ndarray:
         if not info.fps > 0:
             raise VideoDecodeError(str(item.path), f"invalid frame rate {info.fps!r}")
         first, count = _clip_range(item, info)
-        local = sampling.indices(count, info.fps, seed=_video_seed(seed, item.video_id))
+        local = sampling.indices(count, info.fps, seed=seed, epoch=epoch, video=item.video_id)
         indices = first + np.asarray(local, dtype=np.int64)
         if indices.size == 0:
             raise VideoDecodeError(str(item.path), f"sampling {sampling.key()} chose no frames")
@@ -80,16 +73,16 @@ def _decode_item(item: Any, sampling: Any, seed: int) -> dict[str, Any]:
 class _DecodeDataset(Dataset):
     """One item per video: uint8 frames and their indices, or an error record."""
 
-    def __init__(self, items: Sequence[Any], sampling: Any, seed: int) -> None:
+    def __init__(self, items: Sequence[Any], sampling: Any, seed: int, epoch: int = 0) -> None:
         self.items = list(items)
         self.sampling = sampling
-        self.seed = seed
+        self.seed, self.epoch = seed, epoch
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return _decode_item(self.items[i], self.sampling, self.seed)
+        return _decode_item(self.items[i], self.sampling, self.seed, self.epoch)
 
 
 def _as_is(sample: Any) -> Any:
@@ -103,13 +96,13 @@ def _worker_init(_: int) -> None:
 
 
 def _decode_loader(
-    items: Sequence[Any], sampling: Any, seed: int, num_workers: int
+    items: Sequence[Any], sampling: Any, seed: int, num_workers: int, epoch: int = 0
 ) -> Iterator[dict]:
     """Decoded videos in order, produced by ``num_workers`` processes (0: in this process)."""
     if num_workers == 0:
-        return (_decode_item(item, sampling, seed) for item in items)
+        return (_decode_item(item, sampling, seed, epoch) for item in items)
     loader = DataLoader(
-        _DecodeDataset(items, sampling, seed),
+        _DecodeDataset(items, sampling, seed, epoch),
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,

@@ -151,6 +151,7 @@ def extract_frame_features(
     progress: bool = True,
     rank: int | None = None,
     world_size: int | None = None,
+    epoch: int = 0,
 ) -> FrameFeatures:
     """Encode the sampled frames of every video of ``dataset``, reusing and filling the cache.
 
@@ -166,11 +167,14 @@ def extract_frame_features(
         num_workers: decoding processes; 0 decodes in this process (notebooks, tests).
         on_error: ``"raise"`` raises :class:`VideoDecodeError` naming the file; ``"skip"`` lists
             the video with the reason in ``.skipped`` and goes on.
-        seed: seeds random sampling strategies; each video gets a seed derived from it and its id.
+        seed: seeds random sampling strategies; each video draws from (seed, epoch, video id).
         shard_size: newly encoded videos per cache shard (the most work a kill can lose).
         progress: show a tqdm progress bar.
         rank: this process's rank; default ``$RANK`` or 0.
         world_size: number of processes sharing the work; default ``$WORLD_SIZE`` or 1.
+        epoch: the training epoch, for strategies that draw new frames each epoch
+            (``sampling.varies_by_epoch``, e.g. ``segment_random``); part of the cache key only
+            for those.
 
     Returns:
         :class:`FrameFeatures` for this rank's videos (``i % world_size == rank``), in dataset
@@ -187,7 +191,7 @@ def extract_frame_features(
     if cache_dir is None and world_size > 1:
         raise ValueError("cache_dir=None with world_size > 1: ranks can only merge via a cache")
     items = [v for i, v in enumerate(dataset.videos) if i % world_size == rank]
-    config = _run_config(encoder, sampling, seed)
+    config = _run_config(encoder, sampling, seed, epoch)
     key = _sha(config)
 
     cache = None
@@ -201,7 +205,7 @@ def extract_frame_features(
     todo = [(it, ck) for it, ck in zip(items, content_keys, strict=True) if ck not in found]
 
     skipped, encoded = _encode_missing(
-        todo, encoder, sampling, cache, batch_size, num_workers, on_error, seed, progress
+        todo, encoder, sampling, cache, batch_size, num_workers, on_error, seed, progress, epoch
     )
     found.update(encoded)
     stats = {
@@ -228,6 +232,7 @@ def _encode_missing(
     on_error: str,
     seed: int,
     progress: bool,
+    epoch: int = 0,
 ) -> tuple[list[tuple[str, str]], dict[str, dict[str, Any]]]:
     """Decode and encode the videos of ``todo``; entries are written to the cache as they finish."""
     if not todo:
@@ -246,7 +251,7 @@ def _encode_missing(
 
     bar = tqdm(total=len(todo), desc="frame features", unit="video", disable=not progress)
     try:
-        for record in _decode_loader([it for it, _ in todo], sampling, seed, num_workers):
+        for record in _decode_loader([it for it, _ in todo], sampling, seed, num_workers, epoch):
             if record["error"] is not None:
                 if on_error == "raise":
                     raise VideoDecodeError(record["path"], record["error"])

@@ -17,11 +17,13 @@ The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_block
 parts, frames sorted into a canonical content order, so frame order cannot matter.
 """
 
+from vrlib.encoders.text_inputs import text_inputs
+
 from . import clip2video, clip4clip, probes  # noqa: F401  (registers the heads)
 from .base import TemporalHead
 from .controls import CanonicalOrder, order_blind
 from .registry import MODELS, build_model
-from .text_side import TEXT_SIDES, TextSide, build_text_side, text_inputs
+from .text_side import TEXT_SIDES, TextSide, build_text_side
 
 
 def available_models() -> list[str]:

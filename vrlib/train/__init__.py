@@ -23,6 +23,13 @@ Two modes (``TrainConfig.mode``):
   and then the head, as CLIP4Clip fine-tunes CLIP. Frame and text features are L2-normalised
   before the head, exactly as the cached features are, so both modes feed heads the same thing.
 
+In cached mode the caption side may still learn: ``fit(..., text_side=build_text_side(...))``
+(``vrlib.models``) feeds the head's ``text_side`` from ``text_side(batch["text_inputs"])``, the
+per-caption tensors of ``CachedPairs(text_inputs=...)`` (``vrlib.features.extract_text_inputs``).
+The side is part of the trained module (own lr group ``text_lr``, checkpointed as
+``"text_side"``); evaluation runs it chunk by chunk. ``twin_batches`` packs each video with its
+reversed twin (``CachedPairs(twin_of=...)``) as hard negatives, still no video twice a batch.
+
 Choices (documented because they change numbers):
 
 - ``batch_size`` is the *global* batch (split evenly over ranks), so a config gives the same
@@ -42,6 +49,9 @@ Choices (documented because they change numbers):
   ``w * L_global + (1 - w) * L_aligned``), all sharing one learnable temperature.
 - AdamW with no weight decay on biases, norms, embeddings and the logit scale; linear warm-up then
   cosine decay per optimiser step (open_clip's formulas); gradient clipping on the global norm.
+- Temperature: starts at ``temperature`` (CLIP's init 0.07; the papers train at 0.01, i.e. logit
+  scale 100, often with ``learn_temperature=False``); ``None`` (end_to_end) starts from the
+  encoder's own logit scale. The scale is clamped at 100 after every step, as CLIP4Clip does.
 - The sampler is stateless: epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e))``, so
   resuming at an epoch boundary reproduces the uninterrupted run exactly, together with the
   model, optimiser, scheduler, scaler and RNG states (every rank's) saved in the checkpoint.

@@ -58,6 +58,9 @@ def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig) -> None:
     now = cfg.model_dump(mode="json")
+    # a key the checkpoint predates (text_lr, twin_batches, ...) counts as its default
+    defaults = TrainConfig().model_dump(mode="json")
+    saved = {**defaults, **saved}
     changed = sorted(k for k in now if k not in RESUME_FREE_KEYS and saved.get(k) != now[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)

@@ -24,7 +24,9 @@ class TrainConfig(BaseModel):
 
     Defaults follow CLIP4Clip (lr 1e-4 for the head, 1e-3 of it for CLIP, weight decay 0.2,
     warm-up 10 %, clip 1.0) except the temperature, which starts at CLIP's 0.07 because a
-    cached-feature head has no pretrained logit scale to inherit.
+    cached-feature head has no pretrained logit scale to inherit. The papers' setting is
+    ``temperature=0.01`` (logit scale 100, the clamp) with ``learn_temperature=False``, or in
+    end_to_end mode ``temperature=None`` (the encoder's own scale, clamped at 100 every step).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -48,8 +50,17 @@ class TrainConfig(BaseModel):
     resume: bool = True
     mode: Literal["cached", "end_to_end"] = "cached"
     sampling: Literal["all_captions", "one_caption_per_video"] = "all_captions"
-    temperature: float = Field(0.07, gt=0.01, description="initial softmax temperature")
+    temperature: float | None = Field(
+        0.07,
+        ge=0.01,
+        description="initial softmax temperature (0.01 = CLIP4Clip's logit scale 100); "
+        "None = end_to_end: start from the encoder's own logit scale",
+    )
     learn_temperature: bool = True
+    text_lr: float | None = Field(None, gt=0, description="trained text side's lr; None = lr")
+    twin_batches: bool = Field(
+        False, description="pack each video with its reversed twin (hard negatives); needs twin_of"
+    )
     select_metric: str = "t2v_R@1"
     ddp_find_unused_parameters: bool = False
     progress: bool = True
@@ -64,6 +75,15 @@ class TrainConfig(BaseModel):
                     f"unknown TrainConfig key(s) {unknown}; valid keys: {sorted(cls.model_fields)}"
                 )
         return data
+
+    @model_validator(mode="after")
+    def _check_temperature(self) -> TrainConfig:
+        if self.temperature is None and self.mode != "end_to_end":
+            raise ValueError(
+                "temperature=None starts from the encoder's logit scale, which only "
+                "mode='end_to_end' has; give a number (0.07 CLIP's init, 0.01 CLIP4Clip's)"
+            )
+        return self
 
     @field_validator("warmup")
     @classmethod

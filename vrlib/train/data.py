@@ -77,6 +77,11 @@ class CachedPairs(Dataset):
             ``needs_tokens``.
         frames_2x, mask_2x: double-rate frames (list or padded (N, 2T, D) + mask) for heads with
             ``needs_double_rate``.
+        text_inputs: per-caption tensors (C, ...) in caption order for a trained text side
+            (``vrlib.encoders.text_inputs`` / ``vrlib.features.extract_text_inputs``); a batch
+            carries ``batch["text_inputs"] = {k: v[caps]}``.
+        twin_of: (N,) video index of each video's reversed twin, -1 if none (symmetric), for
+            ``TrainConfig.twin_batches``.
 
     Items are dicts; ``__getitems__`` returns a whole batch at once (one gather per tensor
     instead of per-item collation), which the DataLoader uses automatically.
@@ -93,6 +98,8 @@ class CachedPairs(Dataset):
         token_mask: Tensor | None = None,
         frames_2x: Sequence[Tensor] | Tensor | None = None,
         mask_2x: Tensor | None = None,
+        text_inputs: dict[str, Tensor] | None = None,
+        twin_of: Any = None,
     ) -> None:
         self.frames, self.mask = _pad_frames(frames, mask, "CachedPairs.frames")
         self.text = torch.as_tensor(text)
@@ -125,6 +132,8 @@ class CachedPairs(Dataset):
                 raise ValueError(
                     f"CachedPairs.frames_2x: {self.frames_2x.shape[0]} videos, frames has {n_videos}"
                 )
+        self.text_inputs = _check_text_inputs(text_inputs, n_captions)
+        self.twin_of = None if twin_of is None else _check_twins(twin_of, n_videos)
 
     @property
     def num_videos(self) -> int:
@@ -141,8 +150,7 @@ class CachedPairs(Dataset):
         vid = self.caption_to_video[cap]
         batch = {"caption_index": cap, "video_index": vid, "text": self.text[cap]}
         batch.update(self.video_batch(vid))
-        if self.tokens is not None:
-            batch["tokens"], batch["token_mask"] = self.tokens[cap], self.token_mask[cap]
+        batch.update(self.text_batch(cap))
         return batch
 
     def video_batch(self, vid: Tensor) -> dict[str, Tensor]:
@@ -154,10 +162,45 @@ class CachedPairs(Dataset):
 
     def text_batch(self, cap: Tensor) -> dict[str, Tensor]:
         """Caption features of captions ``cap`` (B,): text, and tokens/token_mask when cached."""
-        out = {"text": self.text[cap]}
+        out: dict[str, Any] = {"text": self.text[cap]}
         if self.tokens is not None:
             out["tokens"], out["token_mask"] = self.tokens[cap], self.token_mask[cap]
+        if self.text_inputs is not None:
+            out["text_inputs"] = {k: v[cap] for k, v in self.text_inputs.items()}
         return out
+
+
+def _check_text_inputs(text_inputs: Any, n_captions: int) -> dict[str, Tensor] | None:
+    """Per-caption tensors, each with C rows, as a dict of tensors (or None)."""
+    if text_inputs is None:
+        return None
+    if not isinstance(text_inputs, dict) or not text_inputs:
+        raise TypeError("CachedPairs.text_inputs must be a non-empty dict of (C, ...) tensors")
+    out = {k: torch.as_tensor(v) for k, v in text_inputs.items()}
+    bad = {k: tuple(v.shape) for k, v in out.items() if v.ndim == 0 or v.shape[0] != n_captions}
+    if bad:
+        raise ValueError(f"CachedPairs.text_inputs: expected {n_captions} rows (C), got {bad}")
+    return out
+
+
+def _check_twins(twin_of: Any, n_videos: int) -> np.ndarray:
+    """(N,) int twin index per video, -1 for none; in range, never itself, symmetric."""
+    twins = np.asarray(twin_of)
+    if twins.shape != (n_videos,) or not np.issubdtype(twins.dtype, np.integer):
+        raise ValueError(
+            f"CachedPairs.twin_of: expected ({n_videos},) ints, got {twins.dtype} {twins.shape}"
+        )
+    twins = twins.astype(np.int64)
+    has = np.flatnonzero(twins >= 0)
+    if (twins < -1).any() or (twins >= n_videos).any():
+        raise ValueError(f"CachedPairs.twin_of: indices outside [-1, {n_videos})")
+    bad = has[(twins[has] == has) | (twins[twins[has]] != has)]
+    if len(bad):
+        raise ValueError(
+            f"CachedPairs.twin_of: videos {bad[:5].tolist()} are their own twin or not their "
+            "twin's twin (twin_of must be symmetric)"
+        )
+    return twins
 
 
 class EndToEndPairs(Dataset):
@@ -277,6 +320,7 @@ class ContrastiveBatchSampler:
         rank: int = 0,
         world_size: int = 1,
         max_open: int = 8,
+        twin_of: Any = None,
     ) -> None:
         if batch_size % world_size:
             raise ValueError(
@@ -286,6 +330,7 @@ class ContrastiveBatchSampler:
         self.batch_size, self.sampling, self.seed = batch_size, sampling, seed
         self.rank, self.world_size, self.max_open = rank, world_size, max_open
         self.epoch = 0
+        self.twin_of = None if twin_of is None else np.asarray(twin_of, dtype=np.int64)
         n = self._epoch_size()
         if n < batch_size:
             raise ValueError(f"{n} training pairs per epoch, fewer than batch_size={batch_size}")
@@ -319,7 +364,12 @@ class ContrastiveBatchSampler:
     def global_batches(self, epoch: int) -> list[list[int]]:
         """The epoch's global batches of caption indices (full batches only)."""
         order = self._order(np.random.default_rng((self.seed, epoch)))
-        batches = _pack_without_repeats(order, self.video_of, self.batch_size, self.max_open)
+        units = (
+            [[i] for i in order.tolist()]
+            if self.twin_of is None
+            else _twin_units(order, self.video_of, self.twin_of)
+        )
+        batches = _pack_without_repeats(units, self.video_of, self.batch_size, self.max_open)
         assert len(batches) == len(self), (len(batches), len(self))
         return batches
 
@@ -329,32 +379,70 @@ class ContrastiveBatchSampler:
             yield batch[self.rank * local : (self.rank + 1) * local]
 
 
-def _pack_without_repeats(
-    order: np.ndarray, video_of: np.ndarray, size: int, max_open: int
-) -> list[list[int]]:
-    """Pack ``order`` into ``len(order) // size`` full batches, no video twice where possible.
+def _twin_units(order: np.ndarray, video_of: np.ndarray, twin_of: np.ndarray) -> list[list[int]]:
+    """``order`` as packing units: each caption with the next unused caption of its video's twin.
 
-    Each item goes to the oldest open batch that lacks its video (a new one if none, up to
-    ``max_open``; beyond that a repeat is accepted), so batches keep the random order. What is
-    left in unfinished batches is repacked by ``_pack_leftovers``.
+    Walks ``order``; a caption whose video has a twin takes the twin's earliest caption still
+    unplaced (same round when both have one), so the packer keeps the pair in one batch.
+    """
+    queues: dict[int, list[int]] = {}
+    for i in order.tolist():
+        queues.setdefault(int(video_of[i]), []).append(i)
+    heads = dict.fromkeys(queues, 0)  # next unplaced position in each video's queue
+    units = []
+    for i in order.tolist():
+        v = int(video_of[i])
+        if heads[v] >= len(queues[v]) or queues[v][heads[v]] != i:
+            continue  # already placed as a twin's partner
+        heads[v] += 1
+        unit, w = [i], int(twin_of[v])
+        if w >= 0 and heads.get(w, 0) < len(queues.get(w, ())):
+            unit.append(queues[w][heads[w]])
+            heads[w] += 1
+        units.append(unit)
+    return units
+
+
+def _pack_without_repeats(
+    units: list[list[int]], video_of: np.ndarray, size: int, max_open: int
+) -> list[list[int]]:
+    """Pack the items of ``units`` into ``n // size`` full batches, no video twice where possible.
+
+    A unit (one caption, or a caption with its twin's) goes whole to the oldest open batch that
+    has room and lacks its videos (a new one if none, up to ``max_open``; beyond that it is split
+    and each item goes to the oldest batch lacking its video, or accepts a repeat in the oldest),
+    so batches keep the random order. What is left in unfinished batches is repacked by
+    ``_pack_leftovers``.
     """
     done: list[list[int]] = []
     open_: list[tuple[list[int], set[int]]] = []
-    for i in order.tolist():
-        v = int(video_of[i])
-        slot = next((k for k, (_, seen) in enumerate(open_) if v not in seen), None)
+
+    def place(unit: list[int]) -> None:
+        vids = {int(video_of[i]) for i in unit}
+        slot = next(
+            (k for k, (items, seen) in enumerate(open_)
+             if not vids & seen and len(items) + len(unit) <= size),
+            None,
+        )  # fmt: skip
         if slot is None:
             if len(open_) < max_open:
                 open_.append(([], set()))
                 slot = len(open_) - 1
+            elif len(unit) > 1:
+                for i in unit:
+                    place([i])
+                return
             else:
                 slot = 0
         items, seen = open_[slot]
-        items.append(i)
-        seen.add(v)
+        items.extend(unit)
+        seen.update(vids)
         if len(items) == size:
             done.append(items)
             del open_[slot]
+
+    for unit in units:
+        place(unit)
     return done + _pack_leftovers([i for items, _ in open_ for i in items], video_of, size)
 
 

@@ -57,16 +57,28 @@ class Trainer:
     """
 
     def __init__(
-        self, model: nn.Module, train_data: Dataset, cfg: TrainConfig, encoder: Any = None
+        self,
+        model: nn.Module,
+        train_data: Dataset,
+        cfg: TrainConfig,
+        encoder: Any = None,
+        text_side: nn.Module | None = None,
     ) -> None:
-        _check_mode(cfg, train_data, encoder, "train_data")
+        _check_mode(cfg, train_data, encoder, "train_data", text_side)
+        _check_twins(cfg, train_data)
         self.cfg, self.head, self.encoder, self.data = cfg, model, encoder, train_data
+        self.text_side = text_side
         self.rank, self.world_size, local_rank = _distributed_context()
         self.device = _resolve_device(cfg, local_rank)
         seed_everything(cfg.seed + self.rank)
         self.amp_dtype = _amp_dtype(cfg, self.device)
-        self.loss = ContrastiveLoss(cfg.temperature, learnable=cfg.learn_temperature)
-        self.objective = _Objective(model, self.loss, encoder).to(self.device)
+        if cfg.temperature is None:  # end_to_end only (TrainConfig checks): the encoder's own scale
+            self.loss = ContrastiveLoss.from_logit_scale(
+                encoder.model.logit_scale, learnable=cfg.learn_temperature
+            )
+        else:
+            self.loss = ContrastiveLoss(cfg.temperature, learnable=cfg.learn_temperature)
+        self.objective = _Objective(model, self.loss, encoder, text_side).to(self.device)
         if encoder is not None:
             _make_trainable(encoder)
         self.trainable = [p for p in self.objective.parameters() if p.requires_grad]
@@ -82,6 +94,7 @@ class Trainer:
         self.sampler = ContrastiveBatchSampler(
             train_data.caption_to_video, _global_batch(cfg, train_data, self.world_size),
             sampling=cfg.sampling, seed=cfg.seed, rank=self.rank, world_size=self.world_size,
+            twin_of=getattr(train_data, "twin_of", None) if cfg.twin_batches else None,
         )  # fmt: skip
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -98,6 +111,9 @@ class Trainer:
         if self.encoder is not None:
             parts.append(("encoder", self.encoder.model))
             lrs.append(self.cfg.encoder_lr or self.cfg.lr * 1e-3)
+        if self.text_side is not None:
+            parts.append(("text_side", self.text_side))
+            lrs.append(self.cfg.text_lr or self.cfg.lr)
         return _param_groups(parts, lrs, self.cfg.weight_decay)
 
     @property
@@ -186,6 +202,8 @@ class Trainer:
         }
         if self.encoder is not None:
             state["encoder"] = _cpu_state(self.encoder.model)
+        if self.text_side is not None:
+            state["text_side"] = _cpu_state(self.text_side)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -194,6 +212,12 @@ class Trainer:
         self.loss.load_state_dict(state["loss"])
         if self.encoder is not None:
             self.encoder.model.load_state_dict(state["encoder"])
+        if self.text_side is not None:
+            if "text_side" not in state:
+                raise ValueError(
+                    "cannot resume: the checkpoint has no text side, this run trains one"
+                )
+            self.text_side.load_state_dict(state["text_side"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -207,7 +231,14 @@ class Trainer:
             seed_everything(self.cfg.seed + self.rank + 7919 * self.epoch)
 
 
-def _check_mode(cfg: TrainConfig, data: Any, encoder: Any, what: str) -> None:
+def _check_mode(
+    cfg: TrainConfig, data: Any, encoder: Any, what: str, text_side: Any = None
+) -> None:
+    if text_side is not None and cfg.mode == "end_to_end":
+        raise ValueError(
+            "a text_side trains on cached text inputs (mode='cached'); in mode='end_to_end' the "
+            "encoder's own text tower trains: drop text_side"
+        )
     want = EndToEndPairs if cfg.mode == "end_to_end" else CachedPairs
     if not isinstance(data, want):
         raise TypeError(
@@ -218,6 +249,25 @@ def _check_mode(cfg: TrainConfig, data: Any, encoder: Any, what: str) -> None:
     if cfg.mode == "cached" and encoder is not None:
         raise ValueError(
             "an encoder was given but mode='cached' (features are precomputed); use mode='end_to_end'"
+        )
+    if text_side is None:
+        return
+    inputs = getattr(data, "text_inputs", None)
+    needed = list(getattr(text_side, "input_keys", ()))
+    missing = [k for k in needed if inputs is None or k not in inputs]
+    if missing:
+        raise ValueError(
+            f"{what}: the text side needs cached text_inputs {needed}, missing {missing}; build "
+            "CachedPairs(..., text_inputs=extract_text_inputs(captions, encoder, "
+            "hidden_block=side.hidden_block, ...))"
+        )
+
+
+def _check_twins(cfg: TrainConfig, data: Any) -> None:
+    if cfg.twin_batches and getattr(data, "twin_of", None) is None:
+        raise ValueError(
+            "twin_batches=True packs each video with its reversed twin, but train_data has no "
+            "twin_of: build CachedPairs(..., twin_of=...) or set twin_batches=False"
         )
 
 
@@ -230,7 +280,7 @@ class TrainResult:
             data_s and, when evaluated, val_t2v_R@1 ... val_v2t_MnR.
         steps: step-level log every ``log_every`` steps: step, epoch, loss, grad_norm, lr.
         best_epoch, best_metrics: the epoch with the best ``select_metric`` and its history row.
-        best_state / final_state: CPU state dicts {"model", "loss"[, "encoder"]}.
+        best_state / final_state: CPU state dicts {"model", "loss"[, "encoder"][, "text_side"]}.
         log_path, csv_path, checkpoint_path: files written (None without ``checkpoint_dir``).
     """
 
@@ -254,6 +304,7 @@ def fit(
     cfg: TrainConfig | dict[str, Any],
     *,
     encoder: Any = None,
+    text_side: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``model`` (a temporal head) contrastively; evaluate on ``val_data`` each epoch.
 
@@ -263,15 +314,19 @@ def fit(
         train_data, val_data: ``CachedPairs`` (mode "cached") or ``EndToEndPairs`` ("end_to_end").
         cfg: a ``TrainConfig`` or a dict of its fields.
         encoder: the ``ClipEncoder`` to fine-tune in "end_to_end" mode (trained in place).
+        text_side: a caption side trained on cached text inputs (``vrlib.models.build_text_side``;
+            mode "cached" only, trained in place): the head's ``text_side`` then reads
+            ``text_side(batch["text_inputs"])``. Its own lr group (``cfg.text_lr``), saved as
+            ``"text_side"`` in checkpoints and in ``best_state`` / ``final_state``.
 
     With ``cfg.checkpoint_dir`` the run writes ``last.pt`` (every epoch), ``best.pt``,
     ``train_log.json``, ``train_log.csv`` and ``config.json`` there (rank 0, atomically), and with
     ``cfg.resume`` a later call continues from ``last.pt`` (a finished run returns at once).
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.model_validate(cfg)
-    trainer = Trainer(model, train_data, cfg, encoder)
+    trainer = Trainer(model, train_data, cfg, encoder, text_side)
     if val_data is not None:
-        _check_mode(cfg, val_data, encoder, "val_data")
+        _check_mode(cfg, val_data, encoder, "val_data", text_side)
     run = _Run(trainer, val_data)
     run.maybe_resume()
     try:
@@ -344,7 +399,7 @@ class _Run:
     def validate(self) -> dict[str, Any]:
         metrics = evaluate_model(
             self.t.head, self.val_data, encoder=self.t.encoder, chunk_size=self.cfg.eval_chunk_size,
-            device=self.t.device, autocast=self.t.autocast,
+            device=self.t.device, autocast=self.t.autocast, text_side=self.t.text_side,
         )  # fmt: skip
         return _flatten_metrics(metrics)
 
@@ -373,6 +428,8 @@ class _Run:
         state = {"model": _cpu_state(self.t.head), "loss": _cpu_state(self.t.loss)}
         if self.t.encoder is not None:
             state["encoder"] = _cpu_state(self.t.encoder.model)
+        if self.t.text_side is not None:
+            state["text_side"] = _cpu_state(self.t.text_side)
         return state
 
     def _save(self, ckpt: dict[str, Any]) -> None:

@@ -19,9 +19,9 @@ from vrlib.train.data import CachedPairs, EndToEndPairs
 from vrlib.train.objective import (
     _encode_captions,
     _encode_pixels,
-    _text_kwargs,
     _to_device,
     _video_kwargs,
+    text_kwargs,
 )
 
 
@@ -40,25 +40,31 @@ def similarity_matrix(
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     autocast: Any = None,
+    text_side: nn.Module | None = None,
 ) -> Tensor:
     """(C, V) float32 CPU similarities of every caption with every video of ``data``.
 
     Sides are computed in chunks of ``chunk_size`` videos / captions (kept on ``device``), then
     ``model.similarity`` fills the matrix block by block, so no (C, V, ...) tensor is ever built.
     With an ``EndToEndPairs`` the ``encoder`` first turns pixels and strings into features.
+    With a ``text_side`` (a trained ``vrlib.models.TextSide``) captions go through it, chunk by
+    chunk, from the data's ``text_inputs``.
     """
     device = (
         torch.device(device) if device is not None else next(_tensors(model), torch.zeros(0)).device
     )
     autocast = autocast or contextlib.nullcontext
     was_training = model.training
+    side_training = text_side.training if text_side is not None else False
     model.eval()
+    if text_side is not None:
+        text_side.eval()
     if encoder is not None:
         encoder.model.eval()
     try:
         with autocast():
             vs = _sides(model, data, encoder, device, chunk_size, video=True)
-            ts = _sides(model, data, encoder, device, chunk_size, video=False)
+            ts = _sides(model, data, encoder, device, chunk_size, video=False, text_side=text_side)
             n_c, n_v = len(data), data.num_videos
             sim = torch.empty(n_c, n_v, dtype=torch.float32)
             for c0 in range(0, n_c, chunk_size):
@@ -69,6 +75,8 @@ def similarity_matrix(
                     sim[c0 : c0 + chunk_size, v0 : v0 + chunk_size] = block.float().cpu()
     finally:
         model.train(was_training)
+        if text_side is not None:
+            text_side.train(side_training)
     return sim
 
 
@@ -78,7 +86,13 @@ def _tensors(model: nn.Module):
 
 
 def _sides(
-    model: nn.Module, data: Any, encoder: Any, device: torch.device, chunk: int, video: bool
+    model: nn.Module,
+    data: Any,
+    encoder: Any,
+    device: torch.device,
+    chunk: int,
+    video: bool,
+    text_side: nn.Module | None = None,
 ) -> dict[str, Tensor]:
     n = data.num_videos if video else len(data)
     parts: list[dict[str, Tensor]] = []
@@ -91,7 +105,7 @@ def _sides(
         if video:
             parts.append(model.video_side(**_video_kwargs(model, batch, "validation")))
         else:
-            parts.append(model.text_side(**_text_kwargs(model, batch, "validation")))
+            parts.append(model.text_side(**text_kwargs(model, batch, text_side, "validation")))
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -123,13 +137,15 @@ def evaluate_model(
     chunk_size: int = 256,
     device: str | torch.device | None = None,
     autocast: Any = None,
+    text_side: nn.Module | None = None,
     **metric_kw: Any,
 ) -> dict[str, Any]:
     """Retrieval metrics of ``model`` on ``data`` via ``vrlib.metrics.evaluate``.
 
     Call it as ``evaluate_model(model, cached_pairs)`` or, with raw tensors as in INTERFACES.md,
     ``evaluate_model(model, frames, mask, text, tokens, token_mask, caption_to_video)``.
-    ``metric_kw`` (multi, ties, dsl, ...) goes to ``vrlib.metrics.evaluate``.
+    ``metric_kw`` (multi, ties, dsl, ...) goes to ``vrlib.metrics.evaluate``. ``text_side``: a
+    trained text side fed from the data's ``text_inputs`` (see ``similarity_matrix``).
 
     Returns:
         ``{"t2v": {...}, "v2t": {...}, "protocol": {...}}`` as ``vrlib.metrics.evaluate``.
@@ -142,8 +158,9 @@ def evaluate_model(
             frames_2x=frames_2x, mask_2x=mask_2x,
         )  # fmt: skip
     sim = similarity_matrix(
-        model, data, encoder=encoder, chunk_size=chunk_size, device=device, autocast=autocast
-    )
+        model, data, encoder=encoder, chunk_size=chunk_size, device=device, autocast=autocast,
+        text_side=text_side,
+    )  # fmt: skip
     return _evaluate_sim(sim, data.caption_to_video.numpy(), **metric_kw)
 
 

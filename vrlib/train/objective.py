@@ -39,6 +39,20 @@ def _text_kwargs(head: nn.Module, batch: dict[str, Any], what: str) -> dict[str,
     return kw
 
 
+def text_kwargs(
+    head: nn.Module, batch: dict[str, Any], text_side: nn.Module | None, what: str = "training"
+) -> dict[str, Tensor]:
+    """``head.text_side`` arguments: the trained text side's output, or the cached features."""
+    if text_side is None:
+        return _text_kwargs(head, batch, what)
+    if batch.get("text_inputs") is None:
+        raise ValueError(
+            f"a text side is trained but the {what} data has no text_inputs "
+            "(CachedPairs(..., text_inputs=extract_text_inputs(...)))"
+        )
+    return text_side(batch["text_inputs"])
+
+
 def _head_name(head: nn.Module) -> str:
     return getattr(head, "name", "") or type(head).__name__
 
@@ -58,9 +72,15 @@ class _Objective(nn.Module):
     included, in a single forward.
     """
 
-    def __init__(self, head: nn.Module, loss: ContrastiveLoss, encoder: Any = None) -> None:
+    def __init__(
+        self,
+        head: nn.Module,
+        loss: ContrastiveLoss,
+        encoder: Any = None,
+        text_side: nn.Module | None = None,
+    ) -> None:
         super().__init__()
-        self.head, self.loss = head, loss
+        self.head, self.loss, self.text_side = head, loss, text_side
         self.encoder = encoder  # a ClipEncoder (plain object); its .model is registered below
         self.clip = encoder.model if encoder is not None else None
 
@@ -70,7 +90,7 @@ class _Objective(nn.Module):
                 self.encoder, batch, tokens=getattr(self.head, "needs_tokens", False)
             )
         vs = gather_side(self.head.video_side(**_video_kwargs(self.head, batch, "training")))
-        ts = gather_side(self.head.text_side(**_text_kwargs(self.head, batch, "training")))
+        ts = gather_side(self.head.text_side(**text_kwargs(self.head, batch, self.text_side)))
         ignore = same_video_mask(gather_with_grad(batch["video_index"]))  # (B, B) false negatives
         ignore = ignore if ignore.any() else None
         return sum(
@@ -153,7 +173,9 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Tensors to ``device`` (features as float32); strings and pixels for the encoder stay."""
     out = {}
     for k, v in batch.items():
-        if isinstance(v, Tensor) and not k.startswith("pixels"):
+        if isinstance(v, dict):
+            out[k] = _to_device(v, device)
+        elif isinstance(v, Tensor) and not k.startswith("pixels"):
             v = v.to(device, non_blocking=True)
             out[k] = v.float() if v.is_floating_point() else v
         else:
