@@ -326,7 +326,9 @@ class RunResult:
     ``twin_pairwise_accuracy`` and ``subset_t2v`` on the same similarity matrix. The per-query
     arrays are what the bootstrap intervals resample: ``t2v_ranks`` (C,), ``v2t_ranks`` (V,)
     and ``twin_score`` (C,), 1 / 0.5 / 0 when a caption's own video scores above / ties /
-    below its reversed twin, nan for captions of videos without a twin.
+    below its reversed twin, nan for captions of videos without a twin. ``train_twin`` is the
+    twin analysis on the training split (can the head fit twins at all?) and ``text_state``
+    the trained text side, for the probes of ``temporal_probes``.
     """
 
     setting: str
@@ -342,6 +344,8 @@ class RunResult:
     t2v_ranks: np.ndarray = field(default_factory=lambda: np.zeros(0))
     v2t_ranks: np.ndarray = field(default_factory=lambda: np.zeros(0))
     twin_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    train_twin: dict[str, float] = field(default_factory=dict)  # twin_summary on the train split
+    text_state: dict[str, Any] | None = None  # the trained text side's weights (cached mode)
 
 
 # ----------------------------------------------------------------------------- reading

@@ -238,7 +238,15 @@ def train_and_evaluate(
         t2v_ranks=ranks(sim, c2v, direction="t2v"),
         v2t_ranks=ranks(sim, c2v, direction="v2t"),
         twin_score=twin_scores(sim, c2v, test.twin_of),
-    )
+        train_twin=twin_summary(
+            similarity_matrix(
+                head, train.pairs, encoder=encoder, text_side=side,
+                chunk_size=cfg.eval_chunk_size, device=device,
+            ),
+            train,
+        ) if cfg.mode == "cached" else {},
+        text_state=copy.deepcopy(side.state_dict()) if side is not None else None,
+    )  # fmt: skip
 
 
 def evaluate_test(sim: torch.Tensor, test: SplitData) -> dict[str, Any]:

@@ -235,36 +235,3 @@ def twin_embedding_gap(split: SplitData, dim: int) -> float:
     has = torch.from_numpy(split.twin_of >= 0)
     other = torch.from_numpy(np.where(split.twin_of >= 0, split.twin_of, 0))
     return float((emb[has] - emb[other[has]]).norm(dim=-1).max())
-
-
-def twin_caption_similarity(split: SplitData) -> dict[str, float]:
-    """How far apart the (frozen) text embeddings of a twin pair's temporal captions are.
-
-    Why: in cached mode the text side is the frozen expert, which never saw a motion word. A video
-    head can only separate a video from its reversed twin if the query embeddings of opposite
-    captions differ. For each temporal caption of a twinned video this returns the mean cosine to
-    its nearest temporal caption of the *twin* (``to_twin``) and of *its own video* (``to_own``):
-    ``to_twin >= to_own`` means the text side cannot tell the pair apart, whatever the video head.
-    """
-    text = torch.nn.functional.normalize(
-        torch.as_tensor(split.pairs.text, dtype=torch.float32), dim=-1
-    )
-    c2v = split.caption_to_video
-    temporal = np.array(["temporal" in t for t in split.tags])
-    to_twin, to_own = [], []
-    for v in np.flatnonzero(split.twin_of >= 0):
-        own = np.flatnonzero((c2v == v) & temporal)
-        twin = np.flatnonzero((c2v == split.twin_of[v]) & temporal)
-        if len(own) < 2 or len(twin) == 0:
-            continue
-        sim_own = text[own] @ text[own].T  # (n, n)
-        sim_own.fill_diagonal_(-2.0)
-        to_own.append(sim_own.max(dim=1).values.mean().item())
-        to_twin.append((text[own] @ text[twin].T).max(dim=1).values.mean().item())
-    if not to_twin:
-        return {"to_twin": float("nan"), "to_own": float("nan"), "videos": 0}
-    return {
-        "to_twin": float(np.mean(to_twin)),
-        "to_own": float(np.mean(to_own)),
-        "videos": len(to_twin),
-    }
