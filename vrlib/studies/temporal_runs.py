@@ -204,13 +204,19 @@ def train_and_evaluate(
     if cfg.mode == "cached" and text_side_factory is not None:
         torch.manual_seed(seed)
         side = text_side_factory(setting.text)
-    result = fit(head, train.pairs, val.pairs, cfg, encoder=encoder, text_side=side)
-    state = result.best_state or result.final_state
-    head.load_state_dict(state["model"])
-    if encoder is not None and "encoder" in state:
-        encoder.model.load_state_dict(state["encoder"])
-    if side is not None and "text_side" in state:
-        side.load_state_dict(state["text_side"])
+    parts = [*head.parameters(), *(side.parameters() if side is not None else [])]
+    history: list[dict[str, Any]] = []
+    best_epoch = None
+    if encoder is not None or cfg.learn_temperature or any(p.requires_grad for p in parts):
+        result = fit(head, train.pairs, val.pairs, cfg, encoder=encoder, text_side=side)
+        history, best_epoch = result.history, result.best_epoch
+        state = result.best_state or result.final_state
+        head.load_state_dict(state["model"])
+        if encoder is not None and "encoder" in state:
+            encoder.model.load_state_dict(state["encoder"])
+        if side is not None and "text_side" in state:
+            side.load_state_dict(state["text_side"])
+    # else nothing can train (meanP, frozen text, fixed temperature): evaluated as it is
     device = next(head.parameters(), torch.zeros(0)).device
     sim = similarity_matrix(
         head,
@@ -225,8 +231,8 @@ def train_and_evaluate(
         setting=setting.name,
         model=setting.model,
         seed=seed,
-        history=result.history,
-        best_epoch=result.best_epoch,
+        history=history,
+        best_epoch=best_epoch,
         test=evaluate_test(sim, test),
         twin=twin_summary(sim, test),
         temporal=subset_t2v(sim, c2v, has_tag(test.tags, TEMPORAL_TAG)),
