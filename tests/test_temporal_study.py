@@ -18,6 +18,7 @@ import yaml
 from vrlib.report import ParamsError, load_params
 from vrlib.studies import get_study
 from vrlib.studies import temporal_ablation as ta
+from vrlib.studies import temporal_reading as trd
 from vrlib.studies import temporal_runs as tr
 from vrlib.studies import temporal_twins as tw
 from vrlib.studies import toolkit as tk
@@ -366,7 +367,7 @@ def test_reading_is_computed_from_the_numbers():
     verdicts = {c["comparison"]: c["verdict"] for c in ours}
     assert verdicts["seqTransf vs seqTransf:order-blind (twin)"] == "holds"
     assert verdicts["tdb vs tdb:order-blind (twin)"] == "reversed"
-    text = ta.reading(summary, twins, claims, ours, paper)
+    text = trd.reading(summary, twins, claims, ours, paper)
     assert "1 of 2 of the paper's Table 1 comparisons hold" in text
     assert "in 50.0% [50.0, 50.0]" in text  # meanP
     assert "1 of 2 order-aware heads rank a caption's own video above its reversed twin more often" in text  # fmt: skip

@@ -10,36 +10,45 @@ in metrics.json and in ``vrlib.papers``:
   ``tdb+tab-transformer``, ``tdb+tab-tdb``);
 - Table 2: ``tab-k{K}`` (K shared centers) and ``tab-w{w}`` (weight of the global similarity)
   on ``sweep_model`` (``tdb+tab-base``, as in the paper). ``tab-k5`` and ``tab-w0.5`` are the
-  same configuration as ``tdb+tab-base`` and are trained once (``run_key``).
+  same configuration as ``tdb+tab-base`` and are trained once (``run_key``);
+- the study's own rows: ``<head>:order-blind`` (the head's order-blind control: same parts,
+  frames in a canonical content order, ``vrlib.models.order_blind``), ``<head>:frozen-text``
+  (the head with the frozen text side) and ``<head>:twin-batches`` (a video and its reversed
+  twin packed in one batch; ``:no-twin-batches`` when the study's default packs them).
 
 Every setting is trained with several seeds (model init and batch order); rows report the mean
 over seeds and, beside each metric, ``<metric>_std`` (sample standard deviation, ddof=1; 0 for
-a single seed).
+a single seed). Twin accuracy and temporal-caption R@1 carry 95% bootstrap intervals over twin
+pairs and captions, and every claim is decided by a paired bootstrap over the same units
+(``toolkit.paired_claims_table``), so the answer does not rest on a handful of seeds.
 
-The twin analysis (``temporal_twins``) asks whether a head can tell a video from its reversed
-twin, which the embedded world was built to contain.
+The question the reading answers: do order-aware heads rank a caption's own video above its
+reversed twin more often than their order-blind controls? ``study_claims`` separates "training
+a projection helps" (control vs meanP) from "order helps" (head vs its control); the probes of
+``temporal_probes`` say where the order signal is lost, if it is.
 
 What differs from the paper, and why (also in the notebook):
 
-- cached mode freezes the image-text encoder, so ``meanP`` has no parameter that changes a
-  ranking (only the loss temperature trains): it is the frozen expert's mean pooling, the same
-  for every seed. The paper fine-tunes CLIP for every row of Table 1.
+- cached mode freezes the image encoder; the caption side learns (``text_side``: an adapter
+  over cached word tokens, or the last blocks of the text tower), so every head, meanP
+  included, trains a text projection, as the paper's end-to-end fine-tuning does on both sides.
+  With ``text_side: {name: frozen}`` meanP trains nothing that changes a ranking.
 - with ``train.mode: end_to_end`` (a GPU and real data, see ``msrvtt-9k.yaml``) the encoder is
   fine-tuned with the head, as in the paper; frames are then decoded once per split and kept
   in memory as uint8 pixels (``temporal_runs.decode_split``).
 
-The study's code is in three modules read in this order: this one (what is asked: parameters,
-settings, the shapes of a split and of a run, the paper's claims and the reading),
-``temporal_runs`` (features or pixels of each split, then training and evaluating every
-setting with every seed) and ``temporal_twins`` (the reversed-twin analysis). What every study
-shares (rows, seeds, paper tables, claims, bootstrap, reading words) is ``vrlib.studies.toolkit``.
+The study's code is in five modules read in this order: this one (what is asked: parameters,
+settings, the shapes of a split and of a run, the claims), ``temporal_runs`` (features or pixels
+of each split, then training and evaluating every setting with every seed), ``temporal_twins``
+(the reversed-twin analysis and its intervals), ``temporal_probes`` (where the order signal is
+lost) and ``temporal_reading`` (the words). What every study shares (rows, seeds, paper tables,
+claims, bootstrap, reading words) is ``vrlib.studies.toolkit``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +58,6 @@ from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
 from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
-from vrlib.studies.toolkit import best_setting, claims_reading, listing
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
 # The paper's Table 1, in its order (names as registered in vrlib.models.MODELS).
@@ -348,7 +356,7 @@ class RunResult:
     text_state: dict[str, Any] | None = None  # the trained text side's weights (cached mode)
 
 
-# ----------------------------------------------------------------------------- reading
+# ----------------------------------------------------------------------------- claims
 
 
 # The paper's claims that Table 1 and Table 2 support, as (better, worse, direction, words).
@@ -391,98 +399,3 @@ def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
         on, off = (m + TWIN_BATCHES, m) if flip else (m, m + NO_TWIN_BATCHES)
         out.append((on, off, "twin", f"twin batches help {m} on twins"))
     return out
-
-
-def reading(
-    summary: Sequence[dict[str, Any]],
-    twins: Sequence[dict[str, Any]],
-    claims: Sequence[dict[str, Any]],
-    ours: Sequence[dict[str, Any]],
-    paper: Sequence[dict[str, Any]],
-) -> str:
-    """A plain reading of the results, every number and word computed from the tables.
-
-    Args:
-        summary: ``summary_rows`` (means and stds over seeds).
-        twins: ``twin_rows`` (twin accuracy with bootstrap intervals).
-        claims: ``paired_claims_table`` of ``CLAIMS`` (the paper's comparisons).
-        ours: ``paired_claims_table`` of ``study_claims`` (order, projection, text side, twin
-            batches).
-        paper: the paper's rows (``vrlib.papers``).
-    """
-    how = "by a paired bootstrap over test queries (95% interval of the difference above 0)"
-    parts = claims_reading(claims, "the paper's Table 1 comparisons", how)
-    tw = {r["setting"]: r for r in twins}
-
-    def acc(s: str) -> str:
-        r = tw[s]
-        return f"{r['twin_acc_temporal']:.1f}% [{r['twin_acc_temporal_lo']:.1f}, {r['twin_acc_temporal_hi']:.1f}]"
-
-    if "meanP" in tw:
-        parts.append(
-            f"Reversed twins ({tw['meanP']['twin_pairs']} test pairs; temporal captions; 95% "
-            f"bootstrap intervals over pairs): meanP scores a caption's own video above its "
-            f"reversed twin in {acc('meanP')} (50% = blind to order)."
-        )
-    order = [c for c in ours if c["comparison"].endswith("(twin)") and c["claim"].startswith("order helps")]  # fmt: skip
-    if order:
-        held = [c for c in order if c["verdict"] == "holds"]
-        rev = [c for c in order if c["verdict"] == "reversed"]
-        parts.append(
-            f"Does order help? {len(held)} of {len(order)} order-aware heads rank a caption's own "
-            f"video above its reversed twin more often than their order-blind control does "
-            f"(paired bootstrap over twin pairs: {listing([_short(c) for c in held], ', ')})"
-            + (f"; {len(rev)} do so less often ({listing([_short(c) for c in rev], ', ')})" if rev else "")
-            + f"; {len(order) - len(held) - len(rev)} within noise."
-        )  # fmt: skip
-        pairs = [c["comparison"].split(" vs ")[0] for c in order]
-        parts.append(
-            "Heads vs controls: "
-            + "; ".join(f"{m} {acc(m)} vs {acc(m + CONTROL)}" for m in pairs if m in tw and m + CONTROL in tw)
-            + "."
-        )  # fmt: skip
-    for words, key in (
-        ("Training a projection (order-blind controls vs meanP, T2V R@1)", "beats meanP"),
-        ("The learning text side (vs frozen text)", "the learning text side helps"),
-        ("Twin batches (twin accuracy)", "twin batches help"),
-    ):
-        group = [c for c in ours if key in c["claim"]]
-        if group:
-            parts.append(
-                f"{words}: "
-                + "; ".join(f"{c['comparison']} {c['ours diff']:+.1f} [{c['CI lo']:+.1f}, {c['CI hi']:+.1f}] {c['verdict']}" for c in group)
-                + "."
-            )  # fmt: skip
-    parts += _sweep_reading(summary, paper)
-    return " ".join(parts)
-
-
-def _short(claim: dict[str, Any]) -> str:
-    return f"{claim['comparison'].split(' vs ')[0]} {claim['ours diff']:+.1f}"
-
-
-def _sweep_reading(summary: Sequence[dict[str, Any]], paper: Sequence[dict[str, Any]]) -> list[str]:
-    """Table 2: the best K and w by T2V R@1, ours beside the paper's, with the spread and noise."""
-    parts = []
-    paper_best = {
-        prefix: max(
-            (r for r in paper if r["setting"].startswith(prefix) and r["direction"] == "t2v"),
-            key=lambda r: r["R@1"],
-            default={"setting": None},
-        )["setting"]
-        for prefix in ("tab-k", "tab-w")
-    }
-    for prefix, what in (("tab-k", "K"), ("tab-w", "w")):
-        ours = best_setting(summary, prefix)
-        if ours:
-            sweep = [
-                r for r in summary if r["setting"].startswith(prefix) and r["direction"] == "t2v"
-            ]
-            spread = max(r["R@1"] for r in sweep) - min(r["R@1"] for r in sweep)
-            noise = max(r["R@1_std"] for r in sweep)
-            parts.append(
-                f"Best {what} by T2V R@1: ours {ours.removeprefix(prefix)}, the paper's "
-                f"{(paper_best[prefix] or '?').removeprefix(prefix)} (our means span "
-                f"{spread:.1f} points across {what}; largest seed std {noise:.1f})."
-            )
-    return parts
