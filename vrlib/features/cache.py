@@ -1,7 +1,8 @@
 """The resumable on-disk cache of frame and text features.
 
 The cache is keyed by everything that changes its content (DESIGN.md): the run key hashes the
-encoder fingerprint, ``sampling.key()``, the encoder image size and the seed; each video entry
+encoder fingerprint, ``sampling.key()``, the encoder image size, the seed and, for strategies
+that draw new frames each epoch (``sampling.varies_by_epoch``), the epoch; each video entry
 carries a content key hashing its id, path, file size, mtime and clip range. A changed video
 therefore misses its entry and is recomputed, while the rest of the cache stays valid.
 
