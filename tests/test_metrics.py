@@ -180,13 +180,13 @@ def test_tensor_that_requires_grad_and_strided_numpy_are_accepted():
 
 def test_blocks_never_exceed_chunk_size(monkeypatch):
     seen = []
-    real_rows = metrics._rows
+    real_rows = metrics.ranking._rows
 
     def spy(p, start, stop):
         seen.append(stop - start)
         return real_rows(p, start, stop)
 
-    monkeypatch.setattr(metrics, "_rows", spy)
+    monkeypatch.setattr(metrics.ranking, "_rows", spy)
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(5), 4)  # C = 20
     evaluate(rng.normal(size=(20, 5, 2)), labels, chunk_size=7)
@@ -198,7 +198,7 @@ def test_blocks_never_exceed_chunk_size(monkeypatch):
 
 def test_default_chunk_bounds_block_size():
     sim = np.zeros((5000, 1000), dtype=np.float32)
-    problem = metrics._prepare(sim, np.arange(5000) % 1000, None, need_v2t=True)
+    problem = metrics.inputs._prepare(sim, np.arange(5000) % 1000, None, need_v2t=True)
     assert problem.chunk * 1000 <= metrics.BLOCK_ELEMENTS < 5000 * 1000
 
 

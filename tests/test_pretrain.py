@@ -121,11 +121,11 @@ def test_interrupted_run_resumes_to_identical_weights_and_finished_run_returns_a
             raise KeyboardInterrupt  # killed during the second epoch, after the first checkpoint
         return real_eval(*args, **kwargs)
 
-    monkeypatch.setattr(pretrain, "evaluate_image_text", crash_in_epoch_two)
+    monkeypatch.setattr(pretrain.loop, "evaluate_image_text", crash_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         pretrain.pretrain_expert(world, out, **KW)
     assert torch.load(out, map_location="cpu", weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(pretrain, "evaluate_image_text", real_eval)
+    monkeypatch.setattr(pretrain.loop, "evaluate_image_text", real_eval)
 
     summary = pretrain.pretrain_expert(world, out, **KW)
     assert summary["resumed_from_epoch"] == 1
@@ -137,7 +137,7 @@ def test_interrupted_run_resumes_to_identical_weights_and_finished_run_returns_a
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished run must not load data again")
 
-    monkeypatch.setattr(pretrain, "load_image_set", must_not_run)
+    monkeypatch.setattr(pretrain.loop, "load_image_set", must_not_run)
     assert pretrain.pretrain_expert(world, out, **KW) == summary
 
 
@@ -151,12 +151,12 @@ def test_shift_translates_and_never_flips():
     img = torch.zeros(8, 3, 16, 16)
     img[:, :, 5, 3] = 1.0  # one bright pixel in the left part
     gen = torch.Generator().manual_seed(0)
-    shifted = pretrain._shift(img, 2, gen)
+    shifted = pretrain.images._shift(img, 2, gen)
     assert shifted.shape == img.shape
     for s in shifted:
         rows, cols = torch.nonzero(s[0] == 1.0, as_tuple=True)
         assert len(rows) == 1 and abs(rows.item() - 5) <= 2 and abs(cols.item() - 3) <= 2
-    assert torch.equal(pretrain._shift(img, 0, gen), img)
+    assert torch.equal(pretrain.images._shift(img, 0, gen), img)
 
 
 def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
@@ -168,7 +168,7 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
         calls.append((world_dir, out_path, kw))
         return trained[1]
 
-    monkeypatch.setattr(pretrain, "pretrain_expert", fake)
+    monkeypatch.setattr(pretrain.expert, "pretrain_expert", fake)
     out = tmp_path / "cli.pt"
     args = argparse.Namespace(preset="smoke", seed=3, world=world, out=out, epochs=1, device="cpu")
     assert pretrain.pretrain_from_cli(args) == 0
@@ -188,11 +188,11 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
     monkeypatch.setitem(
         pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     )
-    monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
+    monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     assert path == tmp_path / "experts" / "vrlib-tiny-smoke-seed0.pt" and path.is_file()
     calls = []
-    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
     assert pretrain.ensure_expert("smoke", seed=0) == path and calls == []  # finished: at once
     monkeypatch.setitem(
         pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 8, "warmup_steps": 1}
@@ -205,10 +205,10 @@ def test_ensure_expert_retrains_when_the_recipe_gains_hard_negatives(world, tmp_
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     recipe = {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     monkeypatch.setitem(pretrain.PRESETS, "smoke", recipe)
-    monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
+    monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     calls = []
-    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
     monkeypatch.setitem(pretrain.PRESETS, "smoke", {**recipe, "hard_negatives": 0.5})
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and calls[0]["hard_negatives"] == 0.5
@@ -234,10 +234,10 @@ def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, mo
     monkeypatch.setitem(
         pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     )
-    monkeypatch.setattr(pretrain, "_world", lambda preset, seed, given: world)
+    monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     calls = []
-    monkeypatch.setattr(pretrain, "pretrain_expert", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
     first_image = sorted((world / "images").glob("*.png"))[0]
     first_image.write_bytes(first_image.read_bytes() + b"\0")  # one image changed
     pretrain.ensure_expert("smoke", seed=0)

@@ -11,16 +11,20 @@ starts, so a bad file fails in a second with the key named.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from vrlib.io import atomic_write_text, read_json, write_json
+from vrlib.io import atomic_write_text, read_json, replace_dir, write_json
 from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
 
 
@@ -45,9 +49,14 @@ def load_params(study: str, path: str | Path | None = None) -> BaseModel:
     if not path.is_file():
         raise ParamsError(f"{path}: parameter file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: not valid YAML ({e})") from None
+    if raw is None or raw == {}:
+        raise ParamsError(
+            f"{path}: empty parameter file; an empty file would silently run every default "
+            f"(copy {params_path(study)} and edit it)"
+        )
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
     try:
@@ -57,6 +66,19 @@ def load_params(study: str, path: str | Path | None = None) -> BaseModel:
             f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()
         )
         raise ParamsError(f"{path}: {problems}") from None
+
+
+def check_params(study: str, path: str | Path) -> BaseModel:
+    """:func:`load_params`, then what the file names on disk (data root, splits read by the
+    dataset's reader, checkpoint file), all before a notebook starts; errors name file and key."""
+    from vrlib.studies.common import check_inputs
+
+    params = load_params(study, path)
+    try:
+        check_inputs(params)
+    except ValueError as e:
+        raise ParamsError(f"{path}: {e}") from None
+    return params
 
 
 def versions() -> dict[str, str]:
@@ -99,6 +121,7 @@ class StudyOutputs:
     """
 
     def __init__(self, study: str, params: BaseModel, out_dir: str | Path | None = None) -> None:
+        check_checkout()
         self.study = study
         self.params = params
         root = Path(__file__).resolve().parents[1] / "reports"
@@ -156,34 +179,94 @@ def run_study(
 ) -> Path:
     """Execute ``notebooks/NN_STUDY.ipynb`` with papermill into ``OUT_ROOT/STUDY/NAME/``.
 
-    The parameter file is validated first. Returns the output folder.
+    The parameter file is validated first. The notebook runs into a fresh hidden sibling folder
+    that replaces ``NAME/`` only when it succeeds, so a failed rerun never leaves the previous
+    run's metrics, tables and figures beside its notebook: the old report stays whole and the
+    failed run is kept in ``.NAME.failed/`` (named in the error). The kernel imports the ``vrlib``
+    of this checkout (see :func:`kernel_environment`). Returns the output folder.
     """
     import papermill
 
     spec = get_study(study)
     path = Path(params) if params is not None else params_path(study)
-    load_params(study, path)  # fail fast, naming the key
+    check_params(study, path)  # fail fast, naming the key
     out_dir = Path(out_root).resolve() / study / path.stem
-    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir.with_name(f".{out_dir.name}.running-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     nb_in = notebooks_dir() / spec.notebook
     started = time.time()
-    papermill.execute_notebook(
-        str(nb_in),
-        str(out_dir / spec.notebook),
-        parameters={"params_path": str(path.resolve()), "out_dir": str(out_dir)},
-        cwd=str(notebooks_dir()),
-        kernel_name="python3",
-        progress_bar=False,
-        log_output=False,
-    )
-    metrics = out_dir / "metrics.json"
-    if metrics.exists():
-        doc = read_json(metrics)
-        doc["notebook_wall_time_s"] = round(time.time() - started, 2)
-        write_json(metrics, doc)
+    try:
+        with kernel_environment():
+            papermill.execute_notebook(
+                str(nb_in),
+                str(work / spec.notebook),
+                parameters={"params_path": str(path.resolve()), "out_dir": str(work)},
+                cwd=str(notebooks_dir()),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+            )
+        metrics = work / "metrics.json"
+        if metrics.exists():
+            doc = read_json(metrics)
+            doc["notebook_wall_time_s"] = round(time.time() - started, 2)
+            write_json(metrics, doc)
+    except BaseException as err:
+        failed = out_dir.with_name(f".{out_dir.name}.failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        work.rename(failed)
+        err.add_note(f"[vrlib] the failed run is in {failed}; {out_dir} was left as it was")
+        raise
+    replace_dir(work, out_dir)
     if readme:
         build_readme(Path(out_root))
     return out_dir
+
+
+#: Set for a report's kernel: the checkout whose ``vrlib`` the notebook must import.
+CHECKOUT_ENV = "VRLIB_CHECKOUT"
+
+
+def checkout_root() -> Path:
+    """The repository this ``vrlib`` was imported from."""
+    return Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def kernel_environment() -> Iterator[None]:
+    """Environment for a notebook kernel: this checkout first on ``PYTHONPATH``, and named.
+
+    Why: the kernel is a new process; with a virtual environment shared by two checkouts (an
+    editable install points at one of them) it would import the other checkout's ``vrlib`` and
+    report its numbers as this one's. :func:`check_checkout` refuses a mismatch in the kernel.
+    """
+    root = str(checkout_root())
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", CHECKOUT_ENV)}
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, saved["PYTHONPATH"]) if p)
+    os.environ[CHECKOUT_ENV] = root
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def check_checkout() -> None:
+    """Refuse to run a report's notebook with the ``vrlib`` of another checkout.
+
+    Called by :class:`StudyOutputs`, i.e. at the top of every study notebook. Outside a report
+    (``VRLIB_CHECKOUT`` unset, e.g. interactive JupyterLab) there is nothing to compare with.
+    """
+    expected = os.environ.get(CHECKOUT_ENV)
+    if expected and Path(expected).resolve() != checkout_root():
+        raise RuntimeError(
+            f"this notebook kernel imported vrlib from {checkout_root()}, but the report is run "
+            f"from the checkout {expected}; refusing to report another checkout's code"
+        )
 
 
 def reproduce(params_name: str = "default", out_root: str | Path = "reports") -> list[Path]:
@@ -220,7 +303,7 @@ def _load_runs(out_root: Path) -> dict[str, dict[str, dict]]:
     """``{study: {run_name: metrics_doc}}`` for every metrics.json under ``out_root``."""
     runs: dict[str, dict[str, dict]] = {}
     for path in sorted(out_root.glob("*/*/metrics.json")):
-        if path.parent.name in ("scratch", "smoke"):
+        if path.parent.name in ("scratch", "smoke") or path.parent.name.startswith("."):
             continue
         doc = json.loads(path.read_text())
         runs.setdefault(doc["study"], {})[path.parent.name] = doc

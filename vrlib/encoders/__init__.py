@@ -12,9 +12,9 @@ Modules: ``weights`` (tags resolved in the local caches or downloaded, local che
 the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``) -> ``text_inputs`` (cached text-tower inputs
 for text sides trained on cached captions).
 
-Exports: ``ClipEncoder``, ``load_clip``, ``PRECISIONS``, ``WeightsUnavailableError``,
-``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``, ``text_inputs``,
-``eot_index``, ``text_tower``.
+Exports: ``ClipEncoder``, ``load_clip``, ``check_model_name``, ``check_pretrained``, ``PRECISIONS``,
+``WeightsUnavailableError``, ``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``,
+``text_inputs``, ``eot_index``, ``text_tower``.
 """
 
 from vrlib.encoders.clip import PRECISIONS, ClipEncoder, load_clip
@@ -24,6 +24,8 @@ from vrlib.encoders.weights import (
     MODEL_CONFIG_DIR,
     CheckpointMismatchError,
     WeightsUnavailableError,
+    check_model_name,
+    check_pretrained,
 )
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "CheckpointMismatchError",
     "ClipEncoder",
     "WeightsUnavailableError",
+    "check_model_name",
+    "check_pretrained",
     "eot_index",
     "load_clip",
     "text_inputs",

@@ -27,9 +27,14 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.factory import get_model_config
-from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
+from open_clip.pretrained import get_pretrained_cfg
 
-from vrlib.encoders.weights import _load_local_weights, _looks_like_path, _resolve_tag
+from vrlib.encoders.weights import (
+    _load_local_weights,
+    _resolve_tag,
+    check_model_name,
+    check_pretrained,
+)
 
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
 
@@ -369,10 +374,7 @@ def load_clip(
         ValueError: unknown model, tag or precision (the message lists valid choices);
             :class:`CheckpointMismatchError` when a file does not fit the architecture.
     """
-    if get_model_config(model_name) is None:
-        raise ValueError(
-            f"unknown model {model_name!r}; known: {', '.join(open_clip.list_models())}"
-        )
+    check_model_name(model_name)
     device = torch.device(
         device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     )
@@ -397,15 +399,8 @@ def load_clip(
         kwargs["force_quick_gelu"] = bool(tag_cfg.get("quick_gelu", False))
         kwargs.update({f"image_{k}": tag_cfg[k] for k in _PREPROCESS_KEYS if k in tag_cfg})
     else:
-        local_file = Path(pretrained).expanduser()
+        local_file = check_pretrained(model_name, pretrained)
         source = str(local_file)
-        if not local_file.is_file():
-            if _looks_like_path(str(pretrained)):
-                raise FileNotFoundError(f"{local_file}: checkpoint file not found")
-            tags = list_pretrained_tags_by_model(model_name)
-            raise ValueError(
-                f"pretrained={pretrained!r} is neither a tag of {model_name} (known: {tags or 'none'}) nor an existing file"
-            )
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)

@@ -23,7 +23,8 @@ from urllib.parse import urlparse
 
 import open_clip
 import torch
-from open_clip.pretrained import get_pretrained_cfg
+from open_clip.factory import get_model_config
+from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
 
 MODEL_CONFIG_DIR = Path(__file__).parents[1] / "model_configs"
 
@@ -230,3 +231,40 @@ def _load_local_weights(model: torch.nn.Module, path: Path) -> None:
             f"{path}: does not match the architecture: {'; '.join(parts)}"
         )
     model.load_state_dict(state, strict=True)
+
+
+def check_model_name(model_name: str) -> None:
+    """Raise ValueError listing the known models unless open_clip (or vrlib's configs) has it."""
+    if get_model_config(model_name) is None:
+        raise ValueError(
+            f"unknown model {model_name!r}; known: {', '.join(open_clip.list_models())}"
+        )
+
+
+def check_pretrained(
+    model_name: str, pretrained: str | os.PathLike, must_exist: bool = True
+) -> Path | None:
+    """The local checkpoint ``pretrained`` names, or None for an open_clip tag of ``model_name``.
+
+    Why apart: parameter files are checked with this before a notebook starts, and
+    :func:`load_clip` resolves ``pretrained`` with it, so the two agree. ``must_exist=False``
+    checks only the spelling (a tag, or something that looks like a path).
+
+    Raises:
+        FileNotFoundError: it looks like a path and no such file exists (``must_exist``).
+        ValueError: neither a tag of the model nor a path.
+    """
+    if isinstance(pretrained, str) and get_pretrained_cfg(model_name, pretrained):
+        return None
+    local_file = Path(pretrained).expanduser()
+    if local_file.is_file():
+        return local_file
+    if _looks_like_path(str(pretrained)):
+        if must_exist:
+            raise FileNotFoundError(f"{local_file}: checkpoint file not found")
+        return local_file
+    tags = list_pretrained_tags_by_model(model_name)
+    raise ValueError(
+        f"pretrained={pretrained!r} is neither a tag of {model_name} (known: {tags or 'none'}) "
+        "nor an existing file"
+    )

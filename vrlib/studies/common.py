@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 EXPERT = "expert"
 
@@ -31,6 +31,13 @@ class DataParams(Strict):
     world_seed: int = 0
     on_error: Literal["raise", "skip"] = "skip"
     video_dir: str | None = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from vrlib.data.datasets import DATASETS
+
+        return _registered_in(DATASETS, name)
 
     def resolve_root(self) -> Path:
         """The dataset folder; builds the embedded world first if it is the one asked for and missing."""
@@ -54,6 +61,23 @@ class EncoderParams(Strict):
     device: str | None = None
     batch_size: int = Field(256, gt=0)
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from vrlib.encoders import check_model_name
+
+        check_model_name(name)
+        return name
+
+    @model_validator(mode="after")
+    def _known_weights(self) -> EncoderParams:
+        """The spelling of ``pretrained`` (a tag of the model, or a path), as ``load_clip`` reads it."""
+        from vrlib.encoders import check_pretrained
+
+        if self.pretrained not in (None, EXPERT):
+            check_pretrained(self.model, self.pretrained, must_exist=False)
+        return self
+
 
 class SamplingParams(Strict):
     """Which frames to decode (see ``vrlib.data.sampling``)."""
@@ -64,6 +88,12 @@ class SamplingParams(Strict):
     target_fps: float = 1.0
     max_frames: int | None = None
     offset: float = 0.5
+
+    @model_validator(mode="after")
+    def _valid_config(self) -> SamplingParams:
+        """Strategy and ranges, checked by building the ``SamplingConfig`` extraction will use."""
+        self.config()
+        return self
 
     def config(self, size: int | None = None):
         from vrlib.data.sampling import SamplingConfig
@@ -88,18 +118,97 @@ class FeatureStudyParams(Strict):
     sampling: SamplingParams = SamplingParams(strategy="fps", target_fps=5.0, max_frames=64)
     cache_dir: str | None = None
 
+    def split_keys(self) -> dict[str, str]:
+        """``{parameter key: split}`` of every split the study reads (subclasses list theirs)."""
+        return {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureStudyParams:
+        check_splits(self.data, self.split_keys())
+        check_expert(self.data, self.encoder)
+        return self
+
+
+def _registered_in(registry, name: str) -> str:
+    """``name`` if ``registry`` has it; a ValueError listing the valid names (pydantic reports
+    ValueErrors with the key, not KeyErrors)."""
+    try:
+        registry.get(name)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
+    return name
+
+
+def known_aggregation(name: str) -> str:
+    """``name`` if it is registered in ``vrlib.aggregate.AGGREGATIONS`` (else ValueError)."""
+    from vrlib.aggregate import AGGREGATIONS
+
+    return _registered_in(AGGREGATIONS, name)
+
+
+def check_splits(data: DataParams, split_keys: dict[str, str]) -> None:
+    """Each split against the reader's own list (``dataset_splits``); datasets whose files define
+    their splits (``folder``) are checked by :func:`check_inputs`, which reads them."""
+    from vrlib.data.datasets import dataset_splits
+
+    valid = dataset_splits(data.dataset)
+    for key, split in split_keys.items():
+        if valid is not None and split not in valid:
+            raise ValueError(
+                f"{key}: unknown split {split!r} for dataset {data.dataset!r}; "
+                f"valid: {', '.join(valid)}"
+            )
+
+
+def check_expert(data: DataParams, enc: EncoderParams) -> None:
+    if enc.pretrained == EXPERT and data.root is not None:
+        raise ValueError(
+            "encoder.pretrained: 'expert' is the embedded world's vrlib-tiny and needs data.root: "
+            "null; for real data give an open_clip tag (e.g. openai) or a local checkpoint path"
+        )
+
+
+def check_inputs(params) -> None:
+    """What parameter files name on disk, checked before any work starts; errors name the key.
+
+    The data root must be a folder and each split must read with the dataset's own reader
+    (annotation files present and well-formed, the split known to files that define it); a
+    checkpoint path must be a file. The embedded world (``root: null``) is built on demand and
+    not checked here.
+
+    Args:
+        params: a study's parameters with ``data``, ``encoder`` and ``split_keys()``.
+    """
+    from vrlib.data.datasets import DatasetError, load_dataset
+    from vrlib.encoders import check_pretrained
+
+    data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
+    if data is None or enc is None:
+        return
+    if data.root is not None:
+        root = Path(data.root).expanduser()
+        if not root.is_dir():
+            raise ValueError(f"data.root: {root}: folder not found")
+        kw = {"video_dir": data.video_dir} if data.video_dir else {}
+        for key, split in params.split_keys().items():
+            try:
+                load_dataset(data.dataset, root, split, on_error="skip", **kw)
+            except DatasetError as e:
+                raise ValueError(f"{key} ({split!r}): {e}") from None
+    if enc.pretrained not in (None, EXPERT):
+        try:
+            check_pretrained(enc.model, enc.pretrained)
+        except FileNotFoundError as e:
+            raise ValueError(f"encoder.pretrained: {e}") from None
+
 
 def load_encoder(enc: EncoderParams, data: DataParams):
     """Load the encoder; ``pretrained: expert`` trains the world's expert first if it is missing."""
     from vrlib.encoders import load_clip
 
     pretrained = enc.pretrained
+    check_expert(data, enc)
     if pretrained == EXPERT:
-        if data.root is not None:
-            raise ValueError(
-                "encoder.pretrained: 'expert' is the embedded world's vrlib-tiny and needs data.root: null; "
-                "for real data give an open_clip tag (e.g. openai) or a local checkpoint path"
-            )
         from vrlib.pretrain import ensure_expert
 
         pretrained = str(ensure_expert(data.world_preset, data.world_seed))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vrlib.studies import register_study
-from vrlib.studies.common import FeatureStudyParams
+from vrlib.studies.common import FeatureStudyParams, known_aggregation
 from vrlib.studies.toolkit import relation
 
 
@@ -28,6 +28,15 @@ class FailureParams(FeatureStudyParams):
 
     aggregation: str = "mean"
     split: str = "test"
+
+    @field_validator("aggregation")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return known_aggregation(name)
+
+    def split_keys(self) -> dict[str, str]:
+        return {"split": self.split}
+
     worst_k: int = Field(20, gt=0)
     length_bins: int = Field(5, gt=0)
     strip_frames: int = Field(6, gt=0)

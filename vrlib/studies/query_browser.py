@@ -6,10 +6,10 @@ queries through the same code path and saves their ranked results, so a broken b
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from vrlib.studies import register_study
-from vrlib.studies.common import FeatureStudyParams
+from vrlib.studies.common import FeatureStudyParams, known_aggregation
 
 
 @register_study("query_browser", "06_query_browser.ipynb", "06 — Query browser")
@@ -18,6 +18,15 @@ class BrowserParams(FeatureStudyParams):
 
     aggregation: str = "mean"
     split: str = "test"
+
+    @field_validator("aggregation")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return known_aggregation(name)
+
+    def split_keys(self) -> dict[str, str]:
+        return {"split": self.split}
+
     top_k: int = Field(5, gt=0)
     strip_frames: int = Field(6, gt=0)
     example_queries: list[str] = Field(

@@ -57,7 +57,14 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict
+from vrlib.studies.common import (
+    DataParams,
+    EncoderParams,
+    SamplingParams,
+    Strict,
+    check_expert,
+    check_splits,
+)
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
 # The paper's Table 1, in its order (names as registered in vrlib.models.MODELS).
@@ -184,6 +191,8 @@ class TemporalParams(Strict):
     def _check(self) -> TemporalParams:
         from vrlib.models import MODELS
 
+        check_splits(self.data, self.split_keys())
+        check_expert(self.data, self.encoder)
         names = [
             *self.models, self.sweep_model, *self.model_config_overrides, *(self.controls or []),
             *self.frozen_text_models, *self.twin_batch_models,
@@ -203,6 +212,14 @@ class TemporalParams(Strict):
             except (TypeError, ValueError) as err:
                 raise ValueError(f"setting {setting.name!r}: {err}") from None
         return self
+
+    def split_keys(self) -> dict[str, str]:
+        """``{parameter key: split}`` of the three splits the study reads."""
+        return {
+            "train_split": self.train_split,
+            "val_split": self.val_split,
+            "test_split": self.test_split,
+        }
 
     def control_models(self) -> list[str]:
         """Heads that get an order-blind control: ``controls``, or every order-aware model."""

@@ -14,6 +14,8 @@ all captions = MSR-VTT Full's protocol, one caption per video = 1k-A's).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -35,10 +37,15 @@ class ZeroShotParams(FeatureStudyParams):
     """Parameters of study 01 (``parameters/zero_shot_aggregation/*.yaml``)."""
 
     single_at_seconds: float = Field(1.0, ge=0)
-    kmeans_k: list[int] = Field(default_factory=lambda: list(range(2, 11)))
+    kmeans_k: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: list(range(2, 11)), min_length=1
+    )  # k >= 1, as vrlib.aggregate's kmeans requires
     kmeans_iters: int = Field(20, gt=0)
     explore_split: str = "val"
     confirm_split: str = "test"
+
+    def split_keys(self) -> dict[str, str]:
+        return {"explore_split": self.explore_split, "confirm_split": self.confirm_split}
 
     def settings(self) -> list[str]:
         """Every setting of the exploratory table, in the paper's order."""

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from vrlib.io import atomic_save_torch, atomic_write_text, write_json
+from vrlib.io import atomic_save_torch, atomic_write_text, remove_stale_temporaries, write_json
 from vrlib.losses import ContrastiveLoss
 from vrlib.train.checkpoint import (
     _check_resume_config,
@@ -360,6 +360,9 @@ class _Run:
         self.dir = Path(self.cfg.checkpoint_dir) if self.cfg.checkpoint_dir is not None else None
 
     def maybe_resume(self) -> None:
+        if self.dir is not None:  # what a run killed during a save left behind
+            for name in ("last.pt", "best.pt"):
+                remove_stale_temporaries(self.dir / name)
         if self.dir is None or not self.cfg.resume or not (self.dir / "last.pt").is_file():
             return
         state = torch.load(self.dir / "last.pt", map_location="cpu", weights_only=True)

@@ -52,7 +52,9 @@ from vrlib.data.datasets.base import (
     Reader,
     RetrievalDataset,
     VideoItem,
+    dataset_splits,
     load_dataset,
+    with_splits,
 )
 from vrlib.data.datasets.didemo import read_didemo
 from vrlib.data.datasets.folder import read_folder
@@ -74,6 +76,7 @@ __all__ = [
     "Reader",
     "RetrievalDataset",
     "VideoItem",
+    "dataset_splits",
     "load_dataset",
     "load_image_captions",
     "read_didemo",
@@ -83,4 +86,5 @@ __all__ = [
     "read_msvd",
     "read_synthetic",
     "read_vatex",
+    "with_splits",
 ]

@@ -8,6 +8,7 @@ errors, naming the file and line and the reason.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vrlib.data.datasets.base import CaptionItem, DatasetError, MissingAnnotationError, VideoItem
+from vrlib.io import read_utf8
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
@@ -84,18 +86,40 @@ def find_video(video_dir: Path, stems: list[str], default_ext: str = ".mp4") -> 
     return video_dir / (first if video_extension(first) else f"{first}{default_ext}")
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 annotation file's text (BOM dropped); other encodings fail naming file and line."""
+    try:
+        return read_utf8(path)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+
+
 def read_rows(
     path: Path, delimiter: str = ",", quoting: int = csv.QUOTE_MINIMAL
 ) -> list[tuple[str, list[str]]]:
-    """Non-blank rows of a delimited file as ``("<path>:<line>", fields)``."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        try:
-            return [
-                (f"{path}:{reader.line_num}", row) for row in reader if any(s.strip() for s in row)
-            ]
-        except csv.Error as e:
-            raise DatasetError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+    """Non-blank rows of a delimited UTF-8 file as ``("<path>:<line>", fields)``.
+
+    A field may not hold a line break: in caption files that only happens when a quote is left
+    open, which would swallow every later row into one caption and silently drop their videos.
+    """
+    reader = csv.reader(
+        io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting
+    )
+    rows, first_line = [], 1
+    try:
+        for row in reader:
+            where = f"{path}:{first_line}"
+            if any("\n" in s or "\r" in s for s in row):
+                raise DatasetError(
+                    f"{where}: a field runs over lines {first_line}-{reader.line_num}: an "
+                    "unterminated quote? (a caption cannot contain a line break)"
+                )
+            if any(s.strip() for s in row):
+                rows.append((where, row))
+            first_line = reader.line_num + 1
+    except csv.Error as e:
+        raise DatasetError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+    return rows
 
 
 def read_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
@@ -114,24 +138,36 @@ def read_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:
-    """Objects of a JSON-lines file as ``("<path>:<line>", object)``; blank lines are skipped."""
+    """Objects of a UTF-8 JSON-lines file as ``("<path>:<line>", object)``; blank lines are skipped."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            out.append((f"{path}:{n}", expect_type(obj, dict, f"{path}:{n}")))
+    for n, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        out.append((f"{path}:{n}", expect_type(obj, dict, f"{path}:{n}")))
     return out
 
 
 def read_id_list(path: Path) -> list[str]:
     if not path.is_file():
         raise MissingAnnotationError(f"{path}: video id list not found")
-    return [s for line in path.read_text(encoding="utf-8").splitlines() if (s := line.strip())]
+    return [s for line in read_text(path).splitlines() if (s := line.strip())]
+
+
+def refuse_duplicates(rows: Iterable[tuple[str, tuple]], what: str) -> None:
+    """Raise naming both lines when two rows carry the same ``key`` (e.g. video id and caption).
+
+    Why refuse rather than merge: a repeated row in a hand-made caption file is a copy-paste or
+    concatenation mistake; merging it silently would hide that, and the fix is one line.
+    """
+    seen: dict[tuple, str] = {}
+    for where, key in rows:
+        if key in seen:
+            raise DatasetError(f"{where}: duplicate {what} {key!r}, first at {seen[key]}")
+        seen[key] = where
 
 
 def expect_type(obj: Any, kind: type, where: str) -> Any:

@@ -151,6 +151,29 @@ Reader = Callable[..., Items]
 DATASETS: Registry[Reader] = Registry("dataset")
 
 
+def with_splits(*splits: str) -> Callable[[Reader], Reader]:
+    """Decorator recording a reader's fixed splits on it (``reader.splits``).
+
+    Why: the reader checks a split against this list, and parameter validation reads the same
+    list (:func:`dataset_splits`) before any work starts, so the two cannot disagree.
+    """
+
+    def add(reader: Reader) -> Reader:
+        reader.splits = splits  # type: ignore[attr-defined]
+        return reader
+
+    return add
+
+
+def dataset_splits(name: str) -> tuple[str, ...] | None:
+    """The fixed splits of dataset ``name``, or None when its files define them (``folder``).
+
+    Raises:
+        KeyError: an unknown dataset (the message lists the registered ones).
+    """
+    return getattr(DATASETS.get(name), "splits", None)
+
+
 def load_dataset(
     name: str,
     root: str | os.PathLike,
@@ -173,6 +196,7 @@ def load_dataset(
     reader = DATASETS.get(name)
     root = Path(root).expanduser()
     videos, captions = reader(root, split, **kw)
+    _refuse_shared_files(name, split, videos)
     bad = [(v, reason) for v in videos if (reason := file_problem(v.path))]
     if bad and on_error == "raise":
         raise _missing_videos_error(name, split, len(videos), bad)
@@ -185,6 +209,22 @@ def load_dataset(
         captions=[c for c in captions if c.video_id not in dropped],
         skipped=[(v.video_id, f"{reason}: {v.path}") for v, reason in bad],
     )
+
+
+def _refuse_shared_files(name: str, split: str, videos: list[VideoItem]) -> None:
+    """Refuse two ids naming the same clip of the same file (e.g. ``x`` and ``x.mp4``).
+
+    Why refuse: they would become two gallery videos with identical features, so every query
+    of either has a false "wrong" neighbour; which id the captions meant cannot be guessed.
+    """
+    first: dict[tuple[str, float | None, float | None], str] = {}
+    for v in videos:
+        key = (os.path.normpath(v.path), v.start, v.end)
+        if (other := first.setdefault(key, v.video_id)) != v.video_id:
+            raise DatasetError(
+                f"dataset {name!r} split {split!r}: video ids {other!r} and {v.video_id!r} both "
+                f"name {v.path}; use one id per video file"
+            )
 
 
 def _missing_videos_error(

@@ -20,18 +20,20 @@ from vrlib.data.datasets.base import (
     CaptionItem,
     Items,
     VideoItem,
+    with_splits,
 )
 from vrlib.io import read_json
 
 
 @DATASETS.register("didemo")
+@with_splits("train", "val", "test")
 def read_didemo(root: Path, split: str, video_dir: str | None = None) -> Items:
     """DiDeMo (``<split>_data.json``: ``{"video", "description", "times", ...}`` per moment) as
     paragraph retrieval, like CLIP4Clip: each video's descriptions, in file order, joined with
     spaces into one caption. ``video`` is the file name (e.g. ``...87ef417396.mov``); a file with
     the same stem and another extension (a transcoded copy) is accepted. Annotations cover the
     first 30 s; the whole file is used (CLIP4Clip reads seconds 0-31)."""
-    check_split("didemo", split, ("train", "val", "test"))
+    check_split("didemo", split, read_didemo.splits)
     (path,) = require_files("didemo", root, split, [root / f"{split}_data.json"])
     vdir = find_video_dir(root, video_dir, ["videos", "DiDeMo_Videos"])
     texts: dict[str, list[str]] = {}

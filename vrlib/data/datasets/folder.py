@@ -13,11 +13,13 @@ from vrlib.data.datasets.annotations import (
     nonempty_text,
     read_csv,
     read_jsonl,
+    refuse_duplicates,
     videos_for,
 )
 from vrlib.data.datasets.base import (
     DATASETS,
     CaptionItem,
+    DatasetError,
     Items,
     VideoItem,
 )
@@ -32,7 +34,8 @@ def read_folder(
     Column/key aliases: ``video_id`` or ``video``; ``caption``, ``sentence`` or ``text``. An
     optional ``split`` column selects rows; ``split="all"`` takes every row. A ``video_id``
     without a video extension is looked up as ``<video_id>.mp4/.avi/.mkv/.webm/.mov/.m4v``.
-    Videos live in ``video_dir`` (default ``root/videos`` if it exists, else ``root``).
+    Videos live in ``video_dir`` (default ``root/videos`` if it exists, else ``root``). A file
+    without caption rows, or the same (video, caption) row twice, is refused naming the lines.
     """
     candidates = (
         [annotations]
@@ -46,7 +49,11 @@ def read_folder(
     rows = read_jsonl(path) if path.suffix == ".jsonl" else read_csv(path)
     check_split("folder", split, ("all", *sorted({r["split"] for _, r in rows if "split" in r})))
     vdir = find_video_dir(root, video_dir, ["videos", "."])
-    captions = [_folder_caption(r, w) for w, r in rows if split in ("all", r.get("split"))]
+    chosen = [(w, _folder_caption(r, w)) for w, r in rows if split in ("all", r.get("split"))]
+    if not chosen:
+        raise DatasetError(f"dataset 'folder' split {split!r}: {path} has no caption rows")
+    refuse_duplicates(((w, (c.video_id, c.text)) for w, c in chosen), "row (video_id, caption)")
+    captions = [c for _, c in chosen]
     return videos_for(captions, lambda vid: VideoItem(vid, find_video(vdir, [vid]))), captions
 
 

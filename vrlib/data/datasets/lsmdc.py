@@ -20,10 +20,12 @@ from vrlib.data.datasets.base import (
     DatasetError,
     Items,
     VideoItem,
+    with_splits,
 )
 
 
 @DATASETS.register("lsmdc")
+@with_splits("train", "val", "test")
 def read_lsmdc(root: Path, split: str, video_dir: str | None = None) -> Items:
     """LSMDC 2016 retrieval files (tab-separated, no header): clip id, start/end aligned,
     start/end extracted, sentence. A clip id can carry several sentences in the training file;
@@ -35,7 +37,7 @@ def read_lsmdc(root: Path, split: str, video_dir: str | None = None) -> Items:
         "val": "LSMDC16_annos_val.csv",
         "test": "LSMDC16_challenge_1000_publictect.csv",
     }
-    check_split("lsmdc", split, files)
+    check_split("lsmdc", split, read_lsmdc.splits)
     (path,) = require_files("lsmdc", root, split, [root / files[split]])
     vdir = find_video_dir(root, video_dir, ["avi", "videos", "LSMDC_Videos"])
     meta: dict[str, dict] = {}

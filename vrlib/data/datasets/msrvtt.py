@@ -20,11 +20,13 @@ from vrlib.data.datasets.base import (
     CaptionItem,
     Items,
     VideoItem,
+    with_splits,
 )
 from vrlib.io import read_json
 
 
 @DATASETS.register("msrvtt")
+@with_splits("1k-A", "full", "9k", "7k")
 def read_msrvtt(root: Path, split: str, video_dir: str | None = None) -> Items:
     """MSR-VTT in CLIP4Clip's ``msrvtt_data`` files; videos at ``videos/all/<id>.mp4``.
 
@@ -40,7 +42,7 @@ def read_msrvtt(root: Path, split: str, video_dir: str | None = None) -> Items:
         "9k": ["MSRVTT_train.9k.csv", "MSRVTT_data.json"],
         "7k": ["MSRVTT_train.7k.csv", "MSRVTT_data.json"],
     }
-    check_split("msrvtt", split, files)
+    check_split("msrvtt", split, read_msrvtt.splits)
     paths = require_files("msrvtt", root, split, [root / f for f in files[split]])
     vdir = find_video_dir(root, video_dir, ["videos/all", "MSRVTT_Videos", "videos"])
     if split == "1k-A":

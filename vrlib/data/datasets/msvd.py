@@ -23,15 +23,17 @@ from vrlib.data.datasets.base import (
     DatasetError,
     Items,
     VideoItem,
+    with_splits,
 )
 
 
 @DATASETS.register("msvd")
+@with_splits("train", "val", "test")
 def read_msvd(root: Path, split: str, video_dir: str | None = None) -> Items:
     """MSVD as CLIP4Clip/collaborative-experts ship it: ``raw-captions.pkl`` maps a video id to
     a list of token lists (joined with spaces), ``<split>_list.txt`` lists the split's ids, and
     videos are ``videos/<id>.avi`` (also ``MSVD_Videos/`` or ``YouTubeClips/``, any extension)."""
-    check_split("msvd", split, ("train", "val", "test"))
+    check_split("msvd", split, read_msvd.splits)
     list_path, pkl_path = require_files(
         "msvd", root, split, [root / f"{split}_list.txt", root / "raw-captions.pkl"]
     )

@@ -21,6 +21,7 @@ from vrlib.data.datasets.base import (
     Items,
     VideoItem,
     file_problem,
+    with_splits,
 )
 from vrlib.io import read_json
 
@@ -51,6 +52,7 @@ def load_image_captions(root: str | os.PathLike, split: str) -> list[tuple[Path,
 
 
 @DATASETS.register("synthetic")
+@with_splits(*SYNTHETIC_SPLITS)
 def read_synthetic(root: Path, split: str, video_dir: str | None = None) -> Items:
     """The embedded world (``vrlib.data.synthetic``): paths relative to ``root``, tags kept.
 

@@ -21,11 +21,13 @@ from vrlib.data.datasets.base import (
     DatasetError,
     Items,
     VideoItem,
+    with_splits,
 )
 from vrlib.io import read_json
 
 
 @DATASETS.register("vatex")
+@with_splits("train", "val")
 def read_vatex(
     root: Path, split: str, video_dir: str | None = None, video_list: str | None = None
 ) -> Items:
@@ -39,7 +41,7 @@ def read_vatex(
     HGR ``test_list.txt`` drawn from the validation json) restricts the split to those ids.
     """
     files = {"train": "vatex_training_v1.0.json", "val": "vatex_validation_v1.0.json"}
-    check_split("vatex", split, files)
+    check_split("vatex", split, read_vatex.splits)
     (path,) = require_files("vatex", root, split, [root / files[split]])
     vdir = find_video_dir(root, video_dir, ["videos", "vatex_videos"])
     entries = [

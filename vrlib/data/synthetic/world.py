@@ -23,14 +23,13 @@ from vrlib.data.synthetic.writers import (
     write_msrvtt,
     write_videos,
 )
-from vrlib.io import atomic_write_text, read_json, write_json
+from vrlib.io import atomic_write_text, exclusive, read_json, replace_dir, write_json
 
 _MARKER = ".vrlib-world"
-_OUTPUTS = ("world.json", "splits.json", "images", "videos", "annotations", "msrvtt")
 
 
-def _prepare(out: Path) -> None:
-    """Empty the world's own outputs in ``out``; refuse a non-empty folder that is not a world."""
+def _check_target(out: Path) -> None:
+    """Refuse a target that is a file, or a non-empty folder that is not a world."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder")
     if (
@@ -42,14 +41,11 @@ def _prepare(out: Path) -> None:
         raise ValueError(
             f"{out}: folder is not empty and is not a vrlib world (no {_MARKER}); choose an empty or new folder"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    for name in _OUTPUTS:  # world.json first: from here on the folder reads as unfinished
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    atomic_write_text(out / _MARKER, "made by vrlib.data.synthetic; world.json is written last\n")
+
+
+def _building_dir(out: Path) -> Path:
+    """The sibling folder a world is built in before it is renamed to ``out``."""
+    return out.with_name(f".{out.name}.building")
 
 
 def generate_world(
@@ -70,7 +66,27 @@ def generate_world(
     """
     cfg = resolve_config(preset, **overrides)
     out = Path(out_dir).expanduser()
-    _prepare(out)
+    _check_target(out)
+    with exclusive(out, f"generating the world {out}"):
+        return _build(out, preset, seed, cfg)
+
+
+def _build(out: Path, preset: str, seed: int, cfg: WorldConfig) -> Path:
+    """Write the world into a fresh sibling folder, then swap it into ``out`` (lock held).
+
+    Why a sibling: the world at ``out`` stays whole (old or new) for anyone reading it, and a
+    build killed halfway leaves only the sibling, which the next build (holding the same lock,
+    so no one else is writing it) deletes first.
+    """
+    work = _building_dir(out)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    atomic_write_text(work / _MARKER, "made by vrlib.data.synthetic; world.json is written last\n")
+    _write(work, preset, seed, cfg)
+    return replace_dir(work, out)
+
+
+def _write(out: Path, preset: str, seed: int, cfg: WorldConfig) -> None:
     images = write_images(out, cfg, seed)
     videos = plan_videos(cfg, seed)
     splits = assign_splits(videos, cfg, seed)
@@ -82,7 +98,6 @@ def generate_world(
     write_json(out / "splits.json", splits)
     write_msrvtt(out, video_rows, caption_rows, seed)
     write_json(out / "world.json", _world_record(preset, seed, cfg, len(images), len(videos)))
-    return out
 
 
 def generator_sha() -> str:
@@ -139,10 +154,22 @@ def ensure_world(
 
     Regenerates when ``world.json`` is missing (never generated, or interrupted: it is written
     last), unreadable, or records another preset, seed, version, parameters or generator source
-    (:func:`generator_sha`).
+    (:func:`generator_sha`). Concurrent calls for one folder build it once: the others wait for
+    the lock and then reuse the finished world.
     """
     cfg = resolve_config(preset, **overrides)
     out = Path(out_dir).expanduser()
+    if _is_current(out, preset, seed, cfg):
+        return out
+    _check_target(out)
+    with exclusive(out, f"generating the world {out}"):
+        if _is_current(out, preset, seed, cfg):  # built by the process we waited for
+            return out
+        return _build(out, preset, seed, cfg)
+
+
+def _is_current(out: Path, preset: str, seed: int, cfg: WorldConfig) -> bool:
+    """Whether ``out`` holds a finished world of this preset, seed, version, config and generator."""
     try:
         record = read_json(out / "world.json")
     except (FileNotFoundError, ValueError):
@@ -154,6 +181,4 @@ def ensure_world(
         "generator_sha": generator_sha(),
         "params": dataclasses.asdict(cfg),
     }
-    if isinstance(record, dict) and all(record.get(k) == v for k, v in wanted.items()):
-        return out
-    return generate_world(out, preset=preset, seed=seed, **overrides)
+    return isinstance(record, dict) and all(record.get(k) == v for k, v in wanted.items())

@@ -29,6 +29,10 @@ How many frames a video has (``VideoInfo.num_frames``)
     for the codecs vrlib meets (H.264, VP9, MPEG-4). The last packets of a damaged file may still
     fail to decode; asking for them raises :class:`VideoDecodeError`, it never returns fewer
     frames. ``duration`` is ``num_frames / fps``, so that ``frame index / fps`` is a time inside it.
+    ``VideoInfo.claimed_frames`` keeps the header's claim; when more than
+    :data:`TRUNCATION_TOLERANCE` of it is missing, :meth:`VideoInfo.truncation` says so and
+    :func:`read_sampled` (what feature extraction uses) raises :class:`VideoDecodeError`, so the
+    file is skipped with that reason or raised, by the extraction's ``on_error``.
 
 Pixels
     Both backends convert YUV to RGB with FFmpeg's swscale at native size (decord through its
@@ -51,6 +55,7 @@ from vrlib.data.video.pyav_reader import PyAVReader
 from vrlib.data.video.reader import (
     BACKENDS,
     DECODE_THREADS,
+    TRUNCATION_TOLERANCE,
     VideoDecodeError,
     VideoInfo,
     VideoReader,
@@ -61,6 +66,7 @@ __all__ = [
     "BACKENDS",
     "DECODE_THREADS",
     "RESIZE_MODES",
+    "TRUNCATION_TOLERANCE",
     "DecordReader",
     "PyAVReader",
     "VideoDecodeError",

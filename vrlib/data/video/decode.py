@@ -119,12 +119,16 @@ def read_sampled(
     size: int | None = None,
     resize: str = "short_side",
     backend: str | None = None,
+    allow_truncated: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
     """Open a video once, let ``choose(info)`` pick frame indices, and decode them.
 
     Why: feature extraction needs the frame count and rate to pick indices; ``probe`` followed by
     ``read_frames`` opens (and, for decord, indexes) the file twice. Errors are those of
-    :func:`read_frames`, plus whatever ``choose`` raises.
+    :func:`read_frames`, plus whatever ``choose`` raises, plus a :class:`VideoDecodeError` for a
+    file holding fewer frames than its header claims (:meth:`VideoInfo.truncation`) unless
+    ``allow_truncated``: sampling would spread the frames over the part that survived, and the
+    captions describe the whole video.
 
     Returns:
         ``(frames (T, H, W, 3) uint8, indices (T,) int64, info)``.
@@ -132,6 +136,8 @@ def read_sampled(
     check_resize(size, resize)
     with _open(path, backend) as reader:
         info = reader.info()
+        if not allow_truncated and (problem := info.truncation()):
+            raise VideoDecodeError(reader.path, problem)
         idx = _as_indices(choose(info))
         return _decode(reader, idx, size, resize, forced=backend is not None), idx, info
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from vrlib.data.video.pyav_reader import PyAVReader, claimed_frame_count
 from vrlib.data.video.reader import (
     BACKENDS,
     DECODE_THREADS,
@@ -89,7 +90,10 @@ class DecordReader(VideoReader):
         height, width = self._shape
         fps = float(self._vr.get_avg_fps())
         duration = self.num_frames / fps if fps > 0 else 0.0
-        return VideoInfo(self.path, self.num_frames, fps, duration, int(width), int(height))
+        claimed = claimed_frame_count(self.path) if PyAVReader.available() else 0
+        return VideoInfo(
+            self.path, self.num_frames, fps, duration, int(width), int(height), claimed
+        )
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         try:

@@ -22,6 +22,9 @@ from vrlib.registry import Registry
 #: core), and the machines this runs on are shared; more threads per reader oversubscribe them.
 DECODE_THREADS = 1
 
+#: Fraction of the header's frame count that may be missing before a file counts as truncated.
+TRUNCATION_TOLERANCE = 0.01
+
 
 class VideoDecodeError(RuntimeError):
     """A video file could not be read; ``path`` names it and ``reason`` says why."""
@@ -37,7 +40,8 @@ class VideoDecodeError(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What :func:`probe` found. ``num_frames`` counts frames present in the file (package doc)."""
+    """What :func:`probe` found. ``num_frames`` counts frames present in the file (package doc);
+    ``claimed_frames`` is the count the container header states (0: the header does not say)."""
 
     path: str
     num_frames: int
@@ -45,6 +49,21 @@ class VideoInfo:
     duration: float
     width: int
     height: int
+    claimed_frames: int = 0
+
+    def truncation(self) -> str | None:
+        """Why the file looks truncated (fewer frames present than the header claims), or None.
+
+        A shortfall of up to :data:`TRUNCATION_TOLERANCE` of the claim (at least 2 frames) is
+        accepted: edit lists and muxers' rounding make the two counts differ slightly in whole files.
+        """
+        missing = self.claimed_frames - self.num_frames
+        if missing <= max(2, int(TRUNCATION_TOLERANCE * self.claimed_frames)):
+            return None
+        return (
+            f"truncated: {self.num_frames} of the {self.claimed_frames} frames the container "
+            f"header claims are in the file"
+        )
 
 
 class VideoReader(ABC):

@@ -1,30 +1,10 @@
-"""Pretrain the image-text expert: ``vrlib-tiny`` trained from scratch on a world's still images.
+"""The expert's training run: configuration, presets, AdamW + warm-up + cosine, epochs, checkpoints.
 
-Why: no pretrained CLIP can be downloaded where the workbench is built and tested, so the studies
-need an image-text model made locally. Like CLIP, it sees only still images and their captions
-(shape, colour, size, position, background; never motion): what it knows about video comes from
-the studies built on top of it, exactly as with a real CLIP.
-
-The loop is kept in plain sight (nanoGPT style): images are decoded and preprocessed once into one
-in-memory tensor, then AdamW with linear warmup and cosine decay minimises CLIP's symmetric
-contrastive loss (``open_clip.loss.ClipLoss``) with the model's own learnable temperature.
-
-Augmentation is a random shift of up to ``shift`` pixels (edge padding, then a crop back to the
-model size) and nothing else: captions name positions ("on the left"), so a horizontal flip would
-teach the model wrong captions, and a large crop could cut an object out of the picture.
-
-Each finished epoch writes an atomic checkpoint (model, optimizer, scheduler, epoch, RNG state,
-history, held-out metrics). Rerunning resumes from it; a finished run returns at once. Shuffling
-and augmentation draw from a generator seeded by (seed, epoch), so a resumed run is identical to an
-uninterrupted one. The checkpoint loads with ``load_clip("vrlib-tiny", pretrained=PATH)``; a
-sidecar ``PATH.json`` holds the summary for people and reports.
+The loop is kept in plain sight (nanoGPT style); see the package docstring for why it is built so.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import math
 import os
 import time
@@ -34,14 +14,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from tqdm.auto import tqdm
 
 from vrlib.data.caption_ceiling import MissingAttributes
 from vrlib.data.minimal_pairs import hard_batches, image_records, partner_lists
 from vrlib.encoders import ClipEncoder, load_clip
 from vrlib.io import atomic_save_torch, write_json
+from vrlib.pretrain.images import _shift, evaluate_image_text, image_set_sha, load_image_set
 
 MODEL_NAME = "vrlib-tiny"
 CHECKPOINT_VERSION = 1
@@ -93,86 +72,6 @@ def sidecar_path(out_path: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def load_image_set(
-    world_dir: str | os.PathLike, split: str, encoder: ClipEncoder, chunk: int = 512
-) -> tuple[torch.Tensor, list[str]]:
-    """Decode and preprocess every image of one split once.
-
-    Returns:
-        pixels: float16 (N, 3, S, S), normalised like the model's own transform (float16 halves
-            the memory; its rounding is far below one intensity level).
-        captions: N strings.
-    """
-    from vrlib.data.datasets import load_image_captions
-
-    pairs = load_image_captions(world_dir, split)
-    if not pairs:
-        raise ValueError(f"{world_dir}: no images in split {split!r} of annotations/images.jsonl")
-    pixels = []
-    for start in range(0, len(pairs), chunk):
-        frames = np.stack(
-            [_read_rgb(path) for path, _ in pairs[start : start + chunk]]
-        )  # (B, H, W, 3)
-        pixels.append(encoder.preprocess_frames(frames).to("cpu", torch.float16))
-    return torch.cat(pixels), [caption for _, caption in pairs]
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read image ({e})") from e
-
-
-def _shift(pixels: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to ``max_shift`` pixels (edge-padded); never a flip."""
-    if max_shift == 0:
-        return pixels
-    n, _, s, _ = pixels.shape
-    padded = F.pad(pixels, (max_shift,) * 4, mode="replicate")  # (N, 3, S + 2m, S + 2m)
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n), generator=gen)
-    rows = (dy[:, None] + torch.arange(s)[None, :])[:, None, :, None]  # (N, 1, S, 1)
-    cols = (dx[:, None] + torch.arange(s)[None, :])[:, None, None, :]  # (N, 1, 1, S)
-    return padded[
-        torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols
-    ]  # (N, 3, S, S)
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def evaluate_image_text(
-    encoder: ClipEncoder, pixels: torch.Tensor, captions: list[str]
-) -> dict[str, float]:
-    """Held-out image->text and text->image retrieval.
-
-    Queries are the distinct caption texts; an image and a text match when the image's caption is
-    that text (identical captions of different images are all correct answers, not distractors).
-    Ranks and ties follow ``vrlib.metrics`` (optimistic ties).
-    """
-    from vrlib.metrics import evaluate
-
-    was_training = encoder.model.training
-    encoder.model.eval()
-    texts = sorted(set(captions))
-    index = {t: i for i, t in enumerate(texts)}
-    image_emb = encoder.encode_preprocessed(pixels.float())  # (V, d)
-    text_emb = encoder.encode_text(texts)  # (C, d)
-    positives = torch.zeros(len(texts), len(captions), dtype=torch.bool)  # (C, V)
-    positives[[index[c] for c in captions], torch.arange(len(captions))] = True
-    result = evaluate(text_emb @ image_emb.T, positives)
-    encoder.model.train(was_training)
-    out = {f"t2i_{k}": result["t2v"][k] for k in ("R@1", "R@5", "R@10", "MdR")}
-    out.update({f"i2t_{k}": result["v2t"][k] for k in ("R@1", "R@5", "R@10", "MdR")})
-    out.update(num_images=len(captions), num_texts=len(texts))
-    return out
-
-
-# ----------------------------------------------------------------------------- training
 
 
 def _optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW:
@@ -440,95 +339,3 @@ def _save(out_path: Path, run: _Run, epoch: int, summary: dict) -> None:
     }
     atomic_save_torch(out_path, ckpt)
     write_json(sidecar_path(out_path), summary)
-
-
-# ----------------------------------------------------------------------------- presets, CLI
-
-
-def preset_settings(preset: str) -> dict[str, Any]:
-    """Default training settings of a world preset (``PRESETS``)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    return dict(PRESETS[preset])
-
-
-def _world(preset: str, seed: int, world: str | os.PathLike | None) -> Path:
-    from vrlib.paths import world_dir
-
-    if world is not None:
-        return Path(world).expanduser()
-    from vrlib.data.synthetic import ensure_world
-
-    return Path(ensure_world(world_dir(preset, seed), preset=preset, seed=seed))
-
-
-def ensure_expert(preset: str = "default", seed: int = 0, device: str | None = None) -> Path:
-    """The preset's expert checkpoint, generating the world and training the model if missing.
-
-    A finished checkpoint with the preset's current settings returns at once; an interrupted one
-    resumes; one trained with other settings (an older ``PRESETS``) is retrained, like
-    ``ensure_world`` regenerates a world whose parameters changed.
-    """
-    from vrlib.paths import expert_path
-
-    out = expert_path(preset, seed)
-    settings = preset_settings(preset)
-    world = _world(preset, seed, None)
-    if out.is_file():
-        ckpt = torch.load(out, map_location="cpu", weights_only=True)
-        wanted = asdict(PretrainConfig(seed=seed, **settings))
-        trained_on = ckpt.get("summary", {}).get("image_set_sha")
-        if ckpt.get("config") != wanted or trained_on != image_set_sha(world):
-            what = "other settings" if ckpt.get("config") != wanted else "another image set"
-            print(f"pretrain: {out} was trained with {what}; retraining")
-            out.unlink()
-            sidecar_path(out).unlink(missing_ok=True)
-        elif ckpt.get("epoch", 0) >= settings["epochs"]:
-            return out
-    pretrain_expert(world, out, seed=seed, device=device, **settings)
-    return out
-
-
-def image_set_sha(world_dir: str | os.PathLike) -> str:
-    """SHA-256 of a world's image annotations and every image file they name.
-
-    Why: the expert must be retrained when the images or captions it learned from change (a
-    regenerated world), and only then; hashing ~6,000 small PNGs takes well under a second.
-    """
-    world_dir = Path(world_dir)
-    ann = world_dir / "annotations" / "images.jsonl"
-    h = hashlib.sha256(ann.read_bytes())
-    for line in ann.read_text().splitlines():
-        if line.strip():
-            h.update((world_dir / json.loads(line)["path"]).read_bytes())
-    return h.hexdigest()
-
-
-def pretrain_from_cli(args: argparse.Namespace) -> int:
-    """``python -m vrlib pretrain``: train (or resume) the expert of a preset world and print the summary."""
-    from vrlib.paths import expert_path
-
-    settings = preset_settings(args.preset)
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
-    out = args.out or expert_path(args.preset, args.seed)
-    summary = pretrain_expert(
-        _world(args.preset, args.seed, args.world),
-        out,
-        seed=args.seed,
-        device=args.device,
-        **settings,
-    )
-    val = summary["val"]
-    print(
-        f"{out}: {summary['epochs_done']} epochs, {summary['train_images']} train images, "
-        f"val image->text R@1 {val['i2t_R@1']:.1f}, text->image R@1 {val['t2i_R@1']:.1f}, "
-        f"{summary['wall_time_s']:.0f} s; summary in {sidecar_path(out)}"
-    )
-    ceiling = summary.get("val_ceiling")
-    if ceiling:
-        print(
-            f"ceiling (an ideal model, given the captions' ambiguity): image->text R@1 "
-            f"{ceiling['i2t_R@1']:.1f}, text->image R@1 {ceiling['t2i_R@1']:.1f}"
-        )
-    return 0

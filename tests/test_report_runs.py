@@ -1,0 +1,106 @@
+"""A report run replaces its folder only on success, and its kernel imports this checkout's vrlib
+(issue 10, §1). A one-cell fake study keeps each run to a kernel start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+import vrlib
+from vrlib import report
+from vrlib.studies import StudySpec
+
+NOTEBOOK_CODE = """
+import pathlib, yaml, vrlib
+from pydantic import BaseModel
+from vrlib.report import StudyOutputs
+
+class P(BaseModel):
+    fail: bool = False
+
+p = P(**yaml.safe_load(open(params_path)))
+out = StudyOutputs("fake", p, out_dir)
+(pathlib.Path(out_dir) / "vrlib_file.txt").write_text(vrlib.__file__)
+out.add_rows([{"setting": "x", "split": "test", "direction": "t2v", "R@1": 1.0}])
+out.write_metrics(protocol={})
+if p.fail:
+    raise RuntimeError("planned failure after writing metrics")
+"""
+
+
+class FakeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fail: bool = False
+
+
+@pytest.fixture()
+def fake_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A registered-looking study whose notebook records which vrlib it imported."""
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    params = nbformat.v4.new_code_cell('params_path = ""\nout_dir = None')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(NOTEBOOK_CODE)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, nb_dir / "99_fake.ipynb")
+    spec = StudySpec(name="fake", notebook="99_fake.ipynb", params=FakeParams, title="fake")
+    monkeypatch.setattr(report, "get_study", lambda name: spec)
+    monkeypatch.setattr(report, "notebooks_dir", lambda: nb_dir)
+    # As in a second checkout sharing the virtual environment: nothing points at this checkout.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    return tmp_path
+
+
+def _run(root: Path, fail: bool) -> Path:
+    params = root / "default.yaml"
+    params.write_text(f"fail: {str(fail).lower()}\n")
+    return report.run_study("fake", params, out_root=root / "reports", readme=False)
+
+
+@pytest.mark.slow
+def test_kernel_imports_this_checkout_and_failed_rerun_keeps_old_report(fake_study: Path):
+    out = _run(fake_study, fail=False)
+    assert (out / "vrlib_file.txt").read_text() == vrlib.__file__
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"metrics.json", "99_fake.ipynb"} <= before.keys()
+
+    with pytest.raises(Exception, match="planned failure") as err:
+        _run(fake_study, fail=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # old report untouched
+    failed = out.with_name(".default.failed")
+    assert str(failed) in "\n".join(getattr(err.value, "__notes__", []))
+    assert (failed / "99_fake.ipynb").is_file()
+    assert [p.name for p in out.parent.iterdir() if ".running-" in p.name] == []
+    assert report._load_runs(fake_study / "reports") == {
+        "fake": {"default": report.read_json(out / "metrics.json")}
+    }
+
+
+def test_outputs_refuse_another_checkouts_vrlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(report.CHECKOUT_ENV, str(tmp_path))
+    with pytest.raises(RuntimeError, match=f"run from the checkout {tmp_path}"):
+        report.StudyOutputs("fake", FakeParams(), tmp_path / "out")
+    monkeypatch.setenv(report.CHECKOUT_ENV, str(report.checkout_root()))
+    report.StudyOutputs("fake", FakeParams(), tmp_path / "out")  # the same checkout: fine
+
+
+def test_kernel_environment_puts_this_checkout_first_and_restores(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    monkeypatch.delenv(report.CHECKOUT_ENV, raising=False)
+    import os
+
+    with report.kernel_environment():
+        assert os.environ["PYTHONPATH"].split(os.pathsep) == [
+            str(report.checkout_root()),
+            "/elsewhere",
+        ]
+        assert os.environ[report.CHECKOUT_ENV] == str(report.checkout_root())
+    assert os.environ["PYTHONPATH"] == "/elsewhere" and report.CHECKOUT_ENV not in os.environ
