@@ -238,7 +238,7 @@ def _split(name, n_videos, gen, twin_pairs=1):
     inputs = {"text": text, "tokens": tokens, "token_mask": token_mask}
     pairs = CachedPairs(
         frames, text, c2v, tokens=tokens, token_mask=token_mask, text_inputs=inputs,
-        twin_of=torch.from_numpy(twin_of),
+        twin_of=twin_of,
     )  # fmt: skip
     tags = [("temporal",) if c % 2 else () for c in range(len(c2v))]
     return ta.SplitData(name, _DS(c2v), pairs, tags, twin_of)

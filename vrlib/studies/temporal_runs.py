@@ -94,7 +94,7 @@ def prepare_cached_split(
     twin_of = twin_index(ds.videos)
     pairs = CachedPairs(
         frames, inputs["text"], ds.caption_to_video, text_inputs=inputs,
-        twin_of=torch.from_numpy(twin_of), **kw,
+        twin_of=twin_of, **kw,
     )  # fmt: skip
     return SplitData(split, ds, pairs, [tuple(c.tags) for c in ds.captions], twin_of)
 
