@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test reproduce lint format bench clean-reports
+.PHONY: setup test test-browser reproduce lint format bench clean-reports
 
 setup: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+# The query browser in JupyterLab in headless Chromium (also part of `make test`); needs the system
+# Chromium: `apt-get install -y chromium` on Debian/Ubuntu (.ci/run installs it).
+test-browser: setup
+	$(PY) -m pytest -q tests/test_browser_e2e.py
 
 reproduce: setup
 	$(PY) -m vrlib reproduce

@@ -11,6 +11,14 @@ as much as the raw numbers do.
   decode, preprocess, encode, write shards.
 * in memory: the same frames decoded beforehand (not timed), then only
   ``preprocess_frames`` + ``encode_preprocessed`` in batches of the same size.
+* decode: the same frames decoded in this process (``read_frames``), the work the pipeline's
+  workers add. ``bound = 1 / (1 + decode / in memory)`` is the ratio the pipeline can reach when
+  decoding and encoding share the cores (an encoder that uses every core leaves decoding no
+  free core); for ViT-B-32 it is about 1, for vrlib-tiny decoding weighs.
+
+The machines this runs on are shared: pipeline, in-memory and decode runs are interleaved for
+``--rounds`` rounds and the table shows the median of the per-round ratios, so load that comes
+and goes hits both sides of a ratio alike.
 
 Run: ``.venv/bin/python benchmarks/bench_extract.py`` (part of ``make bench``). Uses the default
 world if it was generated (``vrlib.paths.world_dir("default", 0)``), else generates the smoke
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -51,7 +60,7 @@ def _world(tmp: Path) -> tuple[Path, str]:
     """The default world when it exists, else a freshly generated smoke world."""
     default = world_dir("default", 0)
     if (default / "world.json").is_file():
-        return default, f"default world ({default})"
+        return default, "default world ($VRLIB_HOME/worlds/default-seed0)"
     from vrlib.data.synthetic import generate_world
 
     root = generate_world(tmp / "smoke-seed0", preset="smoke", seed=0)
@@ -75,16 +84,18 @@ def _pipeline(ds, encoder, sampling, workers: int, tmp: Path) -> tuple[float, ob
     return time.perf_counter() - t0, feats
 
 
-def _in_memory(ds, encoder, feats, sampling) -> float:
-    """Seconds to preprocess + encode the pipeline's frames, decoded beforehand."""
-    frames = torch.cat(
-        [
-            torch.from_numpy(
-                read_frames(item.path, idx, size=sampling.size, resize=sampling.resize)
-            )
-            for item, idx in zip(ds.videos, feats.indices, strict=True)
-        ]
-    )  # (F, H, W, 3) uint8
+def _decoded(ds, feats, sampling) -> tuple[torch.Tensor, float]:
+    """The pipeline's frames decoded in this process, and the seconds that took."""
+    t0 = time.perf_counter()
+    frames = [
+        torch.from_numpy(read_frames(item.path, idx, size=sampling.size, resize=sampling.resize))
+        for item, idx in zip(ds.videos, feats.indices, strict=True)
+    ]
+    return torch.cat(frames), time.perf_counter() - t0  # (F, H, W, 3) uint8
+
+
+def _in_memory(encoder, frames: torch.Tensor) -> float:
+    """Seconds to preprocess + encode frames already decoded."""
     t0 = time.perf_counter()
     with torch.no_grad():
         for batch in frames.split(BATCH_SIZE):
@@ -99,9 +110,41 @@ def _warm_up(encoder, ds, sampling) -> None:
         encoder.encode_preprocessed(encoder.preprocess_frames(frames))
 
 
+def _measure(model, limit, workers_list, root, sampling, tmp, rounds) -> list[tuple]:
+    """Rows ``(model, videos, frames, workers, pipeline f/s, memory f/s, ratio, bound)``."""
+    ds = _all_videos(root, limit)
+    encoder = load_clip(model, pretrained=None, device="cpu")
+    _warm_up(encoder, ds, sampling)
+    ratios: dict[int, list[tuple[float, float, float, float]]] = {w: [] for w in workers_list}
+    frames_n = 0
+    for _ in range(rounds):
+        for workers in workers_list:
+            seconds, feats = _pipeline(ds, encoder, sampling, workers, tmp)
+            frames, decode_s = _decoded(ds, feats, sampling)
+            memory_s = _in_memory(encoder, frames)
+            frames_n = int(frames.shape[0])
+            ratios[workers].append((frames_n / seconds, frames_n / memory_s, memory_s, decode_s))
+    rows = []
+    for workers, runs in ratios.items():
+        ratio = statistics.median(p / m for p, m, _, _ in runs)
+        bound = statistics.median(1 / (1 + d / e) for _, _, e, d in runs)
+        pipe = statistics.median(p for p, _, _, _ in runs)
+        mem = statistics.median(m for _, m, _, _ in runs)
+        rows.append((model, len(ds.videos), frames_n, workers, pipe, mem, ratio, bound))
+        print(
+            f"{model}: {len(ds.videos)} videos, {frames_n} frames, workers={workers}: pipeline "
+            f"{pipe:.1f} frames/s, in memory {mem:.1f} frames/s, ratio {ratio:.2f} "
+            f"(rounds: {', '.join(f'{p / m:.2f}' for p, m, _, _ in runs)}), bound {bound:.2f}",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="print only, leave benchmarks.md")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median)")
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     args = ap.parse_args(argv)
     sampling = SamplingConfig(strategy="uniform", n=12)
     load = os.getloadavg()[0]  # the machines this runs on are shared: say how busy it was
@@ -109,30 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp_str:
         tmp = Path(tmp_str)
         root, world_note = _world(tmp)
-        for model, (limit, worker_counts) in MODELS.items():
-            ds = _all_videos(root, limit)
-            encoder = load_clip(model, pretrained=None, device="cpu")
-            _warm_up(encoder, ds, sampling)
-            for workers in worker_counts:
-                seconds, feats = _pipeline(ds, encoder, sampling, workers, tmp)
-                frames = feats.stats["frames_encoded"]
-                memory = _in_memory(ds, encoder, feats, sampling)
-                row = (model, len(ds.videos), frames, workers, frames / seconds, frames / memory)
-                rows.append(row)
-                print(
-                    f"{model}: {len(ds.videos)} videos, {frames} frames, workers={workers}: "
-                    f"pipeline {row[4]:.1f} frames/s, in memory {row[5]:.1f} frames/s, "
-                    f"ratio {row[4] / row[5]:.2f}",
-                    flush=True,
-                )
-    md = _markdown(rows, world_note, sampling, load)
+        for model in args.models:
+            limit, worker_counts = MODELS[model]
+            rows += _measure(model, limit, worker_counts, root, sampling, tmp, args.rounds)
+    md = _markdown(rows, world_note, sampling, load, args.rounds)
     print(md)
     if not args.no_write:
         print(f"wrote {write_section('extract', md)}")
     return 0
 
 
-def _markdown(rows, world_note: str, sampling, load: float) -> str:
+def _markdown(rows, world_note: str, sampling, load: float, rounds: int) -> str:
     lines = [
         "## Frame-feature extraction (`benchmarks/bench_extract.py`)",
         "",
@@ -144,14 +174,18 @@ def _markdown(rows, world_note: str, sampling, load: float) -> str:
         "*pipeline*: `extract_frame_features` into a fresh cache (decode + preprocess + encode + "
         "shard writes; workers = decoding processes, 0 = decode in the main process). "
         "*in memory*: the same frames decoded beforehand, preprocess + encode only. "
-        "ratio = pipeline / in memory (1.0 = decoding fully hidden).",
+        "ratio = pipeline / in memory (1.0 = decoding fully hidden). *bound* = 1 / (1 + decode / "
+        "in memory): what decoding and encoding sharing the cores allow. Medians over "
+        f"{rounds} interleaved rounds.",
         "",
-        "| model | videos | frames | workers | pipeline frames/s | in-memory frames/s | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | videos | frames | workers | pipeline frames/s | in-memory frames/s | ratio "
+        "| bound |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for model, videos, frames, workers, pipe, mem in rows:
+    for model, videos, frames, workers, pipe, mem, ratio, bound in rows:
         lines.append(
-            f"| {model} | {videos} | {frames} | {workers} | {pipe:.1f} | {mem:.1f} | {pipe / mem:.2f} |"
+            f"| {model} | {videos} | {frames} | {workers} | {pipe:.1f} | {mem:.1f} | {ratio:.2f} "
+            f"| {bound:.2f} |"
         )
     lines += [
         "",

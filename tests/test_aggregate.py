@@ -193,3 +193,19 @@ def test_average_over_offsets_is_the_normalised_mean_of_normalised_embeddings():
     torch.testing.assert_close(average_over_offsets([one]), one / one.norm(dim=-1, keepdim=True))
     with pytest.raises(ValueError, match="offsets, videos, D"):
         average_over_offsets(torch.zeros(5, 8))
+
+
+def test_kmeans_ignores_cross_machine_rounding_noise():
+    """Features computed on another CPU differ by ~1.5e-7 (other SIMD kernels); with
+    near-duplicate frames and k above the number of distinct scenes, that noise used to pick
+    other seeds and assignments. Centroids must move by the noise only, never by a frame."""
+    g = torch.Generator().manual_seed(0)
+    n, t, d = 40, 24, 64
+    scenes = torch.randn(n, 3, d, generator=g)  # 3 distinct scenes per video, static frames
+    which = torch.randint(0, 3, (n, t), generator=g)
+    frames = scenes[torch.arange(n)[:, None], which] + 1e-7 * torch.randn(n, t, d, generator=g)
+    other_cpu = frames + 1.5e-7 * torch.randn(n, t, d, generator=g)
+    for k in (2, 5, 8):
+        a = aggregate(list(frames), "kmeans", k=k, seed=0)
+        b = aggregate(list(other_cpu), "kmeans", k=k, seed=0)
+        assert (a - b).abs().max() < 1e-5, f"k={k}: centroids differ beyond the input noise"

@@ -1,12 +1,28 @@
-"""The query browser, driven headlessly the way a person drives it: set widget values, read results."""
+"""The query browser, driven headlessly the way a person drives it: set widget values, click, read.
+
+One test per bug found in a real browser (named ``test_bug_*``) and per addition researchers asked
+for; the real-browser check itself is ``tests/test_browser_e2e.py``.
+"""
 
 from __future__ import annotations
 
+import ast
+import json
+import logging
+import re
+from pathlib import Path
+
+import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from vrlib.browse import QueryBrowser, frame_strip, video_scores
+from vrlib.browse import QueryBrowser, clip_gif, frame_strip, is_flat
+from vrlib.index import VideoIndex
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "06_query_browser.ipynb"
 
 
 class FixedTextEncoder:
@@ -20,7 +36,7 @@ class FixedTextEncoder:
 
 
 @pytest.fixture(scope="module")
-def browser_setup(smoke_world):
+def setup(smoke_world):
     from vrlib.data.datasets import load_dataset
 
     ds = load_dataset("synthetic", smoke_world, "test")
@@ -31,13 +47,31 @@ def browser_setup(smoke_world):
         for c in ds.captions
     }
     texts["free query"] = videos[2]  # a free query that matches video 2 exactly
-    return ds, videos, FixedTextEncoder(texts)
+    texts["flat query"] = torch.zeros(16)  # every video scores 0
+    ids = [v.video_id for v in ds.videos]
+    index = VideoIndex.from_arrays(
+        videos.numpy(), ids, [str(v.path) for v in ds.videos], {"model": "fixed"}
+    )
+    return ds, videos, FixedTextEncoder(texts), index
 
 
-def test_typing_a_query_ranks_videos_by_score(browser_setup):
-    ds, videos, enc = browser_setup
-    b = QueryBrowser(ds, videos, enc, top_k=3, strip_frames=2, strip_size=16)
+def _browser(setup, **kw) -> QueryBrowser:
+    ds, _, enc, index = setup
+    kw = {"top_k": 3, "strip_frames": 2, "strip_size": 16, **kw}
+    return QueryBrowser(index, enc, ds, **kw)
+
+
+def _type_and_enter(b: QueryBrowser, text: str) -> None:
+    b.query.value = text  # typing (the box syncs on every keystroke) ...
+    b.query._submission_callbacks(b.query)  # ... then Enter, as the front end sends it
+
+
+def test_typing_a_query_and_pressing_enter_ranks_videos_by_score(setup):
+    _, videos, _, _ = setup
+    b = _browser(setup)
     b.query.value = "free query"
+    assert b.hits == [] and b.searches == 0  # typing alone does not search
+    _type_and_enter(b, "free query")
     assert [h.rank for h in b.hits] == [1, 2, 3]
     assert b.hits[0].video_index == 2 and b.hits[0].score == pytest.approx(1.0, abs=1e-5)
     expected = torch.argsort(videos @ videos[2], descending=True)[:3].tolist()
@@ -45,51 +79,175 @@ def test_typing_a_query_ranks_videos_by_score(browser_setup):
     assert b.target_rank is None and len(b.results.children) == 3
 
 
-def test_picking_a_caption_marks_its_video_and_rank(browser_setup):
-    ds, videos, enc = browser_setup
-    b = QueryBrowser(ds, videos, enc, top_k=len(ds.videos), strip_frames=2, strip_size=16)
-    index = 5
-    b.caption.value = index
-    target = int(ds.caption_to_video[index])
-    scores = videos @ enc.table[ds.captions[index].text]
+def test_bug_blank_query_shows_a_message_instead_of_raising(setup):
+    b = _browser(setup)
+    _type_and_enter(b, "free query")
+    _type_and_enter(b, "   ")
+    assert "empty query" in b.status.value and b.hits == [] and b.results.children == ()
+    with pytest.raises(ValueError, match="empty"):
+        b.search("  ")  # the API still says so
+
+
+def test_bug_enter_on_an_unchanged_query_and_the_search_button_search_again(setup):
+    b = _browser(setup)
+    _type_and_enter(b, "free query")
+    b.results.children = ()
+    b.query._submission_callbacks(b.query)  # Enter again, text unchanged
+    assert b.searches == 2 and len(b.results.children) == 3
+    b.search_button.click()
+    assert b.searches == 3 and b.search_button.description == "Search"
+
+
+def test_bug_picking_a_caption_puts_it_in_the_query_box_and_marks_its_rank(setup):
+    ds, videos, enc, _ = setup
+    b = _browser(setup, top_k=len(ds.videos))
+    _type_and_enter(b, "free query")
+    b.caption.value = 5
+    assert b.query.value == ds.captions[5].text  # the box and the results agree
+    target = int(ds.caption_to_video[5])
+    scores = videos @ enc.table[ds.captions[5].text]
     assert b.target_rank == 1 + int((scores > scores[target]).sum())
     marked = [h for h in b.hits if h.is_target]
     assert len(marked) == 1 and marked[0].video_index == target and marked[0].rank == b.target_rank
+    assert f"rank <b>{b.target_rank}</b>" in b.status.value
 
 
-def test_clicking_a_result_shows_its_captions(browser_setup):
-    ds, videos, enc = browser_setup
-    b = QueryBrowser(ds, videos, enc, top_k=2, strip_frames=2, strip_size=16)
-    b.search("free query")
-    b.results.children[0].children[-1].click()  # the "captions" button of the first result
+def test_bug_caption_picker_is_never_blank_and_has_no_dead_option(setup):
+    ds, _, _, _ = setup
+    b = _browser(setup, max_caption_options=10)
+    labels = [label for label, _ in b.caption.options]
+    assert len(labels) == 10 and all(label.strip() for label in labels)
+    assert not any("free query" in label for label in labels) and b.caption.value is None
+    assert f"10 of {len(ds.captions)}" in b.caption_count.value
+
+
+def test_searchable_caption_picker_with_tags(setup):
+    ds, _, _, _ = setup
+    b = _browser(setup)
+    tagged = next(i for i, c in enumerate(ds.captions) if c.tags)
+    assert b.caption_label(tagged).startswith(f"[{', '.join(ds.captions[tagged].tags)}]")
+    word = ds.captions[tagged].tags[0]
+    b.caption_filter.value = word
+    shown = [i for _, i in b.caption.options]
+    expected = [i for i, c in enumerate(ds.captions) if word in b.caption_label(i).lower()]
+    assert shown == expected[: b.max_caption_options] and shown
+    b.caption_filter.value = "zzz-no-such-words"
+    assert b.caption.options == () and "0 of 0" in b.caption_count.value
+
+
+def test_ground_truth_outside_the_top_k_is_shown(setup):
+    ds, videos, enc, _ = setup
+    b = _browser(setup, top_k=1)
+    for i in range(len(ds.captions)):
+        b.caption.value = i
+        if b.target_rank > 1:
+            break
+    assert b.target_hit is not None and b.target_hit.rank == b.target_rank > 1
+    assert b.target_hit.video_id == ds.captions[i].video_id and b.target_hit.is_target
+    assert len(b.results.children) == 3  # the top-1 row, a note, the ground-truth row
+    assert b.results_frame()["ground_truth"].tolist() == [False, True]
+
+
+def test_header_shows_model_and_recall(setup):
+    b = _browser(setup, metrics={"R@1": 12.5, "R@5": 40.0})
+    assert (
+        "fixed" in b.header.value and "R@1 12.5" in b.header.value and "R@5 40.0" in b.header.value
+    )
+
+
+def test_flat_scores_show_a_hint(setup):
+    b = _browser(setup)
+    _type_and_enter(b, "flat query")
+    assert "nearly flat" in b.status.value
+    _type_and_enter(b, "free query")
+    assert "nearly flat" not in b.status.value
+    assert is_flat(np.full(5, 0.3), 0.02) and not is_flat(np.array([0.0, 0.5]), 0.02)
+
+
+def test_export_writes_the_shown_results(setup, tmp_path):
+    b = _browser(setup, export_dir=tmp_path)
+    _type_and_enter(b, "free query")
+    b.export_button.click()
+    written = list(tmp_path.glob("query_results_*.csv"))
+    assert len(written) == 1
+    table = pd.read_csv(written[0])
+    assert table["video_id"].tolist() == [h.video_id for h in b.hits]
+    assert table["rank"].tolist() == [1, 2, 3] and (table["query"] == "free query").all()
+
+
+def test_play_shows_an_animated_strip_and_captions_show_tags(setup):
+    ds, _, _, _ = setup
+    b = _browser(setup)
+    _type_and_enter(b, "free query")
+    row = b.results.children[0].children
+    row[2].click()  # ▶ play
+    assert b.player.value[:6] == b"GIF89a" and b.player.layout.display == ""
+    row[3].click()  # captions
     vid = b.hits[0].video_id
     expected = [c.text for c in ds.captions if c.video_id == vid]
     assert expected and all(t.replace("'", "&#x27;") in b.detail.value for t in expected)
-    assert b.show_captions(0) == expected
 
 
-def test_top_k_slider_reruns_the_last_query(browser_setup):
-    ds, videos, enc = browser_setup
-    b = QueryBrowser(ds, videos, enc, top_k=2, strip_frames=2, strip_size=16)
-    b.search("free query")
+def test_top_k_slider_reruns_the_last_query(setup):
+    b = _browser(setup, top_k=2)
+    _type_and_enter(b, "free query")
     b.top_k.value = 4
     assert len(b.hits) == 4
 
 
-def test_bad_inputs(browser_setup):
-    ds, videos, enc = browser_setup
-    with pytest.raises(ValueError, match="video embeddings"):
-        QueryBrowser(ds, videos[:-1], enc)
-    with pytest.raises(ValueError, match="empty"):
-        QueryBrowser(ds, videos, enc).search("  ")
+def test_a_different_encoder_is_refused(setup):
+    from vrlib.index import IndexMismatchError
+
+    ds, videos, enc, index = setup
+    other = index.__class__.from_arrays(
+        index.embeddings, index.video_ids, index.table["path"], {"encoder_fingerprint": "abc"}
+    )
+    with pytest.raises(IndexMismatchError):
+        QueryBrowser(other, enc, ds)
 
 
-def test_video_scores_take_the_best_of_k_embeddings():
-    v = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.6, 0.8], [0.6, 0.8]]])  # (V=2, k=2, d=2)
-    assert video_scores(torch.tensor([0.0, 1.0]), v).tolist() == pytest.approx([1.0, 0.8])
+def test_frame_strip_and_clip_shapes(smoke_world):
+    from PIL import Image
 
-
-def test_frame_strip_shape(smoke_world):
     path = sorted((smoke_world / "videos").glob("*.mp4"))[0]
     strip = frame_strip(path, n=3, size=20)
     assert strip.shape == (20, 60, 3) and strip.dtype == np.uint8
+    gif = Image.open(__import__("io").BytesIO(clip_gif(path, n=4, size=24)))
+    assert gif.n_frames == 4 and gif.size == (24, 24)
+
+
+def test_bug_false_random_init_warning_is_hidden(tmp_path, caplog):
+    from vrlib.index import open_encoder
+
+    ckpt = tmp_path / "tiny.pt"
+    with caplog.at_level(logging.WARNING):
+        torch.save(open_encoder("vrlib-tiny", None).model.state_dict(), ckpt)
+        random_init = [r for r in caplog.records if "No pretrained weights" in r.getMessage()]
+        caplog.clear()
+        open_encoder("vrlib-tiny", str(ckpt))
+    assert random_init, "a truly random model keeps open_clip's warning"
+    assert not [r for r in caplog.records if "No pretrained weights loaded" in r.getMessage()]
+
+
+def test_bug_run_all_leaves_a_fresh_widget_and_prints_no_stray_values():
+    """The widget is created in the last cell, after the examples, which never touch a widget;
+    no cell ends in a call whose value Jupyter would print (the stray ``PosixPath(...)``)."""
+    cells = [c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
+    assert "QueryBrowser(" in cells[-1] and cells[-1].strip().endswith("browser")
+    assert not any(re.search(r"QueryBrowser\(|\bbrowser\b", src) for src in cells[1:-1])
+    for src in cells:
+        last = ast.parse(src).body[-1]
+        call = isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+        assert not call or ast.unparse(last.value.func) in ("print", "display"), src
+
+
+@pytest.mark.slow
+def test_bug_notebook_outputs_have_no_stray_path_or_false_warning(smoke_expert, tmp_path):
+    from vrlib.report import run_study
+
+    out = run_study(
+        "query_browser", ROOT / "parameters" / "query_browser" / "smoke.yaml", out_root=tmp_path
+    )
+    executed = json.dumps(nbformat.read(out / NOTEBOOK.name, as_version=4).cells)
+    assert "PosixPath(" not in executed and "No pretrained weights loaded" not in executed
+    assert '"output_type": "error"' not in executed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -218,3 +219,21 @@ def test_paper_protocols_use_metric_option_names():
     assert not any(
         r["setting"].endswith("min_rank") for r in PAPER_FIGURES["zero_shot_aggregation"]
     )
+
+
+def test_metrics_record_the_inputs_data_and_encoder_fingerprints(tmp_path, smoke_world):
+    """metrics.json names the world (hash of its annotation files) and the encoder's weights."""
+    from vrlib.studies.common import data_fingerprint, load_encoder
+
+    params = load_params("failure_analysis", ROOT / "parameters/failure_analysis/smoke.yaml")
+    encoder = load_encoder(params.encoder, params.data)
+    out = StudyOutputs("failure_analysis", params, tmp_path)
+    doc = json.loads(out.write_metrics(protocol={}).read_text())
+    assert doc["inputs"]["data_sha256"] == data_fingerprint(smoke_world)
+    assert doc["inputs"]["encoder_fingerprint"] == encoder.fingerprint
+
+    copy = tmp_path / "world"
+    shutil.copytree(smoke_world, copy, ignore=shutil.ignore_patterns("*.mp4", "images"))
+    before = data_fingerprint(copy)
+    (copy / "splits.json").write_text((copy / "splits.json").read_text() + " ")
+    assert data_fingerprint(copy) != before

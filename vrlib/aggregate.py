@@ -25,7 +25,9 @@ k-means, precisely
     and shared by every video, so a video gets the same centroids alone or in a
     batch, on CPU or CUDA. It stops after ``iters`` updates or when no assignment changes; an
     empty cluster keeps its previous centroid. Videos are processed together (padded + masked).
-    Centroids come in k-means++ draw order.
+    Centroids come in k-means++ draw order. Computed in float64; scores within ``TIE_TOL``
+    are ties won by the lowest index and distances below it count as 0, so the ~1e-7 rounding
+    differences of features computed on another CPU cannot change a choice.
 
     Fewer frames than centroids (T < k): the output is still ``(k, d)``: centroid ``j`` is frame
     ``j mod T`` (all T frames, then repeated cyclically). Duplicated embeddings change neither
@@ -154,11 +156,11 @@ def kmeans(
         raise ValueError(f"kmeans: k must be an int >= 1; got {k!r}")
     if not (isinstance(iters, int | np.integer) and iters >= 1):
         raise ValueError(f"kmeans: iters must be an int >= 1; got {iters!r}")
-    x = _unit(frames) * mask[..., None]  # (N, T, d)
+    x = _unit(frames.double()) * mask[..., None]  # (N, T, d)
     centers = _kmeans_pp(x, mask, k, seed)  # (N, k, d)
     previous = None
     for _ in range(iters):
-        assign = torch.einsum("ntd,nkd->ntk", x, centers).argmax(-1)  # (N, T)
+        assign = _first_best(torch.einsum("ntd,nkd->ntk", x, centers))  # (N, T)
         if previous is not None and bool((assign == previous)[mask].all()):
             break
         members = F.one_hot(assign, k).to(x.dtype) * mask[..., None]  # (N, T, k)
@@ -166,7 +168,23 @@ def kmeans(
         filled = members.sum(1)[..., None] > 0  # (N, k, 1)
         centers = torch.where(filled, _unit(sums), centers)
         previous = assign
-    return _repeat_short_videos(x, mask, centers)
+    return _repeat_short_videos(x, mask, centers).to(frames.dtype)
+
+
+# Scores closer than this are a tie, decided by the lowest index. Why: features of one video
+# computed on two CPUs differ by ~1.5e-7 (other SIMD kernels; measured with
+# ATEN_CPU_CAPABILITY=avx2 vs avx512). Near-duplicate frames make exact-looking ties, which that
+# noise decided differently per machine: 8 of 60 videos got other k=10 centroids and t2v R@1
+# moved by up to 1.8 points. Deciding ties by index, and treating distances below the tolerance
+# as zero, removes that noise from every choice.
+TIE_TOL = 1e-5
+
+
+def _first_best(scores: torch.Tensor, largest: bool = True) -> torch.Tensor:
+    """Index of the best score along the last dim; scores within ``TIE_TOL`` of it tie -> lowest."""
+    best = scores.amax(-1, keepdim=True) if largest else scores.amin(-1, keepdim=True)
+    close = (scores - best).abs() <= TIE_TOL
+    return close.to(torch.uint8).argmax(-1)  # first True
 
 
 def _kmeans_pp(x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.Tensor:
@@ -192,9 +210,10 @@ def _kmeans_pp(x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.
         targets = draws[step] * cdf[:, -1:]  # (N, trials)
         cand = torch.minimum(torch.searchsorted(cdf, targets, right=True), last)  # (N, trials)
         cos = torch.einsum("ntd,ncd->nct", x, x[rows, cand])  # (N, trials, T)
-        cand_dist = (2 - 2 * cos).clamp_min(0).double()
+        cand_dist = (2 - 2 * cos).double()
+        cand_dist = torch.where(cand_dist < TIE_TOL, 0.0, cand_dist)  # rounding noise is 0
         after = cand_dist if nearest is None else torch.minimum(nearest[:, None], cand_dist)
-        best = (after * mask[:, None]).sum(2).argmin(1)  # (N,)
+        best = _first_best((after * mask[:, None]).sum(2), largest=False)  # (N,)
         pick = cand[rows[:, 0], best]  # (N,)
         chosen.append(x[rows[:, 0], pick])
         nearest = after[rows[:, 0], best]

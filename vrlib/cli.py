@@ -117,6 +117,59 @@ def _reproduce(args: argparse.Namespace) -> int:
     return reproduce_from_cli(args)
 
 
+def _index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video_dir", type=Path, help="folder of videos (searched recursively)")
+    p.add_argument(
+        "--model", required=True, help="open_clip architecture, e.g. ViT-B-32 or vrlib-tiny"
+    )
+    p.add_argument(
+        "--pretrained", required=True, help="open_clip weights tag (e.g. openai) or checkpoint path"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="index folder (default: VIDEO_DIR/.vrlib-index)"
+    )
+    p.add_argument("--aggregation", default="mean", help="registered aggregation (default mean)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
+    p.add_argument("--max-frames", type=int, default=32, help="at most this many frames a video")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument("--no-frames", action="store_true", help="do not keep frame features")
+    p.add_argument("--ann", action="store_true", help="also build and save the faiss IVF index")
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help="feature cache (default: VRLIB_HOME)"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=0, help="decoding processes")
+    p.add_argument("--device", default=None)
+
+
+@command(
+    "index", "index a folder of videos for text or video search (rerun to update)", _index_args
+)
+def _index(args: argparse.Namespace) -> int:
+    from vrlib.index.commands import index_from_cli
+
+    return index_from_cli(args)
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", type=Path, help="index folder written by `python -m vrlib index`")
+    p.add_argument("text", nargs="?", default=None, help="the query sentence")
+    p.add_argument("--video", type=Path, default=None, help="search by this video instead")
+    p.add_argument("-k", type=int, default=10, help="results to show (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--method", choices=("auto", "exact", "ann"), default="auto")
+    p.add_argument("--model", default=None, help="default: the index's model")
+    p.add_argument("--pretrained", default=None, help="default: the index's weights")
+    p.add_argument("--device", default=None)
+
+
+@command("search", "rank the videos of an index for a sentence (or a video)", _search_args)
+def _search(args: argparse.Namespace) -> int:
+    from vrlib.index.commands import search_from_cli
+
+    return search_from_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vrlib",

@@ -2,7 +2,7 @@
 
 Why: results must be comparable by code. Each run of ``notebooks/NN_STUDY.ipynb`` at
 ``parameters/STUDY/NAME.yaml`` goes to ``reports/STUDY/NAME/``: the executed notebook, one
-``metrics.json`` (study, params, protocol, versions, seed, wall time, rows), tables as CSV and
+``metrics.json`` (study, params, protocol, versions, seed, inputs, wall time, rows), tables as CSV and
 Markdown, figures as PNG. ``reports/README.md`` is then rebuilt from every metrics.json found,
 beside the papers' figures (``vrlib.papers``). Parameters are validated before the notebook
 starts, so a bad file fails in a second with the key named.
@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from vrlib.io import atomic_write_text, read_json, replace_dir, write_json
 from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
+from vrlib.studies.common import study_inputs
 
 
 class ParamsError(ValueError):
@@ -163,6 +164,7 @@ class StudyOutputs:
             "protocol": protocol,
             "versions": versions(),
             "seed": seed,
+            "inputs": study_inputs(self.params),
             "wall_time_s": round(time.time() - self.started, 2),
             "rows": self.rows,
         }
@@ -356,6 +358,19 @@ def _match_paper(paper: dict, row: dict) -> dict | None:
     return paper.get((row["setting"], row["direction"], row["split"]))
 
 
+# Measured for issue 10 (emulating another CPU with ATEN_CPU_CAPABILITY=avx2 vs avx512 and
+# MKL_CBWR=COMPATIBLE; thread count and encoder batch size 64 vs 32 changed nothing).
+CROSS_MACHINE_NOTE = (
+    "Across machines: each run's `metrics.json` records its inputs (`inputs.data_sha256` of the "
+    "world's annotation files, `inputs.encoder_fingerprint` of the weights); compare those first. "
+    "With the same inputs, frame and caption features computed on another CPU differ by up to "
+    "2e-7 (other SIMD kernels); k-means decides ties by index and is unaffected. Rows that train "
+    "a head (study 02) amplify that rounding through training and are not bitwise reproducible "
+    "across CPU models: a reproduction on an AMD EPYC differed by up to 1.7 R@1 there, so read "
+    "their differences below that as noise.\n"
+)
+
+
 def build_readme(out_root: Path) -> Path:
     """Rebuild ``reports/README.md`` from every metrics.json under ``out_root``."""
     runs = _load_runs(out_root)
@@ -365,6 +380,7 @@ def build_readme(out_root: Path) -> Path:
         "do not edit by hand. *paper*: the paper's figure (on MSR-VTT with CLIP); *ours*: this "
         "workbench on the embedded default world (`default.yaml`); further columns: runs on real data "
         "(empty until someone runs them). Metrics: R@K in percent, MdR = median rank.\n",
+        CROSS_MACHINE_NOTE,
     ]
     for study in study_names():
         spec = get_study(study)

@@ -15,6 +15,7 @@ methods share the model's preprocessing and text-tower details; splitting it wou
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ from vrlib.encoders.weights import (
     _resolve_tag,
     check_model_name,
     check_pretrained,
+    quiet_random_init_warning,
 )
 
 PRECISIONS = ("fp32", "amp", "amp_bf16", "fp16", "bf16")
@@ -62,6 +64,40 @@ def _resize_like_pil(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch
 def _default_precision(device: torch.device) -> str:
     """fp16 autocast on CUDA (what CLIP was trained with), plain fp32 on CPU."""
     return "amp" if device.type == "cuda" else "fp32"
+
+
+def preprocess_frames(
+    frames: np.ndarray | torch.Tensor, cfg: dict[str, Any], image_size: int, device: Any = "cpu"
+) -> torch.Tensor:
+    """:meth:`ClipEncoder.preprocess_frames` as a function of the preprocessing config."""
+    if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+        frames = frames.copy()  # torch warns on read-only arrays (decoders often return them)
+    x = torch.as_tensor(frames)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8:
+        raise ValueError(f"frames must be uint8 (0..255), got {x.dtype}")
+    mode = cfg.get("resize_mode", "shortest")
+    interp = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"
+    s = image_size
+    x = x.to(device).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+    h, w = x.shape[-2:]
+    if mode == "shortest":
+        short, long = min(h, w), max(h, w)
+        new_long = int(s * long / short)
+        size = (s, new_long) if h <= w else (new_long, s)
+    elif mode == "squash":
+        size = (s, s)
+    else:
+        raise ValueError(
+            f"resize_mode {mode!r} is not supported by preprocess_frames; supported: 'shortest', 'squash'"
+        )
+    x = _resize_like_pil(x, size, interp)
+    top, left = int(round((size[0] - s) / 2.0)), int(round((size[1] - s) / 2.0))
+    x = x[..., top : top + s, left : left + s]  # (N, 3, S, S)
+    mean = torch.tensor(cfg["mean"], device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg["std"], device=x.device).view(1, 3, 1, 1)
+    return (x / 255.0 - mean) / std
 
 
 class ClipEncoder:
@@ -177,35 +213,20 @@ class ClipEncoder:
         Returns:
             float32 tensor (N, 3, S, S) on :attr:`device`.
         """
-        if isinstance(frames, np.ndarray) and not frames.flags.writeable:
-            frames = frames.copy()  # torch warns on read-only arrays (decoders often return them)
-        x = torch.as_tensor(frames)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(x.shape)}")
-        if x.dtype != torch.uint8:
-            raise ValueError(f"frames must be uint8 (0..255), got {x.dtype}")
-        cfg = self.preprocess_cfg
-        mode = cfg.get("resize_mode", "shortest")
-        interp = "bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic"
-        s = self.image_size
-        x = x.to(self.device).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
-        h, w = x.shape[-2:]
-        if mode == "shortest":
-            short, long = min(h, w), max(h, w)
-            new_long = int(s * long / short)
-            size = (s, new_long) if h <= w else (new_long, s)
-        elif mode == "squash":
-            size = (s, s)
-        else:
-            raise ValueError(
-                f"resize_mode {mode!r} is not supported by preprocess_frames; supported: 'shortest', 'squash'"
-            )
-        x = _resize_like_pil(x, size, interp)
-        top, left = int(round((size[0] - s) / 2.0)), int(round((size[1] - s) / 2.0))
-        x = x[..., top : top + s, left : left + s]  # (N, 3, S, S)
-        mean = torch.tensor(cfg["mean"], device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(cfg["std"], device=x.device).view(1, 3, 1, 1)
-        return (x / 255.0 - mean) / std
+        return preprocess_frames(frames, self.preprocess_cfg, self.image_size, self.device)
+
+    def cpu_preprocessor(self) -> functools.partial:
+        """A picklable :meth:`preprocess_frames` on the CPU, without the model.
+
+        Why: extraction runs it in the decoding workers, so that the main process only encodes
+        (the workers would otherwise receive a copy of the whole model).
+        """
+        return functools.partial(
+            preprocess_frames,
+            cfg=dict(self.preprocess_cfg),
+            image_size=self.image_size,
+            device="cpu",
+        )
 
     @torch.no_grad()
     def encode_preprocessed(self, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -402,7 +423,8 @@ def load_clip(
         local_file = check_pretrained(model_name, pretrained)
         source = str(local_file)
 
-    with torch.random.fork_rng(devices=[]):
+    quiet = quiet_random_init_warning() if local_file is not None else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), quiet:
         torch.manual_seed(init_seed)
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, **kwargs)
     if local_file is not None:

@@ -14,6 +14,8 @@ the small CLIP that :mod:`vrlib.pretrain` trains on the embedded world) with ope
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import threading
@@ -268,3 +270,20 @@ def check_pretrained(
         f"pretrained={pretrained!r} is neither a tag of {model_name} (known: {tags or 'none'}) "
         "nor an existing file"
     )
+
+
+class _RandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_random_init_warning():
+    """Hide open_clip's "initialized randomly" warning while a model whose weights come next from a
+    local file is built: the warning is false there (it stays for a truly random model)."""
+    quiet, root = _RandomInitWarning(), logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)

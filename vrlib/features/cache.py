@@ -9,16 +9,19 @@ therefore misses its entry and is recomputed, while the rest of the cache stays 
 Cache layout (one folder per run key; several writers can share it)::
 
     cache_dir/<run key[:20]>/
-        manifest_r{rank}of{world}.json    shards written by that writer (atomic JSON)
-        shard_r{rank}of{world}_{i:05d}.pt per-video entries + a SHA-256 of their tensor bytes
-        done_r{rank}of{world}.json        written when that writer finished its share
+        manifest_r{rank}of{world}_{writer}.json    shards written by that writer (atomic JSON)
+        shard_r{rank}of{world}_{writer}_{i:05d}.pt per-video entries + a SHA-256 of their bytes
+        done_r{rank}of{world}.json                 written when that rank finished its share
 
 Shards are written atomically every ``shard_size`` newly encoded videos, and what was encoded is
 also written when the run stops on an exception (``KeyboardInterrupt`` included), so a rerun
 only encodes what is missing. A shard that cannot be read or whose checksum does not match is
 reported by a warning naming it and its videos are recomputed. Each writer owns its manifest,
 so ranks never race on a shared file (a single ``manifest.json`` would lose updates when ranks
-write at the same time); readers take the union of all manifests.
+write at the same time); readers take the union of all manifests. ``{writer}`` is unique per
+call (process id and random bits): two extractions into one cache at the same time (two splits,
+two notebooks) would otherwise both be rank 0 of 1, write the same shard names and manifest over
+each other, and one of them would silently lose its shards and be recomputed next time.
 
 Text features are one file per (encoder, tokens, texts) key: ``cache_dir/text/<key[:20]>.pt``
 with a checksum of its tensors.
@@ -30,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,18 +95,12 @@ class _FrameCache:
         self.key = key
         self.config = config
         self.tag = f"r{rank}of{world_size}"
+        self.writer = f"{self.tag}_{os.getpid()}{secrets.token_hex(4)}"
         self.shard_size = shard_size
-        self.manifest_path = root / f"manifest_{self.tag}.json"
+        self.manifest_path = root / f"manifest_{self.writer}.json"
         self._buffer: list[dict[str, Any]] = []
-        self._shards = self._read_manifest(self.manifest_path).get("shards", [])
-        used = [int(m.group(1)) for m in map(self._shard_re().fullmatch, self._own_files()) if m]
-        self._next = max(used, default=-1) + 1
-
-    def _shard_re(self) -> re.Pattern:
-        return re.compile(rf"shard_{self.tag}_(\d+)\.pt")
-
-    def _own_files(self) -> list[str]:
-        return [p.name for p in self.root.glob(f"shard_{self.tag}_*.pt")]
+        self._shards: list[dict[str, Any]] = []
+        self._next = 0
 
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         if not path.exists():
@@ -181,7 +179,7 @@ class _FrameCache:
         """Write the buffered entries as one shard, then list it in this writer's manifest."""
         if not self._buffer:
             return
-        name = f"shard_{self.tag}_{self._next:05d}.pt"
+        name = f"shard_{self.writer}_{self._next:05d}.pt"
         atomic_save_torch(self.root / name, {"key": self.key, "entries": self._buffer})
         self._shards = [s for s in self._shards if (self.root / s["file"]).exists()]
         self._shards.append(
@@ -193,7 +191,7 @@ class _FrameCache:
         )
         write_json(
             self.manifest_path,
-            {"key": self.key, "writer": self.tag, "config": self.config, "shards": self._shards},
+            {"key": self.key, "writer": self.writer, "config": self.config, "shards": self._shards},
         )
         self._next += 1
         self._buffer = []

@@ -251,10 +251,14 @@ def _encode_missing(
 
     bar = tqdm(total=len(todo), desc="frame features", unit="video", disable=not progress)
     try:
-        for record in _decode_loader([it for it, _ in todo], sampling, seed, num_workers, epoch):
+        videos = [it for it, _ in todo]
+        for record in _decode_loader(
+            videos, sampling, seed, num_workers, _worker_preprocess(encoder), epoch
+        ):
             if record["error"] is not None:
                 if on_error == "raise":
                     raise VideoDecodeError(record["path"], record["error"])
+                batcher.discard(record["video_id"])  # chunks decoded before the error
                 skipped.append((record["video_id"], record["error"]))
                 bar.update(1)
                 continue
@@ -269,6 +273,17 @@ def _encode_missing(
         if cache:
             cache.flush()  # keep what was encoded, also when stopped by an exception or Ctrl-C
     return skipped, encoded
+
+
+def _worker_preprocess(encoder: Any) -> Any:
+    """The encoder's CPU preprocessing for decoding workers, when it encodes on the CPU.
+
+    Why: on the CPU, preprocessing in the main process delays every encoder call by it, while the
+    workers idle whenever decoding is cheaper than encoding; on a GPU it is fastest where the
+    model is, so it stays in the main process.
+    """
+    on_cpu = str(getattr(encoder, "device", "cpu")).startswith("cpu")
+    return encoder.cpu_preprocessor() if on_cpu and hasattr(encoder, "cpu_preprocessor") else None
 
 
 def _assemble(

@@ -21,15 +21,18 @@ sidecar ``PATH.json`` holds the summary for people and reports.
 """
 
 from vrlib.pretrain.expert import ensure_expert, preset_settings, pretrain_from_cli
-from vrlib.pretrain.images import evaluate_image_text, image_set_sha, load_image_set
+from vrlib.pretrain.images import evaluate_image_text, image_set_sha, load_image_set, read_rgb
 from vrlib.pretrain.loop import (
     CHECKPOINT_VERSION,
     MODEL_NAME,
     PRESETS,
     PretrainConfig,
+    adamw_optimizer,
+    epoch_generator,
     held_out_ceiling,
     pretrain_expert,
     sidecar_path,
+    warmup_cosine_schedule,
 )
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "MODEL_NAME",
     "PRESETS",
     "PretrainConfig",
+    "adamw_optimizer",
+    "epoch_generator",
     "ensure_expert",
     "evaluate_image_text",
     "held_out_ceiling",
@@ -45,5 +50,7 @@ __all__ = [
     "preset_settings",
     "pretrain_expert",
     "pretrain_from_cli",
+    "read_rgb",
     "sidecar_path",
+    "warmup_cosine_schedule",
 ]

@@ -37,13 +37,13 @@ def load_image_set(
     pixels = []
     for start in range(0, len(pairs), chunk):
         frames = np.stack(
-            [_read_rgb(path) for path, _ in pairs[start : start + chunk]]
+            [read_rgb(path) for path, _ in pairs[start : start + chunk]]
         )  # (B, H, W, 3)
         pixels.append(encoder.preprocess_frames(frames).to("cpu", torch.float16))
     return torch.cat(pixels), [caption for _, caption in pairs]
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))

@@ -74,7 +74,7 @@ def sidecar_path(out_path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------- data
 
 
-def _optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW:
+def adamw_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW:
     """AdamW as in open_clip: no weight decay on gains, biases, 1-d embeddings and the temperature."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
@@ -86,7 +86,7 @@ def _optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.AdamW
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
 
-def _schedule(
+def warmup_cosine_schedule(
     optimizer: torch.optim.Optimizer, warmup: int, total: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to the base lr over ``warmup`` steps, then cosine decay to zero at ``total``."""
@@ -100,7 +100,7 @@ def _schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
@@ -135,7 +135,7 @@ class _Run:
 
 def _train_epoch(run: _Run, epoch: int, loss_fn: torch.nn.Module) -> float:
     """One pass over the shuffled training set; returns the mean loss."""
-    gen = _epoch_generator(run.cfg.seed, epoch)
+    gen = epoch_generator(run.cfg.seed, epoch)
     order = torch.randperm(len(run.train_pixels), generator=gen)
     batches = hard_batches(order, run.partners, run.batch_size, run.cfg.hard_negatives, gen)
     on_cuda = run.device.type == "cuda"
@@ -185,12 +185,12 @@ def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dic
     batch_size = min(cfg.batch_size, len(train_pixels))
     total = len(train_pixels) // batch_size * cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else min(100, max(1, total // 10))
-    optimizer = _optimizer(encoder.model, cfg)
+    optimizer = adamw_optimizer(encoder.model, cfg)
     run = _Run(
         cfg=cfg,
         encoder=encoder,
         optimizer=optimizer,
-        scheduler=_schedule(optimizer, warmup, total),
+        scheduler=warmup_cosine_schedule(optimizer, warmup, total),
         device=device,
         train_pixels=train_pixels,
         train_tokens=encoder.tokenizer(train_captions),  # (N, L)

@@ -58,6 +58,7 @@ def parameters_dir() -> Path:
 def _import_all() -> None:
     """Import every study module so that its ``@register_study`` runs."""
     from vrlib.studies import (  # noqa: F401
+        curriculum,
         failure_analysis,
         query_browser,
         temporal_ablation,

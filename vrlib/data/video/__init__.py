@@ -49,7 +49,13 @@ Errors
     ``KeyError`` listing the valid ones.
 """
 
-from vrlib.data.video.decode import available_backends, probe, read_frames, read_sampled
+from vrlib.data.video.decode import (
+    available_backends,
+    iter_sampled,
+    probe,
+    read_frames,
+    read_sampled,
+)
 from vrlib.data.video.decord_reader import DecordReader
 from vrlib.data.video.pyav_reader import PyAVReader
 from vrlib.data.video.reader import (
@@ -73,6 +79,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "available_backends",
+    "iter_sampled",
     "probe",
     "read_frames",
     "read_sampled",

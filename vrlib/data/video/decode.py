@@ -1,4 +1,5 @@
-"""Public decoding functions: :func:`probe`, :func:`read_frames`, :func:`read_sampled`.
+"""Public decoding functions: :func:`probe`, :func:`read_frames`, :func:`read_sampled`,
+:func:`iter_sampled`.
 
 Why: they choose a backend (or take the forced one), check the file and the indices before any
 decoder runs, decode each distinct frame once, fall back to PyAV when decord opens a file it
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -128,32 +129,63 @@ def read_sampled(
     :func:`read_frames`, plus whatever ``choose`` raises, plus a :class:`VideoDecodeError` for a
     file holding fewer frames than its header claims (:meth:`VideoInfo.truncation`) unless
     ``allow_truncated``: sampling would spread the frames over the part that survived, and the
-    captions describe the whole video.
+    captions describe the whole video. All frames are returned at once: for long videos sampled
+    densely, :func:`iter_sampled` keeps memory bounded.
 
     Returns:
         ``(frames (T, H, W, 3) uint8, indices (T,) int64, info)``.
     """
+    chunks = list(
+        iter_sampled(path, choose, size, resize, backend, None, allow_truncated=allow_truncated)
+    )
+    info = chunks[0][2]
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]), info
+
+
+def iter_sampled(
+    path: str | os.PathLike,
+    choose: Callable[[VideoInfo], Sequence[int] | np.ndarray],
+    size: int | None = None,
+    resize: str = "short_side",
+    backend: str | None = None,
+    chunk_frames: int | None = 64,
+    allow_truncated: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray, VideoInfo]]:
+    """:func:`read_sampled` in chunks of at most ``chunk_frames`` indices, decoded and resized.
+
+    Why: at ``fps`` sampling without a frame cap a 10-minute video has thousands of sampled
+    frames; decoding and resizing them at once took gigabytes (the float32 resize buffer of
+    every native frame). Chunk by chunk, memory depends on ``chunk_frames``, not on the video.
+
+    Args:
+        chunk_frames: indices per chunk; None: one chunk with all of them.
+        allow_truncated: decode a file shorter than its header claims instead of raising
+            (see :func:`read_sampled`).
+
+    Yields:
+        ``(frames (t, H, W, 3) uint8, indices (t,) int64, info)`` in the order of the chosen
+        indices; at least one chunk (an empty one when no index was chosen).
+    """
+    if chunk_frames is not None and chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1 or None, got {chunk_frames}")
     check_resize(size, resize)
     with _open(path, backend) as reader:
         info = reader.info()
         if not allow_truncated and (problem := info.truncation()):
             raise VideoDecodeError(reader.path, problem)
         idx = _as_indices(choose(info))
-        return _decode(reader, idx, size, resize, forced=backend is not None), idx, info
+        _check_range(reader, idx)  # all indices, before the first chunk is decoded
+        step = chunk_frames or max(idx.size, 1)
+        for start in range(0, max(idx.size, 1), step):
+            part = idx[start : start + step]
+            yield _decode(reader, part, size, resize, forced=backend is not None), part, info
 
 
 def _decode(
     reader: VideoReader, idx: np.ndarray, size: int | None, resize: str, forced: bool
 ) -> np.ndarray:
     """Check ``idx`` against the open file, decode each distinct frame once, resize, reorder."""
-    num_frames = reader.num_frames
-    bad = idx[(idx < 0) | (idx >= num_frames)]
-    if bad.size:
-        raise VideoDecodeError(
-            reader.path,
-            f"frame indices {preview_indices(bad)} out of range [0, {num_frames}) "
-            f"({num_frames} frames in the file)",
-        )
+    _check_range(reader, idx)
     if idx.size == 0:
         info = reader.info()
         empty = np.zeros((0, info.height, info.width, 3), dtype=np.uint8)
@@ -169,6 +201,17 @@ def _decode(
         log.debug("%s: decord failed to decode (%s), retrying with pyav", reader.path, err.reason)
         frames = _read_with_pyav(reader.path, unique, err)
     return resize_frames(frames, size, resize)[inverse]  # (T, H', W', 3)
+
+
+def _check_range(reader: VideoReader, idx: np.ndarray) -> None:
+    num_frames = reader.num_frames
+    bad = idx[(idx < 0) | (idx >= num_frames)]
+    if bad.size:
+        raise VideoDecodeError(
+            reader.path,
+            f"frame indices {preview_indices(bad)} out of range [0, {num_frames}) "
+            f"({num_frames} frames in the file)",
+        )
 
 
 def _read_with_pyav(

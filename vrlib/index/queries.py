@@ -1,0 +1,71 @@
+"""Queries of a :class:`~vrlib.index.VideoIndex`: the encoder that may answer them, and their embeddings.
+
+Why apart from the index: this is the only part that runs a model, and the part the command line,
+the query browser and the notebook share to open the encoder an index names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+
+def open_encoder(model: str, pretrained: str | None, device: str | None = None):
+    """``load_clip`` for an index: ``pretrained`` may also be the ``random(seed=N)`` an index recorded.
+
+    (``load_clip`` hides open_clip's false "initialized randomly" warning for a local file.)
+    """
+    from vrlib.encoders import load_clip
+
+    seed = re.fullmatch(r"random\(seed=(\d+)\)", pretrained or "")
+    if pretrained is None or seed:
+        return load_clip(model, None, device=device, init_seed=int(seed.group(1)) if seed else 0)
+    return load_clip(model, pretrained, device=device)
+
+
+def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
+    """``(Q, d)`` float32 embeddings of texts (``str``) and videos (``Path``), in the given order.
+
+    A video is sampled and aggregated as the manifest says; a multi-embedding aggregation
+    (k-means) is reduced to the normalised mean of its centroids.
+    """
+    items = [queries] if isinstance(queries, str | os.PathLike) else list(queries)
+    if not items:
+        raise ValueError("no queries")
+    empty = [i for i, q in enumerate(items) if isinstance(q, str) and not q.strip()]
+    if empty:
+        raise ValueError(f"empty query (query {empty[0]} is blank)")
+    out = np.zeros((len(items), dim), np.float32)
+    text_rows = [i for i, q in enumerate(items) if isinstance(q, str)]
+    if text_rows:
+        out[text_rows] = encoder.encode_text([items[i] for i in text_rows]).cpu().numpy()
+    video_rows = [i for i, q in enumerate(items) if not isinstance(q, str)]
+    if video_rows:
+        out[video_rows] = _embed_videos([Path(items[i]) for i in video_rows], encoder, manifest)
+    return out
+
+
+def _embed_videos(paths: list[Path], encoder, manifest: dict) -> np.ndarray:
+    from vrlib.aggregate import aggregate
+    from vrlib.data.datasets import VideoItem
+    from vrlib.data.sampling import SamplingConfig
+    from vrlib.features import extract_frame_features
+
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"query video not found: {', '.join(missing)}")
+    items = [VideoItem(f"query:{p.resolve()}", p.resolve()) for p in paths]
+    feats = extract_frame_features(
+        SimpleNamespace(videos=items), encoder, SamplingConfig(**manifest["sampling"]),
+        cache_dir=None, on_error="raise", seed=manifest["seed"], progress=False,
+    )  # fmt: skip
+    agg = manifest["aggregation"]
+    emb = aggregate(feats.features, agg["method"], **agg["options"]).cpu().numpy()
+    if emb.ndim == 3:  # (Q, k, d) -> (Q, d): the normalised mean of the centroids
+        emb = emb.mean(axis=1)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb

@@ -1,0 +1,381 @@
+"""Frozen in Time's space-time transformer (Bain et al. 2021, §3.1), sized for a CPU.
+
+An end-to-end dual encoder on pixels: a video (or an image, a one-frame video) goes through one
+ViT whose blocks add *temporal* self-attention (over the same patch position across frames)
+before the usual *spatial* self-attention (within a frame); the text tower is the image-text
+expert's own, trained with it. Configurations are data (``vrlib/model_configs/frozen-*.json``)
+naming the open_clip model whose image tower the spatial blocks load, the most frames, the block
+style and the init of the temporal attention.
+
+Design choices (each says why):
+
+- **One CLS token per frame, averaged at the end.** The reference code keeps a single CLS token
+  that attends to every patch of every frame; then even with zero temporal attention the model
+  mixes frames in the spatial step and equals ViT-per-frame only for one frame. Here each frame
+  keeps its own CLS (loaded from the expert's ``class_embedding``), the CLS tokens of the frames
+  attend to each other in the temporal step like any patch position, and the video embedding is
+  the mean of the L2-normalised per-frame outputs. With zero temporal attention and zero temporal
+  embeddings the model is therefore *exactly* the expert's image tower applied frame by frame and
+  mean pooled (study 01's ``mean``, study 02's ``meanP``): the paper's "ImageNet init" analogue,
+  from which time is learned gradually.
+- **Temporal attention starts at zero** by zeroing its output projection (weight and bias): the
+  branch adds nothing at step 0 but its output projection gets a gradient at once (the
+  reference zeroes q/k/v and fills the projection with ones for the same purpose).
+- **The block styles** (``block``): ``"frozen"`` is the paper's modified residual (the spatial
+  branch's residual comes from the block input, so temporal attention reaches the output only
+  through the spatial attention); ``"timesformer"`` is the original divided block (the spatial
+  residual starts from the temporal output). At zero temporal init both equal the image block.
+- **Temporal embeddings** are a table of ``max_frames`` rows, zero at init, of which a T-frame
+  clip uses the first T. A curriculum m -> M frames writes rows ``[:M]`` in place from rows
+  ``[:m]`` (:func:`expand_temporal_embedding`), so optimiser state stays attached.
+- **Attention** uses ``scaled_dot_product_attention``; :func:`count_flops` switches it to the
+  math backend so that ``torch.utils.flop_counter`` sees its matrix products (the fused CPU
+  kernel is invisible to the counter).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import check_choice, check_positive_int
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "model_configs"
+BLOCKS = ("frozen", "timesformer")
+EXPANSIONS = ("zeros", "nearest", "bilinear")
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenConfig:
+    """A space-time model as data (``vrlib/model_configs/<name>.json``).
+
+    Attributes:
+        clip_model: the open_clip architecture whose towers it starts from (its vision geometry
+            — image size, patch, width, layers, heads — is the model's).
+        max_frames: rows of the temporal embedding table: the most frames a clip may have.
+        block: ``"frozen"`` (the paper's modified residual) or ``"timesformer"``.
+        zero_temporal: start the temporal attention at zero (the paper); False draws it at random.
+    """
+
+    clip_model: str = "vrlib-tiny"
+    max_frames: int = 8
+    block: str = "frozen"
+    zero_temporal: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive_int("max_frames", self.max_frames)
+        check_choice("block", self.block, BLOCKS)
+
+
+def load_frozen_config(name_or_path: str | Path, **overrides: Any) -> FrozenConfig:
+    """Read ``model_configs/<name>.json`` (or a path), apply ``overrides``, reject unknown keys."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("frozen-*.json"))
+        raise FileNotFoundError(f"{path}: no such space-time model config; known: {known}")
+    data = {**json.loads(path.read_text()), **overrides}
+    fields = {f.name for f in dataclasses.fields(FrozenConfig)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; valid: {sorted(fields)}")
+    return FrozenConfig(**data)
+
+
+# ----------------------------------------------------------------------------- temporal expansion
+
+
+def expand_temporal_embedding(table: Tensor, frames: int, method: str) -> Tensor:
+    """Grow a learned (m, D) temporal embedding to (M, D) rows for an M-frame stage (§3.2).
+
+    Args:
+        table: (m, D), the rows learned so far.
+        frames: M >= m.
+        method: ``"zeros"`` keeps the m rows and appends zeros (new positions learned from
+            scratch); ``"nearest"`` repeats each row (row i takes ``floor(i * m / M)``);
+            ``"bilinear"`` interpolates linearly along time with the end points kept
+            (``align_corners=True``: row 0 and row M-1 are the old first and last rows).
+
+    Returns:
+        A new (M, D) tensor (``table`` is not modified).
+    """
+    check_choice("method", method, EXPANSIONS)
+    m, dim = table.shape
+    if frames < m:
+        raise ValueError(f"cannot expand {m} temporal embeddings to fewer ({frames})")
+    if method == "zeros":
+        return torch.cat([table, table.new_zeros(frames - m, dim)])
+    if method == "nearest":
+        return table[torch.arange(frames) * m // frames].clone()
+    if m == 1:
+        return table.expand(frames, dim).clone()
+    grid = table.T[None]  # (1, D, m): interpolate along time
+    out = F.interpolate(grid, size=frames, mode="linear", align_corners=True)
+    return out[0].T.contiguous()  # (M, D)
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter names.
+
+    The names (``in_proj_weight``, ``in_proj_bias``, ``out_proj``) let open_clip's image-tower
+    weights load by a plain state-dict copy.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"heads={heads} must divide width={dim}")
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (N, L, D) -> (N, L, D), every token attending to every token of its sequence."""
+        n, length, dim = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (N, L, 3D)
+        q, k, v = qkv.view(n, length, 3, self.heads, dim // self.heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (N, H, L, Dh)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(out.transpose(1, 2).reshape(n, length, dim))  # (N, L, D)
+
+
+class SpaceTimeBlock(nn.Module):
+    """Divided space-time attention: temporal attention, then spatial attention, then the MLP.
+
+    The spatial parts (``ln_1``, ``attn``, ``ln_2``, ``mlp``) carry open_clip's names for a
+    ``ResidualAttentionBlock``; ``ln_time`` and ``attn_time`` are new.
+    """
+
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float = 4.0, block: str = "frozen", act=nn.GELU
+    ) -> None:
+        super().__init__()
+        check_choice("block", block, BLOCKS)
+        self.block = block
+        self.ln_time = nn.LayerNorm(dim)
+        self.attn_time = SelfAttention(dim, heads)
+        self.ln_1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.ln_2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("c_fc", nn.Linear(dim, hidden))
+        self.mlp.add_module("gelu", act())
+        self.mlp.add_module("c_proj", nn.Linear(hidden, dim))
+
+    def zero_temporal_(self) -> None:
+        """Make the temporal branch add exactly zero (its output projection is zeroed)."""
+        nn.init.zeros_(self.attn_time.out_proj.weight)
+        nn.init.zeros_(self.attn_time.out_proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, T, L, D) tokens (L = CLS + patches of one frame) -> (B, T, L, D)."""
+        b, t, length, dim = x.shape
+        xt = self.ln_time(x).transpose(1, 2).reshape(b * length, t, dim)  # (B*L, T, D)
+        time_out = self.attn_time(xt).view(b, length, t, dim).transpose(1, 2)  # (B, T, L, D)
+        after_time = x + time_out
+        xs = self.ln_1(after_time).reshape(b * t, length, dim)  # (B*T, L, D)
+        space_out = self.attn(xs).view(b, t, length, dim)
+        base = x if self.block == "frozen" else after_time
+        x = base + space_out
+        return x + self.mlp(self.ln_2(x))
+
+
+# ----------------------------------------------------------------------------- the video tower
+
+
+class SpaceTimeViT(nn.Module):
+    """Patches of every frame -> per-frame CLS outputs (B, T, E) through space-time blocks."""
+
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        width: int,
+        layers: int,
+        heads: int,
+        output_dim: int,
+        max_frames: int,
+        block: str = "frozen",
+        mlp_ratio: float = 4.0,
+        act=nn.GELU,
+    ) -> None:
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
+        self.image_size, self.patch_size, self.max_frames = image_size, patch_size, max_frames
+        grid = image_size // patch_size
+        scale = width**-0.5
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
+        self.temporal_embedding = nn.Parameter(torch.zeros(max_frames, width))
+        self.ln_pre = nn.LayerNorm(width)
+        self.blocks = nn.ModuleList(
+            SpaceTimeBlock(width, heads, mlp_ratio, block, act) for _ in range(layers)
+        )
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+
+    def zero_temporal_(self) -> None:
+        for blk in self.blocks:
+            blk.zero_temporal_()
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """pixels (B, T, 3, S, S), normalised -> per-frame outputs (B, T, E), not normalised."""
+        if pixels.ndim != 5 or pixels.shape[2] != 3:
+            raise ValueError(f"pixels must be (B, T, 3, S, S), got {tuple(pixels.shape)}")
+        b, t = pixels.shape[:2]
+        if t > self.max_frames:
+            raise ValueError(
+                f"{t} frames but the model has {self.max_frames} temporal embeddings; "
+                "build it with a larger max_frames"
+            )
+        x = self.conv1(pixels.flatten(0, 1))  # (B*T, D, g, g)
+        x = x.flatten(2).transpose(1, 2)  # (B*T, N, D)
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # (B*T, L, D)
+        x = x.view(b, t, *x.shape[1:]) + self.temporal_embedding[:t, None, :].to(x.dtype)
+        x = self.ln_pre(x)  # (B, T, L, D)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.ln_post(x[:, :, 0]) @ self.proj  # (B, T, E)
+
+    @torch.no_grad()
+    def load_image_tower(self, visual: nn.Module) -> None:
+        """Copy an open_clip ``VisionTransformer``'s weights into the spatial path.
+
+        Raises ValueError when the geometry differs or the tower has parts this model lacks
+        (attention pooling, patch-embedding bias, layer scale).
+        """
+        src = visual.state_dict()
+        own = self.state_dict()
+        mapped = {}
+        for key, value in src.items():
+            new = key.replace("transformer.resblocks.", "blocks.")
+            if new not in own:
+                raise ValueError(f"image tower weight {key!r} has no place in the space-time model")
+            if own[new].shape != value.shape:
+                raise ValueError(
+                    f"image tower weight {key}: shape {tuple(value.shape)} != {tuple(own[new].shape)}"
+                )
+            mapped[new] = value
+        spatial = {k for k in own if ".attn_time." not in k and ".ln_time." not in k}
+        missing = sorted(spatial - set(mapped) - {"temporal_embedding"})
+        if missing:
+            raise ValueError(f"image tower lacks weights for {missing[:5]}")
+        self.load_state_dict(mapped, strict=False)
+
+
+# ----------------------------------------------------------------------------- the dual encoder
+
+
+class FrozenInTime(nn.Module):
+    """Space-time video tower + the expert's text tower; both L2-normalise their outputs.
+
+    Attributes:
+        visual: the :class:`SpaceTimeViT`.
+        text: the open_clip CLIP model the text side comes from (its image tower removed).
+        config: the :class:`FrozenConfig`.
+        frames: the number of learned temporal positions (grows with :meth:`expand_frames`).
+    """
+
+    def __init__(self, visual: SpaceTimeViT, text: nn.Module, config: FrozenConfig) -> None:
+        super().__init__()
+        self.visual, self.text, self.config = visual, text, config
+        self.frames = 1
+
+    @classmethod
+    def from_clip(cls, clip: nn.Module, config: FrozenConfig) -> FrozenInTime:
+        """Build from an open_clip CLIP model: spatial blocks and text tower copied from it."""
+        v = clip.visual
+        if getattr(v, "attn_pool", None) is not None or getattr(v, "pool_type", "tok") != "tok":
+            raise ValueError("the space-time model needs a CLS-token ViT image tower")
+        width = v.conv1.out_channels
+        first = v.transformer.resblocks[0]
+        visual = SpaceTimeViT(
+            image_size=v.image_size[0], patch_size=v.patch_size[0], width=width,
+            layers=len(v.transformer.resblocks), heads=first.attn.num_heads,
+            output_dim=v.proj.shape[1], max_frames=config.max_frames, block=config.block,
+            mlp_ratio=first.mlp.c_fc.out_features / width, act=type(first.mlp.gelu),
+        )  # fmt: skip
+        visual.load_image_tower(v)
+        if config.zero_temporal:
+            visual.zero_temporal_()
+        text = copy.deepcopy(clip)
+        text.visual = nn.Identity()  # the space-time tower replaces it
+        text.logit_scale.requires_grad_(False)  # the contrastive loss owns the temperature
+        return cls(visual, text, config)
+
+    def encode_video(self, pixels: Tensor) -> Tensor:
+        """(B, T, 3, S, S) normalised pixels -> (B, E): mean of L2-normalised frame outputs, L2-normalised."""
+        per_frame = F.normalize(self.visual(pixels).float(), dim=-1)  # (B, T, E)
+        return F.normalize(per_frame.mean(dim=1), dim=-1)
+
+    def encode_image(self, pixels: Tensor) -> Tensor:
+        """(B, 3, S, S) -> (B, E): the image as a one-frame video, through the same path."""
+        return self.encode_video(pixels[:, None])
+
+    def encode_text(self, ids: Tensor) -> Tensor:
+        """(B, L) token ids -> (B, E), L2-normalised."""
+        return F.normalize(self.text.encode_text(ids).float(), dim=-1)
+
+    @torch.no_grad()
+    def expand_frames(self, frames: int, method: str) -> None:
+        """Grow the learned temporal positions to ``frames`` (in place; see the module docstring)."""
+        if frames > self.visual.max_frames:
+            raise ValueError(f"frames={frames} > max_frames={self.visual.max_frames}")
+        if frames > self.frames:
+            table = self.visual.temporal_embedding
+            table[:frames] = expand_temporal_embedding(table[: self.frames], frames, method)
+        self.frames = max(self.frames, frames)
+
+
+def build_frozen(config: str | FrozenConfig = "frozen-tiny", pretrained: str | None = None,
+                 device: str | None = "cpu") -> tuple[FrozenInTime, Any]:  # fmt: skip
+    """The space-time model of ``config`` started from ``pretrained`` weights of its clip model.
+
+    Returns:
+        ``(model, encoder)``: the model and the ``ClipEncoder`` it was built from (for its
+        ``preprocess_frames`` and ``tokenizer``; its own weights are not shared with the model).
+    """
+    from vrlib.encoders import load_clip
+
+    cfg = config if isinstance(config, FrozenConfig) else load_frozen_config(config)
+    encoder = load_clip(cfg.clip_model, pretrained=pretrained, device=device, precision="fp32")
+    return FrozenInTime.from_clip(encoder.model, cfg).to(encoder.device), encoder
+
+
+# ----------------------------------------------------------------------------- compute
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """Floating-point operations of ``fn()`` as ``torch.utils.flop_counter`` counts them.
+
+    Attention runs on the math backend inside the counter, so its matrix products are counted
+    (the fused CPU kernel is not); a multiply-add counts as 2. Call it on a function that does a
+    forward and a backward pass to get a training step's FLOPs.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())

@@ -1,0 +1,165 @@
+"""Videos as pools of decoded frames: training clips and the paper's test protocol.
+
+Why a pool: Frozen in Time draws new TSN segment-random frames from every video in every pass
+over the data, and tests on frames at several stride offsets. Decoding a fixed, uniform pool of
+frames per video once (``decode_clip_set``) lets both read frames from memory: a clip of T frames
+is T indices into the pool. The pool size bounds how many distinct frames a segment can offer.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vrlib.models.frozen import FrozenInTime
+
+
+@dataclass
+class ClipSet:
+    """Videos as pools of decoded, normalised frames, with their captions.
+
+    Attributes:
+        frames: per video, float16 (K_i, 3, S, S) normalised pixels: a uniform pool of frames of
+            the video from which clips are sampled (segment-random in training, strided at test).
+        captions: caption strings; ``caption_to_video`` (C,) their video.
+        video_ids, twin_of, tags: ids, the reversed-twin index (-1 if none), per-caption tags.
+    """
+
+    frames: list[Tensor]
+    captions: list[str]
+    caption_to_video: np.ndarray
+    video_ids: list[str] = field(default_factory=list)
+    twin_of: np.ndarray | None = None
+    tags: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_video = [[] for _ in self.frames]
+        for c, v in enumerate(self.caption_to_video.tolist()):
+            self.by_video[v].append(c)
+        empty = [i for i, caps in enumerate(self.by_video) if not caps]
+        if empty:
+            raise ValueError(f"ClipSet: videos {empty[:5]} have no caption")
+
+
+def decode_clip_set(
+    dataset: Any,
+    preprocess: Any,
+    pool_frames: int,
+    twins: Callable[[list[Any]], np.ndarray] | None = None,
+    on_error: str = "raise",
+) -> tuple[ClipSet, list[tuple[str, str]]]:
+    """Decode ``pool_frames`` uniformly spread frames of every video of a ``RetrievalDataset``.
+
+    ``preprocess`` is the expert's ``ClipEncoder.preprocess_frames`` (resize, crop, normalise), so
+    video frames look to the model exactly as the images it was pretrained on. ``twins`` maps the
+    kept videos to their reversed-twin index (e.g. study 02's ``twin_index``). A video that fails
+    to decode raises ``VideoDecodeError`` (``on_error="raise"``) or is dropped with its captions
+    (``"skip"``).
+
+    Returns:
+        The ``ClipSet`` and the ``(video_id, reason)`` of every skipped video.
+    """
+    from tqdm.auto import tqdm
+
+    from vrlib.data.sampling import frame_indices
+    from vrlib.data.video import VideoDecodeError, probe, read_frames
+
+    frames, failed = [], []
+    for item in tqdm(dataset.videos, desc=f"decode {dataset.split}", leave=False):
+        try:
+            info = probe(item.path)
+            idx = frame_indices(info.num_frames, info.fps, "all", max_frames=pool_frames)
+            pixels = preprocess(read_frames(item.path, idx))  # (K, 3, S, S)
+        except VideoDecodeError as err:
+            if on_error != "skip":
+                raise
+            failed.append((item.video_id, str(err)))
+            continue
+        frames.append(pixels.to("cpu", torch.float16))
+    if failed:
+        dataset = dataset.drop_videos(failed)
+    clips = ClipSet(
+        frames=frames,
+        captions=[c.text for c in dataset.captions],
+        caption_to_video=np.asarray(dataset.caption_to_video),
+        video_ids=[v.video_id for v in dataset.videos],
+        twin_of=None if twins is None else np.asarray(twins(dataset.videos)),
+        tags=[tuple(c.tags) for c in dataset.captions],
+    )
+    return clips, failed
+
+
+def _derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def train_frames(pool_size: int, frames: int, seed: int, epoch: int, video: int) -> np.ndarray:
+    """TSN segment-random pool indices of ``video`` in pass ``epoch`` (new frames every pass).
+
+    TODO(lead): swap in the shared per-epoch ``segment_random`` of ``vrlib.data.sampling`` once it
+    lands (seeded by (seed, epoch, video)); this one calls the existing sampler with a seed
+    derived from the same triple.
+    """
+    from vrlib.data.sampling import frame_indices
+
+    return frame_indices(
+        pool_size, float("nan"), "segment_random", frames, seed=_derived_seed(seed, epoch, video)
+    )
+
+
+def stride_offsets(frames: int, views: int) -> list[float]:
+    """Stride offsets (fractions of a segment) so that ``frames`` x offsets ~ ``views`` frames.
+
+    TODO(lead): swap in the shared stride-offset averaging of ``vrlib.data.sampling`` once it lands.
+    """
+    k = max(1, views // frames)
+    return [(j + 0.5) / k for j in range(k)]
+
+
+# ----------------------------------------------------------------------------- the test protocol
+
+
+@torch.no_grad()
+def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames: int, views: int,
+                    expansion: str = "zeros", batch: int = 32) -> Tensor:  # fmt: skip
+    """(C, V) similarities on ``clips`` with the test protocol (stride offsets averaged).
+
+    When ``frames`` exceeds what the model has learned, a copy is expanded with ``expansion``
+    (the model itself is left as it is, so evaluating mid-curriculum does not change training).
+    """
+    from vrlib.data.sampling import frame_indices
+
+    if frames > model.frames:
+        model = copy.deepcopy(model)
+        model.expand_frames(frames, expansion)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    offsets = stride_offsets(frames, views)
+    videos = []
+    for start in range(0, len(clips.frames), batch):
+        pools = clips.frames[start : start + batch]
+        emb = 0
+        for off in offsets:
+            idx = [frame_indices(len(p), float("nan"), "stride", frames, offset=off) for p in pools]
+            pixels = torch.stack([p[torch.from_numpy(i)] for p, i in zip(pools, idx, strict=True)])
+            emb = emb + model.encode_video(pixels.to(device, torch.float32))  # (b, E)
+        videos.append(torch.nn.functional.normalize(emb, dim=-1).cpu())
+    texts = [
+        model.encode_text(tokenizer(clips.captions[s : s + 256]).to(device)).cpu()
+        for s in range(0, len(clips.captions), 256)
+    ]
+    model.train(was_training)
+    return torch.cat(texts) @ torch.cat(videos).T  # (C, V)
+
+
+def geometric_mean_recall(result: dict[str, Any], direction: str = "t2v") -> float:
+    """Figure 4's summary: the geometric mean of R@1, R@5 and R@10 (percent)."""
+    r = result[direction]
+    return float((r["R@1"] * r["R@5"] * r["R@10"]) ** (1.0 / 3.0))
