@@ -9,7 +9,7 @@ import torch
 from vrlib.papers import paper_rows
 from vrlib.report import load_params
 from vrlib.studies import curriculum as cu
-from vrlib.studies.temporal_ablation import twin_pairwise_accuracy
+from vrlib.studies.temporal_twins import twin_pairwise_accuracy
 
 
 def _params(**kw) -> cu.CurriculumParams:
