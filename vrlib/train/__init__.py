@@ -64,12 +64,13 @@ Choices (documented because they change numbers):
   Without WORLD_SIZE nothing global is touched: the same call works in a notebook.
 """
 
-from vrlib.train.checkpoint import seed_everything
+from vrlib.train.checkpoint import TrainResult, seed_everything
 from vrlib.train.config import METRIC_KEYS, SELECT_METRICS, TrainConfig, lr_factor
-from vrlib.train.data import CachedPairs, ContrastiveBatchSampler, EndToEndPairs
-from vrlib.train.engine import Trainer, TrainResult, fit
+from vrlib.train.data import CachedPairs, EndToEndPairs
+from vrlib.train.engine import Trainer, fit
 from vrlib.train.evaluate import evaluate_model, similarity_matrix
 from vrlib.train.objective import encode_batch_end_to_end
+from vrlib.train.sampler import ContrastiveBatchSampler
 
 __all__ = [
     "METRIC_KEYS",

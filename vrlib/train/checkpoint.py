@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,29 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` returns. ``model`` is left at its final weights; ``best_state`` holds the best.
+
+    Attributes:
+        history: one dict per epoch: epoch, step, train_loss, grad_norm, lr, logit_scale, time_s,
+            data_s and, when evaluated, val_t2v_R@1 ... val_v2t_MnR.
+        steps: step-level log every ``log_every`` steps: step, epoch, loss, grad_norm, lr.
+        best_epoch, best_metrics: the epoch with the best ``select_metric`` and its history row.
+        best_state / final_state: CPU state dicts {"model", "loss"[, "encoder"][, "text_side"]}.
+        log_path, csv_path, checkpoint_path: files written (None without ``checkpoint_dir``).
+    """
+
+    history: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    best_epoch: int | None
+    best_metrics: dict[str, Any] | None
+    best_state: dict[str, dict[str, Tensor]] | None
+    final_state: dict[str, dict[str, Tensor]]
+    config: dict[str, Any]
+    log_path: Path | None = None
+    csv_path: Path | None = None
+    checkpoint_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -16,7 +16,6 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from vrlib.io import atomic_save_torch, atomic_write_text, remove_stale_temporaries, write_json
 from vrlib.losses import ContrastiveLoss
 from vrlib.train.checkpoint import (
+    TrainResult,
     _check_resume_config,
     _cpu_state,
     _csv,
@@ -38,16 +38,11 @@ from vrlib.train.checkpoint import (
     seed_everything,
 )
 from vrlib.train.config import TrainConfig, lr_factor
-from vrlib.train.data import (
-    CachedPairs,
-    ContrastiveBatchSampler,
-    EndToEndPairs,
-    _global_batch,
-    _keep_batch,
-)
+from vrlib.train.data import CachedPairs, EndToEndPairs, _check_mode, _check_twin_batches
 from vrlib.train.evaluate import _flatten_metrics, evaluate_model
 from vrlib.train.objective import _head_name, _make_trainable, _Objective, _param_groups, _to_device
 from vrlib.train.runtime import _amp_dtype, _distributed_context, _resolve_device
+from vrlib.train.sampler import ContrastiveBatchSampler, _global_batch, _keep_batch
 
 
 class Trainer:
@@ -65,7 +60,7 @@ class Trainer:
         text_side: nn.Module | None = None,
     ) -> None:
         _check_mode(cfg, train_data, encoder, "train_data", text_side)
-        _check_twins(cfg, train_data)
+        _check_twin_batches(cfg, train_data)
         self.cfg, self.head, self.encoder, self.data = cfg, model, encoder, train_data
         self.text_side = text_side
         self.rank, self.world_size, local_rank = _distributed_context()
@@ -229,72 +224,6 @@ class Trainer:
                 f"checkpoint has no RNG state for rank {self.rank}; reseeding", stacklevel=2
             )
             seed_everything(self.cfg.seed + self.rank + 7919 * self.epoch)
-
-
-def _check_mode(
-    cfg: TrainConfig, data: Any, encoder: Any, what: str, text_side: Any = None
-) -> None:
-    if text_side is not None and cfg.mode == "end_to_end":
-        raise ValueError(
-            "a text_side trains on cached text inputs (mode='cached'); in mode='end_to_end' the "
-            "encoder's own text tower trains: drop text_side"
-        )
-    want = EndToEndPairs if cfg.mode == "end_to_end" else CachedPairs
-    if not isinstance(data, want):
-        raise TypeError(
-            f"{what}: mode={cfg.mode!r} needs a {want.__name__}, got {type(data).__name__}"
-        )
-    if cfg.mode == "end_to_end" and encoder is None:
-        raise ValueError("mode='end_to_end' needs fit(..., encoder=ClipEncoder)")
-    if cfg.mode == "cached" and encoder is not None:
-        raise ValueError(
-            "an encoder was given but mode='cached' (features are precomputed); use mode='end_to_end'"
-        )
-    if text_side is None:
-        return
-    inputs = getattr(data, "text_inputs", None)
-    needed = list(getattr(text_side, "input_keys", ()))
-    missing = [k for k in needed if inputs is None or k not in inputs]
-    if missing:
-        raise ValueError(
-            f"{what}: the text side needs cached text_inputs {needed}, missing {missing}; build "
-            "CachedPairs(..., text_inputs=extract_text_inputs(captions, encoder, "
-            "hidden_block=side.hidden_block, ...))"
-        )
-
-
-def _check_twins(cfg: TrainConfig, data: Any) -> None:
-    if cfg.twin_batches and getattr(data, "twin_of", None) is None:
-        raise ValueError(
-            "twin_batches=True packs each video with its reversed twin, but train_data has no "
-            "twin_of: build CachedPairs(..., twin_of=...) or set twin_batches=False"
-        )
-
-
-@dataclass
-class TrainResult:
-    """What ``fit`` returns. ``model`` is left at its final weights; ``best_state`` holds the best.
-
-    Attributes:
-        history: one dict per epoch: epoch, step, train_loss, grad_norm, lr, logit_scale, time_s,
-            data_s and, when evaluated, val_t2v_R@1 ... val_v2t_MnR.
-        steps: step-level log every ``log_every`` steps: step, epoch, loss, grad_norm, lr.
-        best_epoch, best_metrics: the epoch with the best ``select_metric`` and its history row.
-        best_state / final_state: CPU state dicts {"model", "loss"[, "encoder"][, "text_side"]}.
-        log_path, csv_path, checkpoint_path: files written (None without ``checkpoint_dir``).
-    """
-
-    history: list[dict[str, Any]]
-    steps: list[dict[str, Any]]
-    best_epoch: int | None
-    best_metrics: dict[str, Any] | None
-    best_state: dict[str, dict[str, Tensor]] | None
-    final_state: dict[str, dict[str, Tensor]]
-    config: dict[str, Any]
-    log_path: Path | None = None
-    csv_path: Path | None = None
-    checkpoint_path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def fit(
