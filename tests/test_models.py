@@ -15,7 +15,7 @@ from vrlib.models.clip2video import TemporalDifferenceBlock, interleave
 D, T, B, L = 32, 6, 3, 7
 TAB_NAMES = ["tdb+tab-base", "tdb+tab-temporal", "tdb+tab-transformer", "tdb+tab-tdb"]
 TDB_NAMES = ["tdb-sub", "tdb-mlp", "tdb", "tdb-all"]
-ALL_NAMES = ["meanP", "seqTransf", *TDB_NAMES, *TAB_NAMES]
+ALL_NAMES = ["meanP", "seqTransf", *TDB_NAMES, *TAB_NAMES, "early-late"]
 
 
 def make(name: str, **cfg) -> TemporalHead:

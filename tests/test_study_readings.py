@@ -47,5 +47,21 @@ def test_zero_shot_reading_words_follow_the_numbers():
 def test_failure_reading_says_over_only_when_the_worst_share_is_higher():
     over = fa.reading({"share_worst_%": 40.0, "share_all_%": 5.0}, 0.123, 20)
     assert over.startswith("Sound-only captions are 40% of the 20 worst-ranked captions vs 5%")
-    assert "(over-represented" in over and "rank: 0.12 " in over
+    assert "(over-represented" in over and "rank: 0.12." in over
     assert "(not over-represented" in fa.reading({"share_worst_%": 5.0, "share_all_%": 5.0}, 0.0, 3)
+
+
+def test_failure_reading_reads_the_length_trend_from_the_bins():
+    bins = [
+        {"length_bin": "(2, 4]", "n": 100, "median_rank": 4.0, "r_at_1": 30.0},
+        {"length_bin": "(4, 8]", "n": 80, "median_rank": 9.0, "r_at_1": 20.0},
+        {"length_bin": "(8, 12]", "n": 60, "median_rank": 17.0, "r_at_1": 13.0},
+    ]
+    audio = {"share_worst_%": 5.0, "share_all_%": 5.0}
+    text = fa.reading(audio, 0.07, 20, bins)
+    assert "median rank 4 and R@1 30% in the shortest bin ((2, 4], 100 captions)" in text
+    assert "vs 17 and 13% in the longest ((8, 12], 60): longer videos rank worse" in text
+    assert "Spearman over all captions 0.07" in text
+    flat = [b | {"median_rank": 5.0} for b in bins]
+    assert "no trend in median rank" in fa.reading(audio, 0.0, 20, flat)
+    assert "longer videos rank better" in fa.reading(audio, -0.2, 20, bins[::-1])

@@ -240,6 +240,22 @@ def test_twins_share_a_split_and_test_has_at_least_two_pairs(world: dict) -> Non
     assert all(v["meta"]["reversed_of"] is None for v in singles)
 
 
+def test_default_world_plans_at_least_60_test_twin_pairs_kept_in_one_split() -> None:
+    """Study 02's twin CIs need >= 60 test pairs; checked on the plan, without rendering."""
+    from vrlib.data.synthetic.plan import assign_splits, plan_videos
+
+    cfg = syn.resolve_config("default")
+    videos = plan_videos(cfg, seed=0)
+    assign_splits(videos, cfg, seed=0)
+    split = {v.video_id: v.split for v in videos}
+    pairs = [(v.video_id, v.twin) for v in videos if v.twin and v.reversed_of is None]
+    assert all(split[a] == split[b] for a, b in pairs)
+    test_pairs = sum(split[a] == "test" for a, _ in pairs)
+    assert test_pairs >= 60
+    assert 0 < sum(s == "test" and v.twin is None for v, s in ((v, v.split) for v in videos))
+    assert sum(split[a] == "train" for a, _ in pairs) >= 60  # for twin batches and probes
+
+
 def test_twin_frames_are_the_original_frames_reversed(world: dict) -> None:
     for orig, twin in twin_pairs(world):
         a, _ = decode(world["root"] / orig["path"])

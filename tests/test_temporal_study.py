@@ -18,6 +18,7 @@ import yaml
 from vrlib.report import ParamsError, load_params
 from vrlib.studies import get_study
 from vrlib.studies import temporal_ablation as ta
+from vrlib.studies import temporal_reading as trd
 from vrlib.studies import temporal_runs as tr
 from vrlib.studies import temporal_twins as tw
 from vrlib.studies import toolkit as tk
@@ -175,13 +176,27 @@ def test_partial_train_section_keeps_the_study_defaults():
 def test_settings_names_and_shared_runs():
     p = ta.TemporalParams()
     names = [s.name for s in p.settings()]
-    assert names[: len(ta.TABLE1_MODELS)] == list(ta.TABLE1_MODELS)
-    assert names[len(ta.TABLE1_MODELS) :] == [
+    n1 = len(ta.TABLE1_MODELS)
+    assert names[:n1] == list(ta.TABLE1_MODELS)
+    aware = [m for m in ta.TABLE1_MODELS if m != "meanP"]
+    assert names[n1 : n1 + len(aware)] == [m + ta.CONTROL for m in aware]
+    rest = names[n1 + len(aware) :]
+    assert rest == [
+        "meanP:frozen-text", "seqTransf:frozen-text", "tdb:frozen-text",
+        "seqTransf:twin-batches", "tdb:twin-batches",
         "tab-k4", "tab-k5", "tab-k6", "tab-k7", "tab-w0.4", "tab-w0.5", "tab-w0.6", "tab-w0.7",
     ]  # fmt: skip
     keys = {s.name: s.run_key() for s in p.settings()}
     assert keys["tab-k5"] == keys["tab-w0.5"] == keys["tdb+tab-base"]
     assert len({keys["tab-k4"], keys["tab-k6"], keys["tab-w0.4"], keys["tdb+tab-base"]}) == 4
+    assert len(set(keys.values())) == len(keys) - 2  # only tab-k5 and tab-w0.5 are shared
+    by_name = {s.name: s for s in p.settings()}
+    from vrlib.models import CanonicalOrder
+
+    assert isinstance(ta.build_head(by_name["tdb" + ta.CONTROL], 64, 12), CanonicalOrder)
+    assert not isinstance(ta.build_head(by_name["tdb"], 64, 12), CanonicalOrder)
+    assert by_name["tdb:frozen-text"].text == "frozen"
+    assert by_name["tdb:twin-batches"].train == {"twin_batches": True}
     # the sweep really changes the head
     k4 = next(s for s in p.settings() if s.name == "tab-k4")
     w4 = next(s for s in p.settings() if s.name == "tab-w0.4")
@@ -195,8 +210,11 @@ def test_settings_names_and_shared_runs():
 def test_committed_parameter_files_validate(name):
     p = load_params("temporal_ablation", ROOT / "parameters" / "temporal_ablation" / f"{name}.yaml")
     assert {s.model for s in p.settings()} >= set(ta.TABLE1_MODELS)
-    if name == "default":
-        assert len(p.seeds) >= 3
+    if name == "default":  # the learning text side by default, the papers' fixed temperature
+        assert p.text_side["name"] != "frozen" and p.n_boot >= 1000
+        assert p.train.temperature == 0.01 and not p.train.learn_temperature
+        assert p.sampling.strategy == "clip2video"
+        assert {m + ta.CONTROL for m in p.models if m != "meanP"} <= {s.name for s in p.settings()}
     assert get_study("temporal_ablation").notebook == "02_temporal_ablation.ipynb"
 
 
@@ -214,11 +232,14 @@ def _split(name, n_videos, gen, twin_pairs=1):
         frames[c2v].mean(1) + 0.3 * torch.randn(len(c2v), 16, generator=gen), dim=-1
     )
     tokens = text[:, None].repeat(1, 3, 1)
-    pairs = CachedPairs(
-        frames, text, c2v, tokens=tokens, token_mask=torch.ones(len(c2v), 3, dtype=torch.bool)
-    )
+    token_mask = torch.ones(len(c2v), 3, dtype=torch.bool)
     twin_of = np.full(n_videos, -1)
     twin_of[[0, 1]] = [1, 0]
+    inputs = {"text": text, "tokens": tokens, "token_mask": token_mask}
+    pairs = CachedPairs(
+        frames, text, c2v, tokens=tokens, token_mask=token_mask, text_inputs=inputs,
+        twin_of=twin_of,
+    )  # fmt: skip
     tags = [("temporal",) if c % 2 else () for c in range(len(c2v))]
     return ta.SplitData(name, _DS(c2v), pairs, tags, twin_of)
 
@@ -232,16 +253,30 @@ def test_train_and_evaluate_runs_every_kind_of_head_and_meanP_is_order_blind():
     gen = torch.Generator().manual_seed(0)
     train, val, test = (_split(n, 8, gen) for n in ("train", "val", "test"))
     cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, sampling="all_captions")
+    from vrlib.models import build_text_side
+
+    def sides(name=None):
+        return build_text_side(name or "adapter", None, 16)
+
     for model in ("meanP", "tdb", "tdb+tab-tdb"):
         run = tr.train_and_evaluate(
-            ta.Setting(model, model), 1, train, val, test, cfg, dim=16, num_frames=4
-        )
+            ta.Setting(model, model), 1, train, val, test, cfg, dim=16, num_frames=4,
+            text_side_factory=sides,
+        )  # fmt: skip
+        assert run.text_state is not None and run.train_twin["twin_pairs"] == 1
+        assert run.t2v_ranks.shape == (24,) and run.v2t_ranks.shape == (8,)
+        assert np.isnan(run.twin_score).sum() == 24 - 6
         assert run.seed == 1 and len(run.history) == 1 and "val_t2v_R@1" in run.history[0]
         assert set(run.test) >= {"t2v", "v2t"} and run.test["t2v"]["n"] == 24
         assert run.twin["twin_n"] == 6 and run.twin["twin_pairs"] == 1
         assert run.temporal["n"] == 12
+        control = tr.train_and_evaluate(
+            ta.Setting(model + ta.CONTROL, model, control=True), 1, train, val, test, cfg,
+            dim=16, num_frames=4, text_side_factory=sides,
+        )  # fmt: skip
+        assert control.twin["twin_acc"] == 50.0  # order-blind by construction: twins tie
         if model == "meanP":  # reversed frames, same mean: every twin comparison is a tie
-            assert run.twin["twin_acc"] == 50.0 and run.num_params == 0
+            assert run.twin["twin_acc"] == 50.0
     rows = tr.summary_rows([run, run.__class__(**{**run.__dict__, "seed": 2})])
     assert {r["direction"] for r in rows} == {"t2v", "v2t"}
     assert all(r["n_seeds"] == 2 and r["R@1_std"] == 0.0 for r in rows)
@@ -266,46 +301,103 @@ def test_run_all_trains_shared_settings_once(monkeypatch):
     assert sum(1 for key, seed in calls if key == settings[6].run_key()) == 3
 
 
+def _run(setting, seed, twin_score, t2v_ranks):
+    return ta.RunResult(
+        setting, setting.split(":")[0], seed, [], None, {"t2v": {"R@1": 0.0}},
+        {"twin_acc": 0.0, "twin_pairs": 2, "twin_n": 4, "twin_n_temporal": 4},
+        {"R@1": 100.0 * float(np.mean(np.asarray(t2v_ranks) == 1)), "n": 4}, 0.0, 0,
+        t2v_ranks=np.asarray(t2v_ranks), v2t_ranks=np.ones(4, dtype=int),
+        twin_score=np.asarray(twin_score, dtype=float),
+    )  # fmt: skip
+
+
+def _twin_test_split():
+    # videos 0<->1 and 2<->3 are twins; one temporal caption per video
+    return ta.SplitData(
+        "test", _DS(np.arange(4)), None, [("temporal",)] * 4, np.array([1, 0, 3, 2])
+    )
+
+
+def test_twin_rows_carry_bootstrap_intervals_over_pairs():
+    test = _twin_test_split()
+    runs = [_run("tdb", s, [1, 1, 0, 1], [1, 1, 2, 1]) for s in (0, 1)]
+    runs += [_run("tdb" + ta.CONTROL, s, [0.5] * 4, [1, 2, 2, 2]) for s in (0, 1)]
+    rows = {r["setting"]: r for r in tw.twin_rows(runs, test, n_boot=200)}
+    tdb, ctl = rows["tdb"], rows["tdb" + ta.CONTROL]
+    assert tdb["twin_acc_temporal"] == pytest.approx(75.0)  # pairs: (1+1)/2, (0+1)/2
+    assert tdb["twin_acc_temporal_lo"] == 50.0 and tdb["twin_acc_temporal_hi"] == 100.0
+    assert ctl["twin_acc_temporal"] == ctl["twin_acc_temporal_lo"] == ctl["twin_acc_temporal_hi"] == 50.0  # fmt: skip
+    assert tdb["temporal_R@1_lo"] <= tdb["temporal_R@1"] == 75.0 <= tdb["temporal_R@1_hi"]
+    assert tdb["twin_acc_temporal_std"] == 0.0 and tdb["n_seeds"] == 2
+
+
+def test_pair_values_weigh_each_twin_pair_once():
+    c2v = np.array([0, 0, 0, 1, 2, 3, 4])
+    twin_of = np.array([1, 0, 3, 2, -1])
+    score = np.array([1.0, 1.0, 1.0, 0.0, 0.5, 0.5, np.nan])
+    got = tw.pair_values(score, c2v, twin_of, np.ones(7, dtype=bool))
+    assert got.tolist() == [0.75, 0.5]  # pair (0,1): 3 ones and a zero; pair (2,3): ties
+
+
 def test_reading_is_computed_from_the_numbers():
     def row(name, direction, r1, std):
         return {"setting": name, "direction": direction, "R@1": r1, "R@1_std": std, "n_seeds": 3}
 
-    summary = [row("meanP", "t2v", 20.0, 0.0), row("seqTransf", "t2v", 30.0, 1.0)]
-    summary += [row("tab-k4", "t2v", 25.0, 0.5), row("tab-k5", "t2v", 24.0, 0.5)]
-    twins = [
-        {"setting": "meanP", "n_seeds": 3, "twin_acc_temporal": 50.0, "twin_acc_temporal_std": 0.0},
-        {
-            "setting": "seqTransf",
-            "n_seeds": 3,
-            "twin_acc_temporal": 70.0,
-            "twin_acc_temporal_std": 1.0,
-        },
-    ]
+    summary = [row("tab-k4", "t2v", 25.0, 0.5), row("tab-k5", "t2v", 24.0, 0.5)]
     paper = [row("seqTransf", "t2v", 44.5, 0), row("meanP", "t2v", 43.1, 0)]
     paper += [row("tab-k5", "t2v", 45.1, 0), row("tab-k4", "t2v", 44.6, 0)]
-    claims = tk.claims_table(summary, paper, ta.CLAIMS)
-    assert [c["verdict"] for c in claims] == ["holds"]
-    assert claims[0]["paper diff"] == pytest.approx(1.4) and claims[0]["ours diff"] == 10.0
-    text = ta.reading(summary, twins, claims, paper)
-    assert "1 of 1" in text and "50.0% of temporal captions" in text
-    assert "1 of 1 beat meanP" in text and "Best K by T2V R@1: ours 4, the paper's 5" in text
+    test = _twin_test_split()
+    # seqTransf wins every twin pair, its control ties them; tdb loses to its control
+    runs = [
+        _run("meanP", 0, [0.5] * 4, [2, 2, 2, 2]),
+        _run("seqTransf", 0, [1, 1, 1, 1], [1, 1, 1, 1]),
+        _run("seqTransf" + ta.CONTROL, 0, [0.5] * 4, [1, 1, 2, 2]),
+        _run("tdb", 0, [0, 0, 0, 0], [2, 2, 2, 2]),
+        _run("tdb" + ta.CONTROL, 0, [0.5] * 4, [2, 2, 2, 2]),
+    ]
+    twins = tw.twin_rows(runs, test, n_boot=200)
+    units = tw.claim_units(runs, test)
+    claims = tk.paired_claims_table(ta.CLAIMS, units, paper, n_boot=200)
+    # seqTransf vs meanP (T2V 100 vs 0) holds; tdb vs seqTransf (0 vs 100) is reversed
+    assert [c["verdict"] for c in claims] == ["holds", "reversed"]
+    assert claims[0]["paper diff"] == pytest.approx(1.4) and claims[0]["ours diff"] == 100.0
+    p = ta.TemporalParams(models=["meanP", "seqTransf", "tdb"], frozen_text_models=[],
+                          twin_batch_models=[])  # fmt: skip
+    ours = tk.paired_claims_table(ta.study_claims(p), units, n_boot=200)
+    verdicts = {c["comparison"]: c["verdict"] for c in ours}
+    assert verdicts["seqTransf vs seqTransf:order-blind (twin)"] == "holds"
+    assert verdicts["tdb vs tdb:order-blind (twin)"] == "reversed"
+    text = trd.reading(summary, twins, claims, ours, paper)
+    assert "1 of 2 of the paper's Table 1 comparisons hold" in text
+    assert "in 50.0% [50.0, 50.0]" in text  # meanP
+    assert "1 of 2 order-aware heads rank a caption's own video above its reversed twin more often" in text  # fmt: skip
+    assert "1 do so less often (tdb -50.0)" in text and "0 within noise" in text
+    assert "seqTransf 100.0% [100.0, 100.0] vs 50.0% [50.0, 50.0]" in text
+    assert "Best K by T2V R@1: ours 4, the paper's 5" in text
 
 
-def test_twin_caption_similarity_compares_twin_and_own_captions():
-    from types import SimpleNamespace
+def test_paired_claims_table_skips_missing_settings_and_decides_by_interval():
+    a, b = np.ones(50) * 100.0, np.zeros(50)
+    noise = np.tile([100.0, 0.0], 25)
+    table = {("x", "t2v"): a, ("y", "t2v"): b, ("z", "t2v"): noise}
+    claims = [("x", "y", "t2v", "x beats y"), ("z", "noise", "t2v", "missing"),
+              ("z", "z", "t2v", "z beats z"), ("y", "x", "t2v", "y beats x")]  # fmt: skip
+    rows = tk.paired_claims_table(claims, lambda s, k: table.get((s, k)), n_boot=200)
+    assert [r["verdict"] for r in rows] == ["holds", "within noise", "reversed"]
+    assert rows[0]["ours diff"] == 100.0 and rows[0]["n"] == 50
+    assert all(r["CI lo"] <= r["ours diff"] <= r["CI hi"] for r in rows)
 
-    from vrlib.studies.temporal_twins import twin_caption_similarity
 
-    # video 0 and 1 are twins; captions 0,1 belong to video 0, 2,3 to video 1; caption 4 is not temporal
-    text = torch.tensor([[1.0, 0.0], [0.8, 0.6], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
-    split = SimpleNamespace(
-        pairs=SimpleNamespace(text=text),
-        caption_to_video=np.array([0, 0, 1, 1, 0]),
-        tags=[("temporal",)] * 4 + [()],
-        twin_of=np.array([1, 0]),
-    )
-    got = twin_caption_similarity(split)
-    # video 0: own nearest 0.8 for both; twin nearest: caption0 -> 1.0, caption1 -> 0.8 => 0.9
-    # video 1: own nearest 0.0 for both; twin nearest: caption2 -> 1.0, caption3 -> 0.6 => 0.8
-    assert got["videos"] == 2
-    assert got["to_own"] == pytest.approx(0.4) and got["to_twin"] == pytest.approx(0.85)
+def test_probe_reading_says_where_the_signal_is_lost():
+    from vrlib.studies.temporal_probes import probe_reading
+
+    blind_text = [{"text": "frozen", "pairwise": 51.0, "pairwise_lo": 45.0, "pairwise_hi": 57.0,
+                   "n_test": 80}]  # fmt: skip
+    fit = [{"setting": "tdb", "train twin_acc_temporal": 90.0},
+           {"setting": "tdb" + ta.CONTROL, "train twin_acc_temporal": 50.0}]  # fmt: skip
+    assert "lost in the caption embeddings" in probe_reading(blind_text, fit)
+    good_text = [{**blind_text[0], "pairwise": 80.0, "pairwise_lo": 72.0}]
+    assert "signal exists" in probe_reading(good_text, fit)
+    no_fit = [fit[0] | {"train twin_acc_temporal": 52.0}, fit[1]]
+    text = probe_reading(good_text, no_fit)
+    assert "lost on the video side" in text and "within 5 points of it" in text

@@ -10,37 +10,45 @@ in metrics.json and in ``vrlib.papers``:
   ``tdb+tab-transformer``, ``tdb+tab-tdb``);
 - Table 2: ``tab-k{K}`` (K shared centers) and ``tab-w{w}`` (weight of the global similarity)
   on ``sweep_model`` (``tdb+tab-base``, as in the paper). ``tab-k5`` and ``tab-w0.5`` are the
-  same configuration as ``tdb+tab-base`` and are trained once (``run_key``).
+  same configuration as ``tdb+tab-base`` and are trained once (``run_key``);
+- the study's own rows: ``<head>:order-blind`` (the head's order-blind control: same parts,
+  frames in a canonical content order, ``vrlib.models.order_blind``), ``<head>:frozen-text``
+  (the head with the frozen text side) and ``<head>:twin-batches`` (a video and its reversed
+  twin packed in one batch; ``:no-twin-batches`` when the study's default packs them).
 
 Every setting is trained with several seeds (model init and batch order); rows report the mean
 over seeds and, beside each metric, ``<metric>_std`` (sample standard deviation, ddof=1; 0 for
-a single seed).
+a single seed). Twin accuracy and temporal-caption R@1 carry 95% bootstrap intervals over twin
+pairs and captions, and every claim is decided by a paired bootstrap over the same units
+(``toolkit.paired_claims_table``), so the answer does not rest on a handful of seeds.
 
-The twin analysis (``temporal_twins``) asks whether a head can tell a video from its reversed
-twin, which the embedded world was built to contain.
+The question the reading answers: do order-aware heads rank a caption's own video above its
+reversed twin more often than their order-blind controls? ``study_claims`` separates "training
+a projection helps" (control vs meanP) from "order helps" (head vs its control); the probes of
+``temporal_probes`` say where the order signal is lost, if it is.
 
 What differs from the paper, and why (also in the notebook):
 
-- cached mode freezes the image-text encoder, so ``meanP`` has no parameter that changes a
-  ranking (only the loss temperature trains): it is the frozen expert's mean pooling, the same
-  for every seed. The paper fine-tunes CLIP for every row of Table 1.
+- cached mode freezes the image encoder; the caption side learns (``text_side``: an adapter
+  over cached word tokens, or the last blocks of the text tower), so every head, meanP
+  included, trains a text projection, as the paper's end-to-end fine-tuning does on both sides.
+  With ``text_side: {name: frozen}`` meanP trains nothing that changes a ranking.
 - with ``train.mode: end_to_end`` (a GPU and real data, see ``msrvtt-9k.yaml``) the encoder is
   fine-tuned with the head, as in the paper; frames are then decoded once per split and kept
   in memory as uint8 pixels (``temporal_runs.decode_split``).
 
-The study's code is in three modules read in this order: this one (what is asked: parameters,
-settings, the shapes of a split and of a run, the paper's claims and the reading),
-``temporal_runs`` (features or pixels of each split, then training and evaluating every
-setting with every seed) and ``temporal_twins`` (the reversed-twin analysis). What every study
-shares (rows, seeds, paper tables, claims, bootstrap, reading words) is ``vrlib.studies.toolkit``.
+The study's code is in five modules read in this order: this one (what is asked: parameters,
+settings, the shapes of a split and of a run, the claims), ``temporal_runs`` (features or pixels
+of each split, then training and evaluating every setting with every seed), ``temporal_twins``
+(the reversed-twin analysis and its intervals), ``temporal_probes`` (where the order signal is
+lost) and ``temporal_reading`` (the words). What every study shares (rows, seeds, paper tables,
+claims, bootstrap, reading words) is ``vrlib.studies.toolkit``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +65,6 @@ from vrlib.studies.common import (
     check_expert,
     check_splits,
 )
-from vrlib.studies.toolkit import best_setting, claims_reading, listing
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
 # The paper's Table 1, in its order (names as registered in vrlib.models.MODELS).
@@ -74,6 +81,10 @@ TABLE1_MODELS = (
     "tdb+tab-tdb",
 )
 TEMPORAL_TAG = "temporal"
+ORDER_BLIND_MODELS = ("meanP",)  # heads that ignore frame order by construction (no control)
+# Suffixes of the extra rows' names: order-blind control, frozen-text ablation, twin batches.
+CONTROL, FROZEN_TEXT = ":order-blind", ":frozen-text"
+TWIN_BATCHES, NO_TWIN_BATCHES = ":twin-batches", ":no-twin-batches"
 
 # Defaults chosen for the embedded default world on 2 CPU cores (see parameters/.../default.yaml).
 DEFAULT_TRAIN = TrainConfig(
@@ -112,6 +123,15 @@ class TemporalParams(Strict):
     centers: list[int] = Field(default_factory=lambda: [4, 5, 6, 7])
     weights: list[float] = Field(default_factory=lambda: [0.4, 0.5, 0.6, 0.7])
     sweep_seeds: list[int] | None = None  # None: the same as ``seeds``
+    # The caption side that trains with every head: {name: frozen|adapter|last_blocks, options}.
+    text_side: dict[str, Any] = Field(default_factory=lambda: {"name": "adapter"})
+    # Order-aware heads that get an order-blind control (None: every one in ``models``).
+    controls: list[str] | None = None
+    # Heads also trained with the frozen text side (the ablation of the learning text side).
+    frozen_text_models: list[str] = Field(default_factory=lambda: ["meanP", "seqTransf", "tdb"])
+    # Heads also trained with ``train.twin_batches`` flipped (its effect).
+    twin_batch_models: list[str] = Field(default_factory=lambda: ["seqTransf", "tdb"])
+    n_boot: int = Field(1000, ge=100)  # bootstrap resamples of every confidence interval
     train: TrainConfig = DEFAULT_TRAIN
     train_split: str = "train"
     val_split: str = "val"
@@ -131,6 +151,18 @@ class TemporalParams(Strict):
             if bad in v:
                 raise ValueError(f"train.{bad} is set by the study ({why})")
         return TrainConfig.model_validate({**DEFAULT_TRAIN.model_dump(exclude_unset=True), **v})
+
+    @field_validator("text_side")
+    @classmethod
+    def _known_text_side(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from vrlib.models import TEXT_SIDES, build_text_side
+
+        name = v.get("name")
+        if name not in TEXT_SIDES.names():
+            raise ValueError(f"text_side.name={name!r}; valid: {TEXT_SIDES.names()}")
+        if name != "last_blocks":  # last_blocks copies the encoder's blocks: checked at build
+            build_text_side(name, None, 64, **text_side_options(v))
+        return v
 
     @field_validator("seeds", "sweep_seeds")
     @classmethod
@@ -161,7 +193,10 @@ class TemporalParams(Strict):
 
         check_splits(self.data, self.split_keys())
         check_expert(self.data, self.encoder)
-        names = [*self.models, self.sweep_model, *self.model_config_overrides]
+        names = [
+            *self.models, self.sweep_model, *self.model_config_overrides, *(self.controls or []),
+            *self.frozen_text_models, *self.twin_batch_models,
+        ]  # fmt: skip
         unknown = sorted({n for n in names if n not in MODELS})
         if unknown:
             raise ValueError(f"unknown model(s) {unknown}; valid: {MODELS.names()}")
@@ -186,13 +221,36 @@ class TemporalParams(Strict):
             "test_split": self.test_split,
         }
 
+    def control_models(self) -> list[str]:
+        """Heads that get an order-blind control: ``controls``, or every order-aware model."""
+        if self.controls is not None:
+            return [m for m in self.controls if m not in ORDER_BLIND_MODELS]
+        return [m for m in self.models if m not in ORDER_BLIND_MODELS]
+
     def settings(self) -> list[Setting]:
-        """Table 1 settings (one per model) then Table 2's (``tab-k{K}``, ``tab-w{w}``)."""
-        table1 = [Setting(m, m, dict(self.model_config_overrides.get(m, {}))) for m in self.models]
-        base = dict(self.model_config_overrides.get(self.sweep_model, {}))
-        ks = [Setting(f"tab-k{k}", self.sweep_model, {**base, "centers": k}) for k in self.centers]
-        ws = [Setting(f"tab-w{w:g}", self.sweep_model, {**base, "w": w}) for w in self.weights]
-        return table1 + ks + ws
+        """Table 1 (one per model), the order-blind controls (``<model>:order-blind``), the
+        frozen-text ablation (``<model>:frozen-text``), the twin-batch flip
+        (``<model>:twin-batches`` or ``:no-twin-batches``), then Table 2 (``tab-k{K}``, ``tab-w{w}``).
+        """
+
+        def cfg(m: str) -> dict[str, Any]:
+            return dict(self.model_config_overrides.get(m, {}))
+
+        out = [Setting(m, m, cfg(m)) for m in self.models]
+        out += [Setting(m + CONTROL, m, cfg(m), control=True) for m in self.control_models()]
+        if self.text_side["name"] != "frozen":
+            out += [Setting(m + FROZEN_TEXT, m, cfg(m), text="frozen") for m in self.frozen_text_models]  # fmt: skip
+        flip = not self.train.twin_batches
+        suffix = TWIN_BATCHES if flip else NO_TWIN_BATCHES
+        out += [
+            Setting(m + suffix, m, cfg(m), train={"twin_batches": flip}) for m in self.twin_batch_models
+        ]  # fmt: skip
+        base = cfg(self.sweep_model)
+        out += [
+            Setting(f"tab-k{k}", self.sweep_model, {**base, "centers": k}) for k in self.centers
+        ]
+        out += [Setting(f"tab-w{w:g}", self.sweep_model, {**base, "w": w}) for w in self.weights]
+        return out
 
     def seeds_for(self, setting: Setting) -> list[int]:
         """Training seeds of ``setting``: ``sweep_seeds`` for Table 2 settings, else ``seeds``."""
@@ -201,13 +259,27 @@ class TemporalParams(Strict):
         return list(self.seeds)
 
 
+def text_side_options(text_side: dict[str, Any]) -> dict[str, Any]:
+    """The options of a ``text_side`` parameter (every key but ``name``)."""
+    return {k: v for k, v in text_side.items() if k != "name"}
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One row of a table: its name, the head it builds and the head's config keys."""
+    """One row of a table: its name, the head it builds and how it is trained.
+
+    Attributes:
+        control: train and evaluate the head's order-blind control (``vrlib.models.order_blind``).
+        text: the text side's name when it differs from the study's (``"frozen"``), else None.
+        train: ``TrainConfig`` keys that differ from the study's ``train`` (e.g. twin batches).
+    """
 
     name: str
     model: str
     config: dict[str, Any] = field(default_factory=dict, hash=False)
+    control: bool = False
+    text: str | None = None
+    train: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def run_key(self) -> str:
         """Identity of what is trained: settings with the same head and config share runs.
@@ -217,7 +289,8 @@ class Setting:
         """
         defaults = _head_defaults(self.model)
         cfg = {k: v for k, v in self.config.items() if defaults.get(k, object()) != v}
-        return f"{self.model}|{json.dumps(cfg, sort_keys=True)}"
+        how = {"control": self.control, "text": self.text, "train": self.train}
+        return f"{self.model}|{json.dumps(cfg, sort_keys=True)}|{json.dumps(how, sort_keys=True)}"
 
 
 @functools.cache
@@ -231,12 +304,16 @@ def _head_defaults(model: str) -> dict[str, Any]:
 
 
 def build_head(setting: Setting, dim: int, num_frames: int, seed: int | None = None):
-    """The head of ``setting`` for features of size ``dim`` (init drawn from ``seed`` if given)."""
-    from vrlib.models import build_model
+    """The head of ``setting`` for features of size ``dim`` (init drawn from ``seed`` if given).
+
+    A control is the same head, with the same init, wrapped by ``vrlib.models.order_blind``.
+    """
+    from vrlib.models import build_model, order_blind
 
     if seed is not None:
         torch.manual_seed(seed)
-    return build_model(setting.model, dim=dim, num_frames=num_frames, **setting.config)
+    head = build_model(setting.model, dim=dim, num_frames=num_frames, **setting.config)
+    return order_blind(head) if setting.control else head
 
 
 # ----------------------------------------------------------------------------- data and runs
@@ -271,7 +348,12 @@ class RunResult:
 
     ``test`` is ``vrlib.metrics.evaluate``'s result on the test split with the weights of the
     best validation epoch (``train.select_metric``); ``twin`` and ``temporal`` come from
-    ``twin_pairwise_accuracy`` and ``subset_t2v`` on the same similarity matrix.
+    ``twin_pairwise_accuracy`` and ``subset_t2v`` on the same similarity matrix. The per-query
+    arrays are what the bootstrap intervals resample: ``t2v_ranks`` (C,), ``v2t_ranks`` (V,)
+    and ``twin_score`` (C,), 1 / 0.5 / 0 when a caption's own video scores above / ties /
+    below its reversed twin, nan for captions of videos without a twin. ``train_twin`` is the
+    twin analysis on the training split (can the head fit twins at all?) and ``text_state``
+    the trained text side, for the probes of ``temporal_probes``.
     """
 
     setting: str
@@ -284,9 +366,14 @@ class RunResult:
     temporal: dict[str, float]
     wall_s: float
     num_params: int
+    t2v_ranks: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    v2t_ranks: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    twin_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    train_twin: dict[str, float] = field(default_factory=dict)  # twin_summary on the train split
+    text_state: dict[str, Any] | None = None  # the trained text side's weights (cached mode)
 
 
-# ----------------------------------------------------------------------------- reading
+# ----------------------------------------------------------------------------- claims
 
 
 # The paper's claims that Table 1 and Table 2 support, as (better, worse, direction, words).
@@ -302,64 +389,30 @@ CLAIMS = (
 )
 
 
-def reading(
-    summary: Sequence[dict[str, Any]],
-    twins: Sequence[dict[str, Any]],
-    claims: Sequence[dict[str, Any]],
-    paper: Sequence[dict[str, Any]],
-) -> str:
-    """A plain reading of the results, every number computed from the tables."""
-    parts = claims_reading(
-        claims, "the paper's Table 1 comparisons", "by more than 2 standard errors over seeds"
-    )
-    tw = {r["setting"]: r for r in twins}
-    if "meanP" in tw:
-        m = tw["meanP"]
-        parts.append(
-            f"Reversed twins: meanP scores a caption's own video above its reversed twin in "
-            f"{m['twin_acc_temporal']:.1f}% of temporal captions (50% = blind to order)."
-        )
-    order_aware = [s for s in tw if s != "meanP" and not s.startswith("tab-")]
-    if order_aware:
-        best = max(order_aware, key=lambda s: tw[s]["twin_acc_temporal"])
-        worst = min(order_aware, key=lambda s: tw[s]["twin_acc_temporal"])
-        parts.append(
-            f"Order-aware heads reach {tw[worst]['twin_acc_temporal']:.1f}% ({worst}) to "
-            f"{tw[best]['twin_acc_temporal']:.1f}% ({best}) on the same captions"
-        )
-        if "meanP" in tw:
-            key = "twin_acc_temporal"
-            clear = [
-                s for s in order_aware
-                if (tw[s][key] - tw["meanP"][key])
-                > 2 * tw[s][f"{key}_std"] / math.sqrt(max(tw[s]["n_seeds"], 1))
-                and tw[s]["n_seeds"] > 1
-            ]  # fmt: skip
-            parts[-1] += (
-                f"; {len(clear)} of {len(order_aware)} beat meanP by more than 2 standard errors"
-                f" ({listing(clear, ', ')})."
-            )
-        else:
-            parts[-1] += "."
-    paper_best = {
-        prefix: max(
-            (r for r in paper if r["setting"].startswith(prefix) and r["direction"] == "t2v"),
-            key=lambda r: r["R@1"],
-            default={"setting": None},
-        )["setting"]
-        for prefix in ("tab-k", "tab-w")
-    }
-    for prefix, what in (("tab-k", "K"), ("tab-w", "w")):
-        ours = best_setting(summary, prefix)
-        if ours:
-            sweep = [
-                r for r in summary if r["setting"].startswith(prefix) and r["direction"] == "t2v"
+def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
+    """The study's own comparisons, as ``(better, worse, key, words)`` (keys of ``claim_units``).
+
+    They separate what the paper's Table 1 mixes: "training a projection helps" (an order-blind
+    control vs meanP, both with the same text side) from "order helps" (a head vs its own
+    order-blind control, on twin accuracy and on temporal-caption R@1); then the text side (a
+    head vs its frozen-text ablation) and twin batches (a head vs the same with the flag flipped).
+    """
+    out = []
+    for m in params.control_models():
+        c = m + CONTROL
+        out += [
+            (m, c, "twin", f"order helps {m} tell a video from its reversed twin"),
+            (m, c, "temporal", f"order helps {m} on temporal captions (R@1)"),
+            (c, "meanP", "t2v", f"training {m}'s parts, order-blind, beats meanP (T2V R@1)"),
+        ]
+    if params.text_side["name"] != "frozen":
+        for m in params.frozen_text_models:
+            out += [
+                (m, m + FROZEN_TEXT, "t2v", f"the learning text side helps {m} (T2V R@1)"),
+                (m, m + FROZEN_TEXT, "twin", f"the learning text side helps {m} on twins"),
             ]
-            spread = max(r["R@1"] for r in sweep) - min(r["R@1"] for r in sweep)
-            noise = max(r["R@1_std"] for r in sweep)
-            parts.append(
-                f"Best {what} by T2V R@1: ours {ours.removeprefix(prefix)}, the paper's "
-                f"{(paper_best[prefix] or '?').removeprefix(prefix)} (our means span "
-                f"{spread:.1f} points across {what}; largest seed std {noise:.1f})."
-            )
-    return " ".join(parts)
+    flip = not params.train.twin_batches
+    for m in params.twin_batch_models:
+        on, off = (m + TWIN_BATCHES, m) if flip else (m, m + NO_TWIN_BATCHES)
+        out.append((on, off, "twin", f"twin batches help {m} on twins"))
+    return out

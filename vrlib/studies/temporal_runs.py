@@ -22,7 +22,13 @@ from vrlib.studies.temporal_ablation import (
     TemporalParams,
     build_head,
 )
-from vrlib.studies.temporal_twins import has_tag, subset_t2v, twin_index, twin_summary
+from vrlib.studies.temporal_twins import (
+    has_tag,
+    subset_t2v,
+    twin_index,
+    twin_scores,
+    twin_summary,
+)
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
@@ -38,15 +44,30 @@ def requirements(params: TemporalParams, dim: int = 64) -> dict[str, bool]:
     }
 
 
+def study_text_side(params: TemporalParams, encoder: Any, name: str | None = None) -> Any:
+    """A fresh text side of the study (``params.text_side``), or the one called ``name``."""
+    from vrlib.models import build_text_side
+    from vrlib.studies.temporal_ablation import text_side_options
+
+    if name is not None and name != params.text_side["name"]:
+        return build_text_side(name, encoder, encoder.embed_dim)
+    opts = text_side_options(params.text_side)
+    return build_text_side(params.text_side["name"], encoder, encoder.embed_dim, **opts)
+
+
 def prepare_cached_split(
     params: TemporalParams, split: str, encoder: Any, *, tokens: bool, double_rate: bool
 ) -> SplitData:
-    """Frame (and, if needed, double-rate frame and word-token) features of ``split``, cached.
+    """Frame (and, if needed, double-rate frame) features and text inputs of ``split``, cached.
 
-    Extraction goes through ``vrlib.studies.common.prepare_split`` (the feature cache), so a
-    second run of the notebook reads everything from disk.
+    Extraction goes through ``vrlib.studies.common.prepare_split`` and
+    ``vrlib.features.extract_text_inputs`` (the feature cache), so a second run of the notebook
+    reads everything from disk. The text inputs hold what the study's text side reads (the
+    frozen embedding, word tokens for TAB, hidden states for ``last_blocks``); every text side
+    of the study (the frozen ablation too) reads from the same dict. ``tokens`` is kept for the
+    signature of ``requirements``: word tokens are always among the text inputs.
     """
-    from vrlib.features import extract_frame_features, extract_text_features
+    from vrlib.features import extract_frame_features, extract_text_inputs
     from vrlib.paths import feature_cache_dir
     from vrlib.studies.common import prepare_split
 
@@ -58,20 +79,24 @@ def prepare_cached_split(
     ids = [v.video_id for v in ds.videos]
     frames = prep.features.select(ids).features  # per video (T_i, D)
     cache = params.cache_dir or feature_cache_dir()
+    side = study_text_side(params, encoder)
+    inputs = extract_text_inputs(
+        [c.text for c in ds.captions], encoder, hidden_block=side.hidden_block, cache_dir=cache,
+        trim=True,
+    )  # fmt: skip
     kw: dict[str, Any] = {}
-    if tokens:
-        texts = [c.text for c in ds.captions]
-        kw["tokens"], kw["token_mask"] = extract_text_features(
-            texts, encoder, cache_dir=cache, tokens=True
-        )  # (C, L, D), (C, L)
     if double_rate:
         feats_2x = extract_frame_features(
             ds, encoder, params.double_rate_sampling.config(), cache_dir=cache,
             batch_size=params.encoder.batch_size, on_error="raise", seed=params.seed,
         )  # fmt: skip
         kw["frames_2x"] = feats_2x.select(ids).features
-    pairs = CachedPairs(frames, prep.text, ds.caption_to_video, **kw)
-    return SplitData(split, ds, pairs, [tuple(c.tags) for c in ds.captions], twin_index(ds.videos))
+    twin_of = twin_index(ds.videos)
+    pairs = CachedPairs(
+        frames, inputs["text"], ds.caption_to_video, text_inputs=inputs,
+        twin_of=twin_of, **kw,
+    )  # fmt: skip
+    return SplitData(split, ds, pairs, [tuple(c.tags) for c in ds.captions], twin_of)
 
 
 class _LazyVideos(Sequence):
@@ -156,41 +181,78 @@ def train_and_evaluate(
     dim: int,
     num_frames: int,
     encoder_factory: Any = None,
+    text_side_factory: Any = None,
 ) -> RunResult:
     """Train the head of ``setting`` with ``seed`` on ``train``, select on ``val``, test on ``test``.
 
     Args:
-        cfg: the engine's config; its ``seed`` is replaced by ``seed``.
+        cfg: the engine's config; its ``seed`` is replaced by ``seed`` and ``setting.train``
+            applied over it.
         encoder_factory: for ``cfg.mode == "end_to_end"``, a callable returning a fresh
             trainable ``ClipEncoder`` (each run fine-tunes its own copy).
+        text_side_factory: for cached mode, ``text_side_factory(name)`` returns a fresh text
+            side (``name`` None: the study's); None trains with the frozen text embedding.
     """
+    from vrlib.metrics import ranks
     from vrlib.train import fit, similarity_matrix
 
     start = time.perf_counter()
-    cfg = cfg.model_copy(update={"seed": seed})
+    cfg = cfg.model_copy(update={**setting.train, "seed": seed})
     head = build_head(setting, dim, num_frames, seed=seed)
     encoder = encoder_factory() if cfg.mode == "end_to_end" else None
-    result = fit(head, train.pairs, val.pairs, cfg, encoder=encoder)
-    state = result.best_state or result.final_state
-    head.load_state_dict(state["model"])
-    if encoder is not None and "encoder" in state:
-        encoder.model.load_state_dict(state["encoder"])
+    side = None
+    if cfg.mode == "cached" and text_side_factory is not None:
+        torch.manual_seed(seed)
+        side = text_side_factory(setting.text)
+    parts = [*head.parameters(), *(side.parameters() if side is not None else [])]
+    history: list[dict[str, Any]] = []
+    best_epoch = None
+    if encoder is not None or cfg.learn_temperature or any(p.requires_grad for p in parts):
+        result = fit(head, train.pairs, val.pairs, cfg, encoder=encoder, text_side=side)
+        history, best_epoch = result.history, result.best_epoch
+        state = result.best_state or result.final_state
+        head.load_state_dict(state["model"])
+        if encoder is not None and "encoder" in state:
+            encoder.model.load_state_dict(state["encoder"])
+        if side is not None and "text_side" in state:
+            side.load_state_dict(state["text_side"])
+    # else nothing can train (meanP, frozen text, fixed temperature): evaluated as it is
     device = next(head.parameters(), torch.zeros(0)).device
     sim = similarity_matrix(
-        head, test.pairs, encoder=encoder, chunk_size=cfg.eval_chunk_size, device=device
-    )  # (C, V)
+        head,
+        test.pairs,
+        encoder=encoder,
+        text_side=side,
+        chunk_size=cfg.eval_chunk_size,
+        device=device,
+    )  # (C, V) fmt: skip
+    c2v = test.caption_to_video
     return RunResult(
         setting=setting.name,
         model=setting.model,
         seed=seed,
-        history=result.history,
-        best_epoch=result.best_epoch,
+        history=history,
+        best_epoch=best_epoch,
         test=evaluate_test(sim, test),
         twin=twin_summary(sim, test),
-        temporal=subset_t2v(sim, test.caption_to_video, has_tag(test.tags, TEMPORAL_TAG)),
+        temporal=subset_t2v(sim, c2v, has_tag(test.tags, TEMPORAL_TAG)),
         wall_s=time.perf_counter() - start,
-        num_params=sum(p.numel() for p in head.parameters()),
-    )
+        num_params=sum(p.numel() for p in head.parameters())
+        + sum(
+            p.numel() for p in (side.parameters() if side is not None else []) if p.requires_grad
+        ),
+        t2v_ranks=ranks(sim, c2v, direction="t2v"),
+        v2t_ranks=ranks(sim, c2v, direction="v2t"),
+        twin_score=twin_scores(sim, c2v, test.twin_of),
+        train_twin=twin_summary(
+            similarity_matrix(
+                head, train.pairs, encoder=encoder, text_side=side,
+                chunk_size=cfg.eval_chunk_size, device=device,
+            ),
+            train,
+        ) if cfg.mode == "cached" else {},
+        text_state=copy.deepcopy(side.state_dict()) if side is not None else None,
+    )  # fmt: skip
 
 
 def evaluate_test(sim: torch.Tensor, test: SplitData) -> dict[str, Any]:
@@ -206,6 +268,7 @@ def run_all(
     *,
     dim: int,
     encoder_factory: Any = None,
+    text_side_factory: Any = None,
     progress: bool = True,
 ) -> list[RunResult]:
     """Every (setting, seed) of ``params``; settings with the same ``run_key`` train once.
@@ -224,6 +287,7 @@ def run_all(
             done[key] = train_and_evaluate(
                 setting, seed, splits["train"], splits["val"], splits["test"], params.train,
                 dim=dim, num_frames=params.sampling.n, encoder_factory=encoder_factory,
+                text_side_factory=text_side_factory,
             )  # fmt: skip
         out.append(copy.copy(done[key]))
         out[-1].setting = setting.name

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vrlib.studies.temporal_ablation import TEMPORAL_TAG, RunResult, Setting, SplitData, build_head
-from vrlib.studies.toolkit import aggregate_seeds
+from vrlib.studies.toolkit import aggregate_seeds, bootstrap_ci
 from vrlib.train import CachedPairs
 
 
@@ -36,6 +36,31 @@ def twin_index(videos: Sequence[Any]) -> np.ndarray:
     return out
 
 
+def twin_scores(sim: Any, caption_to_video: Any, twin_of: Any) -> np.ndarray:
+    """Per caption: 1 if its own video scores above the video's reversed twin, 1/2 on an exact
+    tie, 0 below; nan for captions of videos without a twin. ``(C,)`` float64.
+
+    Args:
+        sim: (C, V) similarities, captions x videos.
+        caption_to_video: (C,) video of each caption.
+        twin_of: (V,) index of each video's twin, -1 where it has none.
+    """
+    sim = torch.as_tensor(sim)
+    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
+    twin = torch.as_tensor(np.asarray(twin_of), dtype=torch.long)
+    if sim.ndim != 2 or sim.shape[0] != len(c2v) or sim.shape[1] != len(twin):
+        raise ValueError(
+            f"sim {tuple(sim.shape)} must be (C, V) = ({len(c2v)}, {len(twin)}) "
+            "to match caption_to_video and twin_of"
+        )
+    other = twin[c2v]  # (C,)
+    has = other >= 0
+    own = sim[torch.arange(len(c2v)), c2v]
+    rival = sim[torch.arange(len(c2v)), other.clamp_min(0)]
+    score = (own > rival).double() + 0.5 * (own == rival).double()
+    return torch.where(has, score, torch.full_like(score, float("nan"))).numpy()
+
+
 def twin_pairwise_accuracy(
     sim: Any, caption_to_video: Any, twin_of: Any, caption_mask: Any = None
 ) -> tuple[float, int]:
@@ -48,28 +73,34 @@ def twin_pairwise_accuracy(
         caption_mask: optional (C,) bool, captions to consider (e.g. those tagged temporal).
 
     Returns:
-        ``(accuracy, n)``: the mean over the ``n`` considered captions whose video has a twin of
-        1 (own video strictly higher), 1/2 (exact tie) or 0; ``nan`` when ``n`` is 0. An
-        order-blind scorer that gives a video and its twin the same embedding scores exactly 0.5.
+        ``(accuracy, n)``: the mean of ``twin_scores`` over the ``n`` considered captions whose
+        video has a twin; ``nan`` when ``n`` is 0. An order-blind scorer that gives a video and
+        its twin the same embedding scores exactly 0.5.
     """
-    sim = torch.as_tensor(sim)
-    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
-    twin = torch.as_tensor(np.asarray(twin_of), dtype=torch.long)
-    if sim.ndim != 2 or sim.shape[0] != len(c2v) or sim.shape[1] != len(twin):
-        raise ValueError(
-            f"sim {tuple(sim.shape)} must be (C, V) = ({len(c2v)}, {len(twin)}) "
-            "to match caption_to_video and twin_of"
-        )
-    keep = twin[c2v] >= 0  # (C,)
+    score = twin_scores(sim, caption_to_video, twin_of)
+    keep = ~np.isnan(score)
     if caption_mask is not None:
-        keep &= torch.as_tensor(np.asarray(caption_mask), dtype=torch.bool)
-    rows = keep.nonzero().flatten()
-    if len(rows) == 0:
+        keep &= np.asarray(caption_mask, dtype=bool)
+    if not keep.any():
         return float("nan"), 0
-    own = sim[rows, c2v[rows]]
-    other = sim[rows, twin[c2v[rows]]]
-    score = (own > other).double() + 0.5 * (own == other).double()
-    return float(score.mean()), len(rows)
+    return float(score[keep].mean()), int(keep.sum())
+
+
+def pair_values(
+    per_caption: np.ndarray, caption_to_video: Any, twin_of: Any, caption_mask: Any
+) -> np.ndarray:
+    """Per twin pair, the mean of ``per_caption`` over the pair's selected captions: ``(P,)``.
+
+    Why: the captions of one pair (and of its twin) share their videos, so they are not
+    independent; the bootstrap resamples pairs, the unit that is independent.
+    """
+    c2v = np.asarray(caption_to_video)
+    twin = np.asarray(twin_of)
+    keep = np.asarray(caption_mask, dtype=bool) & (twin[c2v] >= 0) & ~np.isnan(per_caption)
+    pair = np.minimum(c2v, twin[c2v])[keep]  # (n,) the pair's smaller video index
+    ids, inverse = np.unique(pair, return_inverse=True)
+    sums = np.bincount(inverse, weights=per_caption[keep], minlength=len(ids))
+    return sums / np.bincount(inverse, minlength=len(ids))
 
 
 def subset_t2v(sim: Any, caption_to_video: Any, caption_mask: Any) -> dict[str, float]:
@@ -113,24 +144,74 @@ def twin_summary(sim: Any, split: SplitData) -> dict[str, float]:
     }
 
 
-def twin_rows(runs: Sequence[RunResult]) -> list[dict[str, Any]]:
-    """Per setting: twin pairwise accuracy and temporal-subset T2V (mean and std over seeds)."""
-    per_seed = [
-        {
-            "setting": r.setting,
-            "seed": r.seed,
-            "twin_acc": r.twin["twin_acc"],
-            "twin_acc_temporal": r.twin["twin_acc_temporal"],
-            "temporal_R@1": r.temporal["R@1"],
-            "temporal_R@5": r.temporal["R@5"],
-            "all_R@1": r.test["t2v"]["R@1"],
-        }
-        for r in runs
-    ]
+def seed_mean(runs: Sequence[RunResult], setting: str, what: str) -> np.ndarray | None:
+    """Per query, the mean over ``setting``'s seeds of ``what``: ``"twin"`` (twin score), ``"t2v"``
+    or ``"v2t"`` (R@1 hit, 100 or 0). None when the setting has no run."""
+    mine = [r for r in runs if r.setting == setting]
+    if not mine:
+        return None
+    if what == "twin":
+        return np.mean([r.twin_score for r in mine], axis=0)
+    ranks = [r.t2v_ranks if what == "t2v" else r.v2t_ranks for r in mine]
+    return np.mean([100.0 * (np.asarray(x) == 1) for x in ranks], axis=0)
+
+
+def claim_units(runs: Sequence[RunResult], test: SplitData):
+    """``units(setting, key)`` for ``toolkit.paired_claims_table`` on the test split.
+
+    Keys: ``"t2v"``/``"v2t"`` (R@1 hits over all captions / videos), ``"twin"`` (twin accuracy
+    of the temporal captions, one value per twin pair, in %) and ``"temporal"`` (R@1 hits of the
+    temporal captions).
+    """
+    temporal = has_tag(test.tags, TEMPORAL_TAG)
+
+    def units(setting: str, key: str) -> np.ndarray | None:
+        if key == "twin":
+            score = seed_mean(runs, setting, "twin")
+            if score is None:
+                return None
+            return 100.0 * pair_values(score, test.caption_to_video, test.twin_of, temporal)
+        hits = seed_mean(runs, setting, "t2v" if key == "temporal" else key)
+        if hits is None:
+            return None
+        return hits[temporal] if key == "temporal" else hits
+
+    return units
+
+
+def twin_rows(
+    runs: Sequence[RunResult], test: SplitData, *, n_boot: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Per setting: twin accuracy and temporal-caption R@1, mean and std over seeds, and a 95%
+    bootstrap interval over twin pairs (twin accuracy) and temporal captions (R@1).
+
+    ``twin_acc`` / ``twin_acc_temporal`` weight each twin pair equally (the mean over a pair's
+    captions, then over pairs), so that the interval brackets the number it is reported with.
+    """
+    units = claim_units(runs, test)
+    every = np.ones(len(test.tags), dtype=bool)
+    per_seed = []
+    for r in runs:
+        one = claim_units([r], test)
+        per_seed.append(
+            {
+                "setting": r.setting,
+                "seed": r.seed,
+                "twin_acc": 100.0
+                * pair_values(
+                    r.twin_score, test.caption_to_video, test.twin_of, every
+                ).mean(),  # fmt: skip
+                "twin_acc_temporal": float(one(r.setting, "twin").mean()),
+                "temporal_R@1": r.temporal["R@1"],
+                "all_R@1": r.test["t2v"]["R@1"],
+            }
+        )
     out = aggregate_seeds(per_seed, keys=("setting",))
-    counts = {r.setting: r for r in runs}
     for row in out:
-        run = counts[row["setting"]]
+        run = next(r for r in runs if r.setting == row["setting"])
+        for key, name in (("twin", "twin_acc_temporal"), ("temporal", "temporal_R@1")):
+            ci = bootstrap_ci(units(row["setting"], key), n_boot=n_boot, seed=seed)
+            row[f"{name}_lo"], row[f"{name}_hi"] = ci["lo"], ci["hi"]
         row.update(
             twin_pairs=run.twin["twin_pairs"],
             twin_n=run.twin["twin_n"],
@@ -154,36 +235,3 @@ def twin_embedding_gap(split: SplitData, dim: int) -> float:
     has = torch.from_numpy(split.twin_of >= 0)
     other = torch.from_numpy(np.where(split.twin_of >= 0, split.twin_of, 0))
     return float((emb[has] - emb[other[has]]).norm(dim=-1).max())
-
-
-def twin_caption_similarity(split: SplitData) -> dict[str, float]:
-    """How far apart the (frozen) text embeddings of a twin pair's temporal captions are.
-
-    Why: in cached mode the text side is the frozen expert, which never saw a motion word. A video
-    head can only separate a video from its reversed twin if the query embeddings of opposite
-    captions differ. For each temporal caption of a twinned video this returns the mean cosine to
-    its nearest temporal caption of the *twin* (``to_twin``) and of *its own video* (``to_own``):
-    ``to_twin >= to_own`` means the text side cannot tell the pair apart, whatever the video head.
-    """
-    text = torch.nn.functional.normalize(
-        torch.as_tensor(split.pairs.text, dtype=torch.float32), dim=-1
-    )
-    c2v = split.caption_to_video
-    temporal = np.array(["temporal" in t for t in split.tags])
-    to_twin, to_own = [], []
-    for v in np.flatnonzero(split.twin_of >= 0):
-        own = np.flatnonzero((c2v == v) & temporal)
-        twin = np.flatnonzero((c2v == split.twin_of[v]) & temporal)
-        if len(own) < 2 or len(twin) == 0:
-            continue
-        sim_own = text[own] @ text[own].T  # (n, n)
-        sim_own.fill_diagonal_(-2.0)
-        to_own.append(sim_own.max(dim=1).values.mean().item())
-        to_twin.append((text[own] @ text[twin].T).max(dim=1).values.mean().item())
-    if not to_twin:
-        return {"to_twin": float("nan"), "to_own": float("nan"), "videos": 0}
-    return {
-        "to_twin": float(np.mean(to_twin)),
-        "to_own": float(np.mean(to_own)),
-        "videos": len(to_twin),
-    }

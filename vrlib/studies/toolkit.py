@@ -11,7 +11,8 @@ rows here, below ``report`` and beside each study, lets the data flow one way
 (``studies`` → ``report`` → ``cli``, enforced by import-linter). It imports nothing from ``vrlib``,
 so any study module can use it without pulling in another study.
 
-Sections: results rows · paper figures beside ours · seeds · claims · bootstrap · readings.
+Sections: results rows · paper figures beside ours · seeds · claims (over seeds, or paired over
+units) · bootstrap · readings.
 """
 
 from __future__ import annotations
@@ -236,6 +237,53 @@ def claims_table(
                 "ours diff": ours["diff"],
                 "ours 2*SE": 2 * ours["se"],
                 "verdict": ours["verdict"],
+            }
+        )
+    return out
+
+
+def paired_claims_table(
+    claims: Sequence[tuple[str, str, str, str]],
+    units: Callable[[str, str], np.ndarray | None],
+    paper: Sequence[Row] = (),
+    *,
+    metric: str = "R@1",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[Row]:
+    """Each claim ``(better, worse, key, words)`` decided by a paired bootstrap over units.
+
+    Args:
+        claims: ``key`` names what is compared, e.g. a direction (``"t2v"``) or ``"twin"``.
+        units: ``units(setting, key)`` -> one value per unit (query, twin pair...), the same
+            units for every setting, already on the scale of the table (e.g. 100 x hit); None
+            when the setting was not run (the claim is left out).
+        paper: rows with ``setting``, ``direction`` and ``metric``: the paper's difference is
+            given where both settings have a row for ``key``, else nan.
+
+    Returns:
+        Rows with ``claim``, ``comparison``, ``paper diff``, ``ours diff`` (mean difference),
+        ``CI lo``/``CI hi`` (its bootstrap interval), ``n`` (units) and ``verdict``
+        (``paired_bootstrap``'s words; what ``claims_reading`` reads).
+    """
+    paper_at = {(r["setting"], r["direction"]): r[metric] for r in paper}
+    out = []
+    for better, worse, key, words in claims:
+        a, b = units(better, key), units(worse, key)
+        if a is None or b is None:
+            continue
+        test = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
+        theirs = paper_at.get((better, key), math.nan) - paper_at.get((worse, key), math.nan)
+        out.append(
+            {
+                "claim": words,
+                "comparison": f"{better} vs {worse} ({key})",
+                "paper diff": theirs,
+                "ours diff": test["value"],
+                "CI lo": test["lo"],
+                "CI hi": test["hi"],
+                "n": test["n"],
+                "verdict": test["verdict"],
             }
         )
     return out

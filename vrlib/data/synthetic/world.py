@@ -56,7 +56,7 @@ def generate_world(
     Args:
         out_dir: folder to write; must be new, empty, or a previous (possibly unfinished) world.
         preset: ``"smoke"`` (~300 images, ~24 videos, seconds) or ``"default"`` (~6000 images,
-            ~600 videos, minutes).
+            ~720 videos, 240 of them reversed twins, minutes).
         seed: decides every random choice; the same seed gives identical files.
         **overrides: :class:`WorldConfig` fields to change (unknown keys raise ValueError).
 

@@ -1,0 +1,108 @@
+"""Study 02, the reading: what the tables say, in words computed from their numbers.
+
+Why apart from ``temporal_ablation``: the reading is the longest piece of the study and only
+reads rows (``summary_rows``, ``twin_rows``, ``paired_claims_table``); it never trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vrlib.studies.temporal_ablation import CONTROL
+from vrlib.studies.toolkit import best_setting, claims_reading, listing
+
+
+def reading(
+    summary: Sequence[dict[str, Any]],
+    twins: Sequence[dict[str, Any]],
+    claims: Sequence[dict[str, Any]],
+    ours: Sequence[dict[str, Any]],
+    paper: Sequence[dict[str, Any]],
+) -> str:
+    """A plain reading of the results, every number and word computed from the tables.
+
+    Args:
+        summary: ``summary_rows`` (means and stds over seeds).
+        twins: ``twin_rows`` (twin accuracy with bootstrap intervals).
+        claims: ``paired_claims_table`` of ``CLAIMS`` (the paper's comparisons).
+        ours: ``paired_claims_table`` of ``study_claims`` (order, projection, text side, twin
+            batches).
+        paper: the paper's rows (``vrlib.papers``).
+    """
+    how = "by a paired bootstrap over test queries (95% interval of the difference above 0)"
+    parts = claims_reading(claims, "the paper's Table 1 comparisons", how)
+    tw = {r["setting"]: r for r in twins}
+
+    def acc(s: str) -> str:
+        r = tw[s]
+        return f"{r['twin_acc_temporal']:.1f}% [{r['twin_acc_temporal_lo']:.1f}, {r['twin_acc_temporal_hi']:.1f}]"
+
+    if "meanP" in tw:
+        parts.append(
+            f"Reversed twins ({tw['meanP']['twin_pairs']} test pairs; temporal captions; 95% "
+            f"bootstrap intervals over pairs): meanP scores a caption's own video above its "
+            f"reversed twin in {acc('meanP')} (50% = blind to order)."
+        )
+    order = [c for c in ours if c["comparison"].endswith("(twin)") and c["claim"].startswith("order helps")]  # fmt: skip
+    if order:
+        held = [c for c in order if c["verdict"] == "holds"]
+        rev = [c for c in order if c["verdict"] == "reversed"]
+        parts.append(
+            f"Does order help? {len(held)} of {len(order)} order-aware heads rank a caption's own "
+            f"video above its reversed twin more often than their order-blind control does "
+            f"(paired bootstrap over twin pairs: {listing([_short(c) for c in held], ', ')})"
+            + (f"; {len(rev)} do so less often ({listing([_short(c) for c in rev], ', ')})" if rev else "")
+            + f"; {len(order) - len(held) - len(rev)} within noise."
+        )  # fmt: skip
+        pairs = [c["comparison"].split(" vs ")[0] for c in order]
+        parts.append(
+            "Heads vs controls: "
+            + "; ".join(f"{m} {acc(m)} vs {acc(m + CONTROL)}" for m in pairs if m in tw and m + CONTROL in tw)
+            + "."
+        )  # fmt: skip
+    for words, key in (
+        ("Training a projection (order-blind controls vs meanP, T2V R@1)", "beats meanP"),
+        ("The learning text side (vs frozen text)", "the learning text side helps"),
+        ("Twin batches (twin accuracy)", "twin batches help"),
+    ):
+        group = [c for c in ours if key in c["claim"]]
+        if group:
+            parts.append(
+                f"{words}: "
+                + "; ".join(f"{c['comparison']} {c['ours diff']:+.1f} [{c['CI lo']:+.1f}, {c['CI hi']:+.1f}] {c['verdict']}" for c in group)
+                + "."
+            )  # fmt: skip
+    parts += _sweep_reading(summary, paper)
+    return " ".join(parts)
+
+
+def _short(claim: dict[str, Any]) -> str:
+    return f"{claim['comparison'].split(' vs ')[0]} {claim['ours diff']:+.1f}"
+
+
+def _sweep_reading(summary: Sequence[dict[str, Any]], paper: Sequence[dict[str, Any]]) -> list[str]:
+    """Table 2: the best K and w by T2V R@1, ours beside the paper's, with the spread and noise."""
+    parts = []
+    paper_best = {
+        prefix: max(
+            (r for r in paper if r["setting"].startswith(prefix) and r["direction"] == "t2v"),
+            key=lambda r: r["R@1"],
+            default={"setting": None},
+        )["setting"]
+        for prefix in ("tab-k", "tab-w")
+    }
+    for prefix, what in (("tab-k", "K"), ("tab-w", "w")):
+        ours = best_setting(summary, prefix)
+        if ours:
+            sweep = [
+                r for r in summary if r["setting"].startswith(prefix) and r["direction"] == "t2v"
+            ]
+            spread = max(r["R@1"] for r in sweep) - min(r["R@1"] for r in sweep)
+            noise = max(r["R@1_std"] for r in sweep)
+            parts.append(
+                f"Best {what} by T2V R@1: ours {ours.removeprefix(prefix)}, the paper's "
+                f"{(paper_best[prefix] or '?').removeprefix(prefix)} (our means span "
+                f"{spread:.1f} points across {what}; largest seed std {noise:.1f})."
+            )
+    return parts
