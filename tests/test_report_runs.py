@@ -104,3 +104,25 @@ def test_kernel_environment_puts_this_checkout_first_and_restores(monkeypatch: p
         ]
         assert os.environ[report.CHECKOUT_ENV] == str(report.checkout_root())
     assert os.environ["PYTHONPATH"] == "/elsewhere" and report.CHECKOUT_ENV not in os.environ
+
+
+def test_portable_paths_leave_no_machine_path_in_a_report(tmp_path, monkeypatch):
+    from vrlib.report import checkout_root, portable_paths
+
+    monkeypatch.setenv("VRLIB_HOME", str(tmp_path / "home"))
+    running, final = tmp_path / ".default.running-1", tmp_path / "default"
+    running.mkdir()
+    text = (
+        f'{{"input_path": "{checkout_root()}/notebooks/x.ipynb", "out": "{running}/m.json", '
+        f'"world": "{tmp_path}/home/worlds/default-seed0"}}'
+    )
+    (running / "x.ipynb").write_text(text)
+    (running / "fig.png").write_bytes(str(checkout_root()).encode())  # binary files untouched
+    portable_paths(running, {running: final})
+    out = (running / "x.ipynb").read_text()
+    assert out == (
+        '{"input_path": "./notebooks/x.ipynb", "out": "'
+        + str(final)
+        + '/m.json", "world": "$VRLIB_HOME/worlds/default-seed0"}'
+    )
+    assert (running / "fig.png").read_bytes() == str(checkout_root()).encode()

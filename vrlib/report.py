@@ -224,10 +224,37 @@ def run_study(
         work.rename(failed)
         err.add_note(f"[vrlib] the failed run is in {failed}; {out_dir} was left as it was")
         raise
+    portable_paths(work, {work: out_dir})
     replace_dir(work, out_dir)
     if readme:
         build_readme(Path(out_root))
     return out_dir
+
+
+_TEXT_OUTPUTS = (".ipynb", ".json", ".md", ".csv")
+
+
+def portable_paths(folder: Path, renames: dict[Path, Path] | None = None) -> None:
+    """Rewrite this machine's paths in a report's text files so that no machine path is committed.
+
+    Why: papermill records the notebook's input and output paths and the parameters, and cells
+    print the world's folder; committed reports must read the same on every machine. ``renames``
+    first maps folders to their final place (the running folder to ``reports/STUDY/NAME``); then
+    the checkout becomes ``.``, ``$VRLIB_HOME`` and ``~`` replace their values.
+    """
+    from vrlib.paths import vrlib_home
+
+    root = checkout_root()
+    pairs = [(str(a), str(b)) for a, b in (renames or {}).items()]
+    pairs += [(str(root), "."), (str(vrlib_home()), "$VRLIB_HOME"), (str(Path.home()), "~")]
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in _TEXT_OUTPUTS or not path.is_file():
+            continue
+        text = original = path.read_text(encoding="utf-8")
+        for old, new in pairs:
+            text = text.replace(old, new)
+        if text != original:
+            atomic_write_text(path, text)
 
 
 #: Set for a report's kernel: the checkout whose ``vrlib`` the notebook must import.
