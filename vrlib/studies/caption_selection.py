@@ -38,7 +38,14 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, SamplingParams, Strict, check_expert
+from vrlib.studies.common import (
+    DataParams,
+    EncoderParams,
+    SamplingParams,
+    Strict,
+    check_expert,
+    train_over_defaults,
+)
 from vrlib.studies.common import check_splits as _check_splits
 from vrlib.studies.toolkit import claims_reading, listing, relation
 from vrlib.train import TrainConfig
@@ -140,16 +147,15 @@ class CaptionSelectionParams(Strict):
     @field_validator("train", mode="before")
     @classmethod
     def _train_over_defaults(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        for bad, why in (
-            ("seed", "set seeds: [...] instead"),
-            ("checkpoint_dir", "runs stay in memory"),
-            ("sampling", "one caption per video per epoch, as the paper"),
-        ):
-            if bad in v:
-                raise ValueError(f"train.{bad} is set by the study ({why})")
-        return TrainConfig.model_validate({**DEFAULT_TRAIN.model_dump(exclude_unset=True), **v})
+        return train_over_defaults(
+            v,
+            DEFAULT_TRAIN,
+            {
+                "seed": "set seeds: [...] instead",
+                "checkpoint_dir": "runs stay in memory",
+                "sampling": "one caption per video per epoch, as the paper",
+            },
+        )
 
     @field_validator("seeds")
     @classmethod

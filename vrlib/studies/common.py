@@ -318,3 +318,16 @@ def prepare_split(
     ds = ds.drop_videos(feats.skipped) if feats.skipped else ds
     text = extract_text_features([c.text for c in ds.captions], encoder, cache_dir=cache)
     return Prepared(dataset=ds, features=feats, text=text, caption_to_video=ds.caption_to_video)
+
+
+def train_over_defaults(section: Any, defaults: BaseModel, set_by_study: dict[str, str]) -> Any:
+    """A partial ``train:`` section overrides the study's defaults, not the engine's.
+
+    Keys the study sets itself (``set_by_study``: key -> why) are refused, naming the key.
+    """
+    if not isinstance(section, dict):
+        return section
+    for bad, why in set_by_study.items():
+        if bad in section:
+            raise ValueError(f"train.{bad} is set by the study ({why})")
+    return type(defaults).model_validate({**defaults.model_dump(exclude_unset=True), **section})

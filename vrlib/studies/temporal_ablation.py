@@ -64,6 +64,7 @@ from vrlib.studies.common import (
     Strict,
     check_expert,
     check_splits,
+    train_over_defaults,
 )
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
@@ -142,15 +143,11 @@ class TemporalParams(Strict):
     @classmethod
     def _train_over_defaults(cls, v: Any) -> Any:
         """A partial ``train:`` section overrides the study's defaults, not the engine's."""
-        if not isinstance(v, dict):
-            return v
-        for bad, why in (
-            ("seed", "set seeds: [...] instead"),
-            ("checkpoint_dir", "runs stay in memory"),
-        ):
-            if bad in v:
-                raise ValueError(f"train.{bad} is set by the study ({why})")
-        return TrainConfig.model_validate({**DEFAULT_TRAIN.model_dump(exclude_unset=True), **v})
+        return train_over_defaults(
+            v,
+            DEFAULT_TRAIN,
+            {"seed": "set seeds: [...] instead", "checkpoint_dir": "runs stay in memory"},
+        )
 
     @field_validator("text_side")
     @classmethod
