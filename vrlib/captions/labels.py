@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vrlib.features.cache import content_key
 from vrlib.io import atomic_write_text
 
 CACHE_FORMAT = 1
@@ -105,17 +106,6 @@ class VideoCaptions:
 
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _content_key(item: Any) -> str:
-    """Id, absolute path, size, mtime and clip range of a video: a changed file is captioned again."""
-    path = os.path.abspath(item.path)
-    try:
-        st = os.stat(path)
-        stamp = [st.st_size, st.st_mtime_ns]
-    except OSError as e:
-        stamp = [f"unreadable: {e}"]
-    return _sha([item.video_id, path, *stamp, item.start, item.end])
 
 
 def _frames_of(item: Any, m: int, size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +196,7 @@ def caption_videos(
     )
     shards = _Shards(Path(cache_dir or vrlib_home() / "captions") / key[:32], key)
     done = shards.load()
-    todo = [v for v in dataset.videos if done.get(v.video_id, {}).get("content") != _content_key(v)]
+    todo = [v for v in dataset.videos if done.get(v.video_id, {}).get("content") != content_key(v)]
     bar = tqdm(
         total=len(dataset.videos),
         initial=len(dataset.videos) - len(todo),
@@ -250,7 +240,7 @@ def _caption_chunk(
     return [
         {
             "video_id": v.video_id,
-            "content": _content_key(v),
+            "content": content_key(v),
             "indices": idx.tolist(),
             "captions": captions[i * m : (i + 1) * m],
             "scores": scores[i * m : (i + 1) * m].tolist(),

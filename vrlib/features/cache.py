@@ -63,7 +63,7 @@ def _run_config(encoder: Any, sampling: Any, seed: int, epoch: int = 0) -> dict[
     return config
 
 
-def _content_key(item: Any) -> str:
+def content_key(item: Any) -> str:
     """Hash of what identifies one video's entry: id, path, size, mtime and clip range.
 
     A file that cannot be stat'ed gets a key that never matches a stored entry, so it is tried

@@ -25,13 +25,13 @@ from tqdm.auto import tqdm
 from vrlib.data.video import VideoDecodeError
 from vrlib.features.cache import (
     CACHE_FORMAT,
-    _content_key,
     _entry,
     _FrameCache,
     _load_text_cache,
     _run_config,
     _sha,
     _text_checksum,
+    content_key,
 )
 from vrlib.features.decode import _decode_loader, _encoder_fn, _FrameBatcher, _preprocess
 from vrlib.io import atomic_save_torch
@@ -200,7 +200,7 @@ def extract_frame_features(
         cache.root.mkdir(parents=True, exist_ok=True)
         if world_size == 1:
             cache.warn_unfinished_ranks()
-    content_keys = [_content_key(item) for item in items]
+    content_keys = [content_key(item) for item in items]
     found = cache.lookup(set(content_keys)) if cache else {}
     todo = [(it, ck) for it, ck in zip(items, content_keys, strict=True) if ck not in found]
 
