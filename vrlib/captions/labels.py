@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vrlib.features.cache import content_key
+from vrlib.features.decode import clip_range
 from vrlib.io import atomic_write_text
 
 CACHE_FORMAT = 1
@@ -114,15 +114,7 @@ def _frames_of(item: Any, m: int, size: int | None) -> tuple[np.ndarray, np.ndar
     from vrlib.data.video import read_sampled
 
     def choose(info) -> np.ndarray:
-        first, count = 0, info.num_frames
-        if item.start is not None or item.end is not None:
-            first = max(0, math.floor(float(item.start or 0.0) * info.fps))
-            end = (
-                info.num_frames
-                if item.end is None
-                else min(info.num_frames, math.ceil(float(item.end) * info.fps))
-            )
-            count = max(1, end - first)
+        first, count = clip_range(item, info)
         return first + frame_indices(count, info.fps, "uniform", m)
 
     frames, indices, _ = read_sampled(item.path, choose, size=size, resize="square")

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from vrlib.data.video import VideoDecodeError, iter_sampled
 
 
-def _clip_range(item: Any, info: Any) -> tuple[int, int]:
+def clip_range(item: Any, info: Any) -> tuple[int, int]:
     """First frame and frame count of the item's ``[start, end]`` clip (whole file if unset)."""
     if item.start is None and item.end is None:
         return 0, info.num_frames
@@ -71,7 +71,7 @@ def _decode_chunks(
     def choose(info: Any) -> np.ndarray:
         if not info.fps > 0:
             raise VideoDecodeError(str(item.path), f"invalid frame rate {info.fps!r}")
-        first, count = _clip_range(item, info)
+        first, count = clip_range(item, info)
         local = sampling.indices(count, info.fps, seed=seed, epoch=epoch, video=item.video_id)
         indices = first + np.asarray(local, dtype=np.int64)
         if indices.size == 0:
