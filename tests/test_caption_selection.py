@@ -9,6 +9,7 @@ import torch
 
 from vrlib.captions import Candidates, VideoCaptions, draw, select
 from vrlib.models.base import HeadConfig
+from vrlib.studies import caption_report as crep
 from vrlib.studies import caption_runs as cr
 from vrlib.studies import caption_selection as cs
 from vrlib.studies.toolkit import claims_table
@@ -215,7 +216,7 @@ def _constructed_runs() -> tuple[list[cr.RunResult], cs.CaptionSelectionParams]:
 
 def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
     runs, params = _constructed_runs()
-    summary = cr.summary_rows(runs)
+    summary = crep.summary_rows(runs)
     assert {r["setting"] for r in summary} == {
         "zero_shot", "rand_m", "middle_1", "rand_top_k", "pooled_top_k"
     }  # fmt: skip
@@ -239,7 +240,7 @@ def test_reading_reports_a_reversed_claim():
     for r in runs:
         if r.spec.key == "C+B/pooled_top_k2":
             r.test["t2v"]["R@1"], r.t2v_ranks = 90.0, np.ones_like(r.t2v_ranks)
-    keyed = cs.keyed(cr.summary_rows(runs))
+    keyed = cs.keyed(crep.summary_rows(runs))
     claims = cs.paper_claims(keyed, params)
     table = claims_table(keyed, [], claims)
     verdicts = {c["comparison"].split(" (")[0]: c["verdict"] for c in table}
@@ -264,6 +265,8 @@ def test_reading_reports_a_reversed_claim():
         ({"train": {"sampling": "all_captions"}}, "one caption per video"),
         ({"decoding": {"method": "nucleus"}}, "nucleus"),
         ({"combine_k": 12}, "combine_k=12"),
+        ({"train": {"temperature": 0.05}}, "set temperature: at the top level"),
+        ({"temperature": 0.001}, "temperature must be 'expert' or in"),
     ],
 )
 def test_bad_parameters_fail_naming_the_key(override, message):
@@ -333,3 +336,52 @@ def test_fit_tells_the_training_data_each_epoch_before_its_batches():
     fit(head, pairs, None, cfg, text_side=build_text_side("frozen", dim=D))
     sel = cr.selection_for(cs.RunSpec("rand_m", 1, ("C",)), data)
     assert seen == [(e, draw(sel, e, 0)) for e in range(3)]
+
+
+def test_training_starts_from_the_experts_own_temperature_or_a_given_one():
+    class _Model(torch.nn.Module):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.logit_scale = torch.nn.Parameter(torch.tensor(scale).log())
+
+    class _Encoder:
+        def __init__(self, scale: float) -> None:
+            self.model = _Model(scale)
+
+    p = cs.CaptionSelectionParams.model_validate({"data": {"world_preset": "smoke"}})
+    assert p.temperature == "expert"
+    assert cr.start_temperature(p, _Encoder(20.0)) == pytest.approx(0.05)
+    assert cr.start_temperature(p, _Encoder(200.0)) == 0.01  # clamped like CLIP's scale of 100
+    fixed = p.model_copy(update={"temperature": 0.2})
+    assert cr.start_temperature(fixed, _Encoder(20.0)) == 0.2
+
+
+def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
+    rot = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(1)))[0]
+    data = _train_data(rotation=rot)
+    gt_idx = torch.tensor([data.pool.index(g[0]) for g in data.ground_truth])
+    test = CachedPairs(
+        data.frames_by_epoch[0], data.pool_inputs["text"][gt_idx], np.arange(V),
+        text_inputs={"text": data.pool_inputs["text"][gt_idx]},
+    )  # fmt: skip
+    p = cs.CaptionSelectionParams.model_construct(
+        captioners=[cs.CaptionerSpec(label="C", name="blip-tiny")], combine_k=2, seeds=[0],
+        upper_bounds=[cs.GT_CAPTIONS], temperature=0.05, text_side={"name": "frozen"},
+        train_sampling=cs.SamplingParams(strategy="segment_random", n=3),
+        train=TrainConfig(epochs=3, batch_size=6, lr=5e-2, warmup=0, progress=False,
+                          sampling="one_caption_per_video"),
+    )  # fmt: skip
+    encoder = type("E", (), {"embed_dim": D})()
+    rows = cr.training_curves(p, encoder, data, test, zero_shot_r1=12.5)
+    assert [r["run"] for r in rows] == ["C/rand_top_k2"] * 4 + [
+        "upper bound/ground_truth_captions"
+    ] * 4
+    assert [r["epoch"] for r in rows[:4]] == [0, 1, 2, 3]
+    assert rows[0]["t2v R@1"] == 12.5 and np.isnan(rows[0]["train loss"])
+    # the recorded epochs are the engine's own validation of the test split
+    head, side, result, _ = cr._fit(
+        cs.RunSpec("rand_top_k", 2, ("C",)), 0, p, encoder, data, test, eval_every_epochs=1
+    )
+    assert [r["t2v R@1"] for r in rows[1:4]] == [h["val_t2v_R@1"] for h in result.history]
+    text = cs.reading([], [], [], [], rows)
+    assert "C/rand_top_k2 peaks at epoch" in text and "untrained 12.5" in text

@@ -22,8 +22,9 @@ The training protocol, as the paper's §2 with cached features:
 Seeds: the frame draws and the captions are computed once (``params.seed``) and shared by every
 run; a training seed sets the initialisation, the batch order and each epoch's caption draw.
 
-Length: a little over 400 lines: labels, per-epoch pairs and training are one pipeline whose
-steps hand each other the same per-run data; the claims and reading live in caption_selection.
+Length: about 420 lines: labels, per-epoch pairs and training are one pipeline whose steps hand
+each other the same per-run data; the claims and reading live in ``caption_selection``, the
+Figure 2 frames and the captioners' quality in ``caption_figures``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from torch import Tensor, nn
 from vrlib.models.base import HeadConfig, TemporalHead, check_sequence, l2norm
 from vrlib.models.clip4clip import pool_frames
 from vrlib.studies.caption_selection import (
+    EXPERT_TEMPERATURE,
     GT_CAPTIONS,
     GT_DESCRIBER,
     ZERO_SHOT,
@@ -48,7 +50,6 @@ from vrlib.studies.caption_selection import (
     RunSpec,
     check_training_texts,
 )
-from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train import CachedPairs, TrainConfig
 from vrlib.train.data import _pad_frames
 
@@ -300,6 +301,15 @@ def build_side(params: CaptionSelectionParams, encoder: Any, seed: int | None = 
     return build_text_side(params.text_side["name"], encoder, dim=encoder.embed_dim, **cfg)
 
 
+def start_temperature(params: CaptionSelectionParams, encoder: Any) -> float:
+    """The temperature training starts from: ``params.temperature``, or with ``"expert"`` the
+    encoder's own ``1 / exp(logit_scale)`` clamped to [0.01, 1] (0.01 for OpenAI's CLIP)."""
+    if params.temperature != EXPERT_TEMPERATURE:
+        return float(params.temperature)
+    scale = float(encoder.model.logit_scale.detach().float().exp())
+    return min(1.0, max(0.01, 1.0 / scale))
+
+
 def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: TrainConfig):
     from vrlib.metrics import evaluate, ranks
     from vrlib.train import similarity_matrix
@@ -324,6 +334,29 @@ def zero_shot(
     return RunResult(RunSpec(ZERO_SHOT, 0, ()), seed, [], metrics, r, time.perf_counter() - start)
 
 
+def _fit(
+    spec: RunSpec,
+    seed: int,
+    params: CaptionSelectionParams,
+    encoder: Any,
+    data: TrainData,
+    val: Any,
+    **cfg_update,
+):
+    """A fresh head and text side trained on ``spec``'s captions with ``seed``: (head, side, fit's
+    result, cfg)."""
+    from vrlib.train import fit
+
+    update = {"seed": seed, "temperature": start_temperature(params, encoder), **cfg_update}
+    cfg = params.train.model_copy(update=update)
+    pairs = train_pairs(spec, data, seed)
+    torch.manual_seed(seed)
+    head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.train_sampling.n))
+    side = build_side(params, encoder, seed)
+    result = fit(head, pairs, val, cfg, text_side=side)
+    return head.eval(), side.eval(), result, cfg
+
+
 def train_and_test(
     spec: RunSpec,
     seed: int,
@@ -333,18 +366,46 @@ def train_and_test(
     test: CachedPairs,
 ) -> RunResult:
     """Train both sides on ``spec``'s pseudo-captions with ``seed``; test the last epoch."""
-    from vrlib.train import fit
-
     start = time.perf_counter()
-    cfg = params.train.model_copy(update={"seed": seed})
-    pairs = train_pairs(spec, data, seed)
-    torch.manual_seed(seed)
-    head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.train_sampling.n))
-    side = build_side(params, encoder, seed)
-    result = fit(head, pairs, None, cfg, text_side=side)
-    head.eval(), side.eval()
+    head, side, result, cfg = _fit(spec, seed, params, encoder, data, None)
     metrics, r = _test(head, side, test, cfg)
     return RunResult(spec, seed, result.history, metrics, r, time.perf_counter() - start)
+
+
+def training_curves(
+    params: CaptionSelectionParams,
+    encoder: Any,
+    data: TrainData,
+    test: CachedPairs,
+    zero_shot_r1: float,
+) -> list[dict[str, Any]]:
+    """Test T2V R@1 after every epoch of Table 1's runs and the ground-truth upper bound (first
+    seed), with epoch 0 = the untrained model (which *is* the zero-shot baseline).
+
+    A diagnostic of where the training signal goes, computed beside the real runs: nothing here
+    selects an epoch or a model (runs are tested at their last epoch, with no labels to pick by).
+    """
+    labels = [c.label for c in params.captioners]
+    specs = [RunSpec("rand_top_k", params.combine_k, (label,)) for label in labels]
+    specs += (
+        [RunSpec(GT_CAPTIONS, params.combine_k, ())] if GT_CAPTIONS in params.upper_bounds else []
+    )
+    rows = []
+    for spec in specs:
+        _, _, result, _ = _fit(
+            spec, params.seeds[0], params, encoder, data, test, eval_every_epochs=1
+        )
+        rows.append({"run": spec.key, "epoch": 0, "train loss": np.nan, "t2v R@1": zero_shot_r1})
+        rows += [
+            {
+                "run": spec.key,
+                "epoch": h["epoch"],
+                "train loss": h["train_loss"],
+                "t2v R@1": h["val_t2v_R@1"],
+            }
+            for h in result.history
+        ]
+    return rows
 
 
 def run_all(
@@ -365,67 +426,3 @@ def run_all(
     for spec, seed in tqdm(jobs, desc="runs", disable=not progress):
         out.append(train_and_test(spec, seed, params, encoder, data, test))
     return out
-
-
-# ----------------------------------------------------------------------------- rows
-
-
-def seed_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
-    """metrics.json rows: ``setting`` = rule, with ``captioners``, ``k``, ``seed``."""
-    rows = []
-    for run in runs:
-        more = {"captioners": run.spec.label, "k": run.spec.k, "seed": run.seed}
-        rows += rows_from_metrics(run.spec.rule, split, run.test, **more)
-    return rows
-
-
-def summary_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
-    """Mean and std over seeds per (rule, captioners, k, split, direction)."""
-    keys = ("setting", "captioners", "k", "split", "direction")
-    metrics = [m for m in METRIC_KEYS if m != "n"]
-    return aggregate_seeds(seed_rows(runs, split), keys=keys, metrics=metrics)
-
-
-def figure_videos(data: TrainData, n: int, params: CaptionSelectionParams) -> list[dict[str, Any]]:
-    """The first ``n`` training videos' captioned frames, captions, CLIPScores and which captions
-    ``rand_top_k`` (K = ``combine_k``) keeps, for the Figure 2 analogue."""
-    from vrlib.captions import select, stack
-    from vrlib.data.video import read_frames
-
-    labels = list(data.tables)
-    sel = select(stack([data.tables[x] for x in labels]), "rand_top_k", params.combine_k)
-    m = params.frames_per_video
-    out = []
-    for v, item in enumerate(data.dataset.videos[:n]):
-        first = data.tables[labels[0]]
-        frames = read_frames(
-            str(item.path), first.frame_indices[v], size=params.caption_size or 96, resize="square"
-        )  # (M, S, S, 3)
-        chosen = {int(i) for i in sel.indices[v]}
-        out.append(
-            {
-                "video_id": item.video_id,
-                "frames": frames,  # (M, S, S, 3) uint8
-                "captions": {x: data.tables[x].captions[v] for x in labels},
-                "scores": {x: data.tables[x].scores[v] for x in labels},
-                "selected": {
-                    x: [i for i in range(m) if j * m + i in chosen] for j, x in enumerate(labels)
-                },
-            }
-        )
-    return out
-
-
-def caption_quality(params: CaptionSelectionParams, captioners: dict[str, Any], limit: int):
-    """Each captioner's quality on ``limit`` of the world's held-out images (``vrlib.captions.
-    quality.evaluate_captioner``); empty on real data, which has no record to check, or limit 0."""
-    from vrlib.captions.quality import evaluate_captioner
-
-    if params.data.root is not None or limit == 0:
-        return []
-    world = params.data.resolve_root()
-    rows = []
-    for label, c in captioners.items():
-        q = evaluate_captioner(c, world, "test", limit=limit)
-        rows.append({"captioner": f"{label} ({c.name})", **q})
-    return rows
