@@ -172,6 +172,16 @@ def test_msvd_listed_id_without_captions_names_pickle(msvd_root: Path) -> None:
         load_dataset("msvd", msvd_root, "val")
 
 
+def test_msvd_repeated_id_in_a_split_list_is_refused_naming_both_lines(msvd_root: Path) -> None:
+    listed = (msvd_root / "train_list.txt").read_text().split()
+    (msvd_root / "train_list.txt").write_text("\n".join([*listed, listed[0]]) + "\n")
+    with pytest.raises(
+        DatasetError,
+        match=rf"train_list\.txt:3: duplicate video id \('{listed[0]}',\), first at .*train_list\.txt:1",
+    ):
+        load_dataset("msvd", msvd_root, "train")
+
+
 # ----------------------------------------------------------------------------- lsmdc
 
 LSMDC_TRAIN = [
@@ -262,6 +272,19 @@ def test_vatex_bad_video_id_is_named(tmp_path: Path, bikes_mp4: Path) -> None:
         json.dumps([{"videoID": "no-times", "enCap": ["x"]}])
     )
     with pytest.raises(DatasetError, match=r"vatex_validation_v1\.0\.json \[0\].*'no-times'"):
+        load_dataset("vatex", root, "val")
+
+
+def test_vatex_repeated_video_id_is_refused_naming_both_entries(
+    tmp_path: Path, bikes_mp4: Path
+) -> None:
+    root = fixture_root(tmp_path, "vatex", bikes_mp4)
+    entry = {"videoID": "abcdefghijk_000000_000010", "enCap": ["x"]}
+    (root / "vatex_validation_v1.0.json").write_text(json.dumps([entry, entry]))
+    with pytest.raises(
+        DatasetError,
+        match=r"vatex_validation_v1\.0\.json \[1\]: duplicate videoID.*first at .*\[0\]",
+    ):
         load_dataset("vatex", root, "val")
 
 

@@ -152,9 +152,17 @@ def read_jsonl(path: Path) -> list[tuple[str, dict]]:
 
 
 def read_id_list(path: Path) -> list[str]:
+    """The ids of a one-id-per-line split list; a repeated id is refused naming both lines (it
+    would add the video's captions twice)."""
     if not path.is_file():
         raise MissingAnnotationError(f"{path}: video id list not found")
-    return [s for line in read_text(path).splitlines() if (s := line.strip())]
+    rows = [
+        (f"{path}:{n}", s)
+        for n, line in enumerate(read_text(path).splitlines(), start=1)
+        if (s := line.strip())
+    ]
+    refuse_duplicates(((where, (vid,)) for where, vid in rows), "video id")
+    return [vid for _, vid in rows]
 
 
 def refuse_duplicates(rows: Iterable[tuple[str, tuple]], what: str) -> None:

@@ -12,6 +12,7 @@ from vrlib.data.datasets.annotations import (
     get_field,
     nonempty_text,
     read_id_list,
+    refuse_duplicates,
     require_files,
     videos_for,
 )
@@ -50,6 +51,7 @@ def read_vatex(
     wanted = set(read_id_list(root / video_list)) if video_list else None
     segments = {}
     captions = []
+    refuse_duplicates(((w, (get_field(e, "videoID", w),)) for w, e in entries), "videoID")
     for where, e in entries:
         vid = get_field(e, "videoID", where)
         if wanted is not None and vid not in wanted:
