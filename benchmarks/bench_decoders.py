@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import machine_line, write_section  # noqa: E402
 from vrlib.data.sampling import SamplingConfig  # noqa: E402
 from vrlib.data.video import BACKENDS, probe  # noqa: E402
 from vrlib.paths import world_dir  # noqa: E402
@@ -79,10 +80,33 @@ def main(argv: list[str] | None = None) -> int:
                 )
             times[name].append(time.perf_counter() - t0)
     n = sum(len(idx) for _, idx in jobs)
-    print(f"{len(jobs)} videos, {n} frames, {args.rounds} interleaved rounds")
-    print("| backend | frames/s (median) | max abs diff vs decord |\n|---|---:|---:|")
-    for name in readers:
-        print(f"| {name} | {n / statistics.median(times[name]):.0f} | {diffs[name]} |")
+    rows = "\n".join(
+        f"| {name} | {n / statistics.median(times[name]):.0f} | "
+        f"{n / statistics.median(times[name]) / (n / statistics.median(times['decord'])):.2f} | {diffs[name]} |"
+        for name in readers
+    )
+    absent = (
+        ""
+        if tc is not None
+        else "\n\ntorchcodec could not be loaded here (see the message above the table)."
+    )
+    markdown = f"""## Decoders on the same files (`benchmarks/bench_decoders.py`)
+
+Command: `python benchmarks/bench_decoders.py --videos {args.videos} --rounds {args.rounds}` — {machine_line()}.
+{len(jobs)} videos of the default world, {n} frames (uniform n=12 per video), {args.rounds} interleaved rounds,
+median time per backend; "max abs diff" compares each backend's uint8 frames with decord's.
+
+| backend | frames/s | vs decord | max abs diff vs decord |
+|---|---:|---:|---:|
+{rows}{absent}
+
+Adoption rule (issue 10): torchcodec becomes the default only if it installs with pip alone and
+wins. Its wheel does not bring FFmpeg: it loads the system's `libavutil.so.57`-`61`, so a pip-only
+install (the CI image without those libraries) cannot decode with it; decord (from `decord2`) stays
+the default and PyAV the fallback.
+"""
+    print(markdown)
+    write_section("decoders", markdown)
     return 0
 
 
