@@ -147,6 +147,25 @@ def test_existing_checkpoint_with_other_settings_is_refused(world, trained):
         pretrain.pretrain_expert(world, out, **{**KW, "lr": 1e-4})
 
 
+def test_another_registered_architecture_trains_loads_by_its_name_and_is_kept_on_resume(
+    world, tmp_path
+):
+    """model_name picks the open_clip config (here the convolutional vrlib-tiny-rn); the checkpoint
+    loads under that name and not under vrlib-tiny's, and resuming it as another model is refused."""
+    out = tmp_path / "rn.pt"
+    kw = {**KW, "epochs": 1, "model_name": "vrlib-tiny-rn"}
+    summary = pretrain.pretrain_expert(world, out, **kw)
+    assert summary["model_name"] == "vrlib-tiny-rn" == summary["config"]["model_name"]
+    expert = load_clip("vrlib-tiny-rn", pretrained=str(out), device="cpu")
+    assert type(expert.model.visual).__name__ == "ModifiedResNet" and expert.embed_dim == 128
+    pixels, captions = pretrain.load_image_set(world, "val", expert)
+    assert pretrain.evaluate_image_text(expert, pixels, captions) == summary["val"]
+    with pytest.raises(ValueError, match="does not match the architecture"):
+        load_clip("vrlib-tiny", pretrained=str(out), device="cpu")
+    with pytest.raises(ValueError, match="other settings.*'model_name'"):
+        pretrain.pretrain_expert(world, out, **{**kw, "model_name": "vrlib-tiny"})
+
+
 def test_shift_translates_and_never_flips():
     img = torch.zeros(8, 3, 16, 16)
     img[:, :, 5, 3] = 1.0  # one bright pixel in the left part
