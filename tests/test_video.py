@@ -418,3 +418,24 @@ def test_quiet_stderr_keeps_other_output(capfd):
         os.write(2, b"[12:00:00] /src/video_reader.cc:86: ERROR opening: x\n")
         os.write(2, b"a line from someone else\n")
     assert capfd.readouterr().err == "a line from someone else\n"
+
+
+def test_decord_info_takes_the_frame_size_from_the_header_without_decoding(bikes_mp4, monkeypatch):
+    import vrlib.data.video.decord_reader as dr
+
+    with DecordReader(str(bikes_mp4)) as reader:
+        expected = reader.read(np.zeros(1, dtype=np.int64)).shape[1:3]  # (H, W) of a frame
+
+    def no_decoding(self, indices):
+        raise AssertionError("info() decoded a frame")
+
+    monkeypatch.setattr(DecordReader, "read", no_decoding)
+    with DecordReader(str(bikes_mp4)) as reader:
+        info = reader.info()
+    assert (info.height, info.width) == expected
+    monkeypatch.undo()
+    # a header without a size: decode frame 0 instead
+    monkeypatch.setattr(dr, "header_facts", lambda path: (0, 0, 0))
+    with DecordReader(str(bikes_mp4)) as reader:
+        info = reader.info()
+    assert (info.height, info.width) == expected

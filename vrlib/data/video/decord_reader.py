@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from vrlib.data.video.pyav_reader import PyAVReader, claimed_frame_count
+from vrlib.data.video.pyav_reader import PyAVReader, header_facts
 from vrlib.data.video.reader import (
     BACKENDS,
     DECODE_THREADS,
@@ -85,12 +85,16 @@ class DecordReader(VideoReader):
         self._shape: tuple[int, int] | None = None
 
     def info(self) -> VideoInfo:
-        if self._shape is None:  # decord has no size query: decode the first frame
-            self._shape = self.read(np.zeros(1, dtype=np.int64)).shape[1:3]
+        claimed, width, height = header_facts(self.path) if PyAVReader.available() else (0, 0, 0)
+        if self._shape is None:  # decord has no size query: the header's, else decode frame 0
+            self._shape = (
+                (height, width)
+                if width and height
+                else self.read(np.zeros(1, dtype=np.int64)).shape[1:3]
+            )
         height, width = self._shape
         fps = float(self._vr.get_avg_fps())
         duration = self.num_frames / fps if fps > 0 else 0.0
-        claimed = claimed_frame_count(self.path) if PyAVReader.available() else 0
         return VideoInfo(
             self.path, self.num_frames, fps, duration, int(width), int(height), claimed
         )

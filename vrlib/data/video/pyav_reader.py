@@ -26,20 +26,25 @@ from vrlib.data.video.reader import (
 log = logging.getLogger(__name__)
 
 
-def claimed_frame_count(path: str) -> int:
-    """The frame count the container header states (0 when it does not say or cannot be read).
+def header_facts(path: str) -> tuple[int, int, int]:
+    """``(frames, width, height)`` as the container header states them (0 where it does not say
+    or cannot be read).
 
-    Why here: decord has no query for the header's claim; reading it with PyAV costs an open of
-    the header (about 2 ms), no demuxing.
+    Why here: decord has no query for the header's frame count nor for the frame size (it would
+    have to decode a frame); reading them with PyAV costs an open of the header (about 2 ms),
+    no demuxing and no decoding.
     """
     import av
 
     try:
         with av.open(path) as container:
             streams = container.streams.video
-            return max(int(streams[0].frames or 0), 0) if streams else 0
+            if not streams:
+                return 0, 0, 0
+            ctx = streams[0].codec_context
+            return max(int(streams[0].frames or 0), 0), int(ctx.width or 0), int(ctx.height or 0)
     except (av.FFmpegError, OSError, ValueError):
-        return 0
+        return 0, 0, 0
 
 
 @BACKENDS.register("pyav")
