@@ -189,12 +189,26 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", fake)
     out = tmp_path / "cli.pt"
-    args = argparse.Namespace(preset="smoke", seed=3, world=world, out=out, epochs=1, device="cpu")
+    cli = dict(preset="smoke", seed=3, world=world, out=out, epochs=1, device="cpu")
+    args = argparse.Namespace(**cli, batch_size=None, lr=None, model=None)
     assert pretrain.pretrain_from_cli(args) == 0
     assert calls == [
         (world, out, {**pretrain.PRESETS["smoke"], "epochs": 1, "seed": 3, "device": "cpu"})
     ]
     assert "val image->text R@1" in capsys.readouterr().out
+    # another architecture and recipe, into its own file
+    args = argparse.Namespace(**cli, batch_size=128, lr=2e-3, model="vrlib-tiny-rn")
+    assert pretrain.pretrain_from_cli(args) == 0
+    assert calls[-1][2] == {
+        **pretrain.PRESETS["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
+        "model_name": "vrlib-tiny-rn", "seed": 3, "device": "cpu",
+    }  # fmt: skip
+    # ... never into the preset's path, which every study loads as vrlib-tiny
+    args = argparse.Namespace(
+        **{**cli, "out": None}, batch_size=None, lr=None, model="vrlib-tiny-rn"
+    )
+    with pytest.raises(SystemExit, match="give --out"):
+        pretrain.pretrain_from_cli(args)
 
 
 def test_missing_world_is_a_clear_error(tmp_path):

@@ -66,6 +66,13 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs", type=int, default=None, help="override the preset's number of epochs"
     )
+    p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch")
+    p.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a registered open_clip config other than vrlib-tiny (e.g. vrlib-tiny-rn); needs --out",
+    )
     p.add_argument("--device", default=None)
 
 

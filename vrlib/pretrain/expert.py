@@ -75,8 +75,14 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     from vrlib.paths import expert_path
 
     settings = preset_settings(args.preset)
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    if args.model is not None:
+        if args.out is None:  # the preset's path is where every study loads vrlib-tiny from
+            raise SystemExit(
+                f"pretrain --model {args.model}: give --out (the default path is vrlib-tiny's)"
+            )
+        settings["model_name"] = args.model
     out = args.out or expert_path(args.preset, args.seed)
     summary = pretrain_expert(
         _world(args.preset, args.seed, args.world),

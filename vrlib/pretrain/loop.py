@@ -43,6 +43,8 @@ CHECKPOINT_VERSION = 1
 # 32 no better at twice the cost, hard negatives 0.5 no better. It also encodes ~3x faster. It
 # is not the default because study 04 (``vrlib.models.frozen``, ``frozen-tiny``) inflates the
 # expert's ViT image tower into its space-time model; switching needs a ViT for that study first.
+# Reproduce: python -m vrlib pretrain --model vrlib-tiny-rn --epochs 25 --batch-size 128 --lr 2e-3
+#   --out /tmp/rn.pt (prints val R@1 and the ceiling; the sidecar has the fraction of it).
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
     "default": {"epochs": 20, "batch_size": 256, "warmup_steps": None},
