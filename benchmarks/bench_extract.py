@@ -51,11 +51,11 @@ from vrlib.features import extract_frame_features  # noqa: E402
 from vrlib.paths import world_dir  # noqa: E402
 
 BATCH_SIZE = 64
-# model -> (videos, decoding worker counts to try). ViT-B-32's image tower costs ~20x vrlib-tiny
-# per frame on CPU, so it gets fewer videos and only the overlapped setting, to keep the whole
-# script within ~3 minutes on 2 cores; workers=0 (no overlap) is shown for vrlib-tiny, where
-# decoding weighs most.
-MODELS = {"vrlib-tiny": (100, (0, 1)), "ViT-B-32": (8, (1,))}
+# model -> (videos, decoding worker counts to try). ViT-B-32's image tower costs ~70x vrlib-tiny
+# per frame on CPU, so it gets fewer videos to keep the whole script within ~3 minutes on 2
+# cores. Both worker counts for both: 0 (decode in the main process) is the pipeline's default,
+# 1 overlaps decoding with encoding at the cost of a process start and frame transfers.
+MODELS = {"vrlib-tiny": (100, (0, 1)), "ViT-B-32": (8, (0, 1))}
 
 
 def _world(tmp: Path) -> tuple[Path, str]:
