@@ -154,7 +154,7 @@ def test_unknown_tag_model_and_precision_list_choices():
 
 def test_mismatched_checkpoint_names_keys(enc, tmp_path):
     state = dict(enc.model.state_dict())
-    state.pop("visual.proj")
+    state.pop("visual.attnpool.c_proj.weight")
     state["extra.weight"] = torch.zeros(1)
     state["text_projection"] = torch.zeros(3, 3)
     path = tmp_path / "bad.pt"
@@ -164,7 +164,7 @@ def test_mismatched_checkpoint_names_keys(enc, tmp_path):
     msg = str(err.value)
     assert (
         "bad.pt" in msg
-        and "visual.proj" in msg
+        and "visual.attnpool.c_proj.weight" in msg
         and "extra.weight" in msg
         and "text_projection (3, 3)" in msg
     )

@@ -75,8 +75,13 @@ def trained(world, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _train_loss(encoder, world: Path) -> float:
-    """Contrastive loss over all training images in one batch, at the model's learnt temperature."""
+    """Contrastive loss over all training images in one batch, at the model's learnt temperature.
+
+    With batch statistics (train mode): after 6 steps the ResNet's BatchNorm running statistics
+    are still mostly their initial values, so eval mode would measure those, not what the steps
+    optimised."""
     pixels, captions = pretrain.load_image_set(world, "train", encoder)
+    encoder.model.train()
     with torch.no_grad():
         img, txt, scale = encoder.model(pixels.float(), encoder.tokenizer(captions))
     return ClipLoss()(img, txt, scale).item()
@@ -150,14 +155,16 @@ def test_existing_checkpoint_with_other_settings_is_refused(world, trained):
 def test_another_registered_architecture_trains_loads_by_its_name_and_is_kept_on_resume(
     world, tmp_path
 ):
-    """model_name picks the open_clip config (here the convolutional vrlib-tiny-rn); the checkpoint
+    """model_name picks the open_clip config (here study 04's ViT, vrlib-tiny-vit); the checkpoint
     loads under that name and not under vrlib-tiny's, and resuming it as another model is refused."""
-    out = tmp_path / "rn.pt"
-    kw = {**KW, "epochs": 1, "model_name": "vrlib-tiny-rn"}
+    out = tmp_path / "vit.pt"
+    kw = {**KW, "epochs": 1, "model_name": "vrlib-tiny-vit"}
     summary = pretrain.pretrain_expert(world, out, **kw)
-    assert summary["model_name"] == "vrlib-tiny-rn" == summary["config"]["model_name"]
-    expert = load_clip("vrlib-tiny-rn", pretrained=str(out), device="cpu")
-    assert type(expert.model.visual).__name__ == "ModifiedResNet" and expert.embed_dim == 128
+    assert summary["model_name"] == "vrlib-tiny-vit" == summary["config"]["model_name"]
+    expert = load_clip("vrlib-tiny-vit", pretrained=str(out), device="cpu")
+    assert type(expert.model.visual).__name__ == "VisionTransformer" and expert.embed_dim == 128
+    default = load_clip("vrlib-tiny", pretrained=None, device="cpu")
+    assert type(default.model.visual).__name__ == "ModifiedResNet"
     pixels, captions = pretrain.load_image_set(world, "val", expert)
     assert pretrain.evaluate_image_text(expert, pixels, captions) == summary["val"]
     with pytest.raises(ValueError, match="does not match the architecture"):
@@ -181,6 +188,8 @@ def test_shift_translates_and_never_flips():
 def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     with pytest.raises(ValueError, match="unknown preset 'huge'; valid: smoke, default"):
         pretrain.preset_settings("huge")
+    with pytest.raises(ValueError, match="no expert recipe for model 'ViT-B-32'"):
+        pretrain.preset_settings("smoke", "ViT-B-32")
     calls = []
 
     def fake(world_dir, out_path, **kw):  # the CLI only wires arguments; training is tested above
@@ -192,23 +201,20 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     cli = dict(preset="smoke", seed=3, world=world, out=out, epochs=1, device="cpu")
     args = argparse.Namespace(**cli, batch_size=None, lr=None, model=None)
     assert pretrain.pretrain_from_cli(args) == 0
-    assert calls == [
-        (world, out, {**pretrain.PRESETS["smoke"], "epochs": 1, "seed": 3, "device": "cpu"})
-    ]
+    smoke = {**pretrain.PRESETS["vrlib-tiny"]["smoke"], "model_name": "vrlib-tiny"}
+    assert calls == [(world, out, {**smoke, "epochs": 1, "seed": 3, "device": "cpu"})]
     assert "val image->text R@1" in capsys.readouterr().out
-    # another architecture and recipe, into its own file
-    args = argparse.Namespace(**cli, batch_size=128, lr=2e-3, model="vrlib-tiny-rn")
-    assert pretrain.pretrain_from_cli(args) == 0
-    assert calls[-1][2] == {
-        **pretrain.PRESETS["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
-        "model_name": "vrlib-tiny-rn", "seed": 3, "device": "cpu",
-    }  # fmt: skip
-    # ... never into the preset's path, which every study loads as vrlib-tiny
+    # the ViT expert (study 04's), with recipe overrides, into its own file by default
+    monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     args = argparse.Namespace(
-        **{**cli, "out": None}, batch_size=None, lr=None, model="vrlib-tiny-rn"
+        **{**cli, "out": None}, batch_size=128, lr=2e-3, model="vrlib-tiny-vit"
     )
-    with pytest.raises(SystemExit, match="give --out"):
-        pretrain.pretrain_from_cli(args)
+    assert pretrain.pretrain_from_cli(args) == 0
+    assert calls[-1][1] == tmp_path / "experts" / "vrlib-tiny-vit-smoke-seed3.pt"
+    assert calls[-1][2] == {
+        **pretrain.PRESETS["vrlib-tiny-vit"]["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
+        "model_name": "vrlib-tiny-vit", "seed": 3, "device": "cpu",
+    }  # fmt: skip
 
 
 def test_missing_world_is_a_clear_error(tmp_path):
@@ -219,7 +225,7 @@ def test_missing_world_is_a_clear_error(tmp_path):
 def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_path, monkeypatch):
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     monkeypatch.setitem(
-        pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
+        pretrain.PRESETS["vrlib-tiny"], "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     )
     monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
@@ -228,7 +234,7 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
     assert pretrain.ensure_expert("smoke", seed=0) == path and calls == []  # finished: at once
     monkeypatch.setitem(
-        pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 8, "warmup_steps": 1}
+        pretrain.PRESETS["vrlib-tiny"], "smoke", {"epochs": 1, "batch_size": 8, "warmup_steps": 1}
     )
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and calls[0]["batch_size"] == 8  # stale checkpoint removed, retrained
@@ -237,12 +243,12 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
 def test_ensure_expert_retrains_when_the_recipe_gains_hard_negatives(world, tmp_path, monkeypatch):
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     recipe = {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
-    monkeypatch.setitem(pretrain.PRESETS, "smoke", recipe)
+    monkeypatch.setitem(pretrain.PRESETS["vrlib-tiny"], "smoke", recipe)
     monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     calls = []
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
-    monkeypatch.setitem(pretrain.PRESETS, "smoke", {**recipe, "hard_negatives": 0.5})
+    monkeypatch.setitem(pretrain.PRESETS["vrlib-tiny"], "smoke", {**recipe, "hard_negatives": 0.5})
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and calls[0]["hard_negatives"] == 0.5
 
@@ -265,7 +271,7 @@ def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, mo
     world = shutil.copytree(world, tmp_path / "world")  # this test edits an image
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     monkeypatch.setitem(
-        pretrain.PRESETS, "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
+        pretrain.PRESETS["vrlib-tiny"], "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     )
     monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")

@@ -71,14 +71,14 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="a registered open_clip config other than vrlib-tiny (e.g. vrlib-tiny-rn); needs --out",
+        help="the expert's architecture: vrlib-tiny (default) or vrlib-tiny-vit (study 04)",
     )
     p.add_argument("--device", default=None)
 
 
 @command(
     "pretrain",
-    "train the vrlib-tiny image-text expert on the world's static images",
+    "train an image-text expert (vrlib-tiny by default) on the world's static images",
     _pretrain_args,
 )
 def _pretrain(args: argparse.Namespace) -> int:

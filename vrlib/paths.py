@@ -21,9 +21,9 @@ def world_dir(preset: str = "default", seed: int = 0) -> Path:
     return vrlib_home() / "worlds" / f"{preset}-seed{seed}"
 
 
-def expert_path(preset: str = "default", seed: int = 0) -> Path:
-    """Checkpoint of the image-text expert (``vrlib-tiny``) pretrained on that world's images."""
-    return vrlib_home() / "experts" / f"vrlib-tiny-{preset}-seed{seed}.pt"
+def expert_path(preset: str = "default", seed: int = 0, model: str = "vrlib-tiny") -> Path:
+    """Checkpoint of the image-text expert ``model`` pretrained on that world's images."""
+    return vrlib_home() / "experts" / f"{model}-{preset}-seed{seed}.pt"
 
 
 def feature_cache_dir() -> Path:

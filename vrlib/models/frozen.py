@@ -68,7 +68,7 @@ class FrozenConfig:
         zero_temporal: start the temporal attention at zero (the paper); False draws it at random.
     """
 
-    clip_model: str = "vrlib-tiny"
+    clip_model: str = "vrlib-tiny-vit"
     max_frames: int = 8
     block: str = "frozen"
     zero_temporal: bool = True

@@ -13,6 +13,7 @@ import torch
 from vrlib.io import exclusive, remove_stale_temporaries
 from vrlib.pretrain.images import image_set_sha
 from vrlib.pretrain.loop import (
+    MODEL_NAME,
     PRESETS,
     PretrainConfig,
     pretrain_expert,
@@ -20,11 +21,13 @@ from vrlib.pretrain.loop import (
 )
 
 
-def preset_settings(preset: str) -> dict[str, Any]:
-    """Default training settings of a world preset (``PRESETS``)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    return dict(PRESETS[preset])
+def preset_settings(preset: str, model: str = MODEL_NAME) -> dict[str, Any]:
+    """Training settings of ``model``'s expert on a world preset (``PRESETS``), model included."""
+    if model not in PRESETS:
+        raise ValueError(f"no expert recipe for model {model!r}; valid: {', '.join(PRESETS)}")
+    if preset not in PRESETS[model]:
+        raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS[model])}")
+    return {**PRESETS[model][preset], "model_name": model}
 
 
 def _world(preset: str, seed: int, world: str | os.PathLike | None) -> Path:
@@ -37,8 +40,11 @@ def _world(preset: str, seed: int, world: str | os.PathLike | None) -> Path:
     return Path(ensure_world(world_dir(preset, seed), preset=preset, seed=seed))
 
 
-def ensure_expert(preset: str = "default", seed: int = 0, device: str | None = None) -> Path:
-    """The preset's expert checkpoint, generating the world and training the model if missing.
+def ensure_expert(
+    preset: str = "default", seed: int = 0, device: str | None = None, model: str = MODEL_NAME
+) -> Path:
+    """The preset's expert checkpoint of ``model`` (``vrlib-tiny``, or ``vrlib-tiny-vit`` for
+    study 04), generating the world and training the model if missing.
 
     A finished checkpoint with the preset's current settings returns at once; an interrupted one
     resumes; one trained with other settings (an older ``PRESETS``) is retrained, like
@@ -46,14 +52,16 @@ def ensure_expert(preset: str = "default", seed: int = 0, device: str | None = N
     """
     from vrlib.paths import expert_path
 
-    out = expert_path(preset, seed)
+    settings = preset_settings(preset, model)  # an unknown model fails before any work
+    out = expert_path(preset, seed, model)
     with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
         remove_stale_temporaries(out)
-        return _ensure_expert(out, preset, seed, device)
+        return _ensure_expert(out, preset, seed, device, settings)
 
 
-def _ensure_expert(out: Path, preset: str, seed: int, device: str | None) -> Path:
-    settings = preset_settings(preset)
+def _ensure_expert(
+    out: Path, preset: str, seed: int, device: str | None, settings: dict[str, Any]
+) -> Path:
     world = _world(preset, seed, None)
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
@@ -74,16 +82,11 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     """``python -m vrlib pretrain``: train (or resume) the expert of a preset world and print the summary."""
     from vrlib.paths import expert_path
 
-    settings = preset_settings(args.preset)
+    model = args.model or MODEL_NAME
+    settings = preset_settings(args.preset, model)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    if args.model is not None:
-        if args.out is None:  # the preset's path is where every study loads vrlib-tiny from
-            raise SystemExit(
-                f"pretrain --model {args.model}: give --out (the default path is vrlib-tiny's)"
-            )
-        settings["model_name"] = args.model
-    out = args.out or expert_path(args.preset, args.seed)
+    out = args.out or expert_path(args.preset, args.seed, model)
     summary = pretrain_expert(
         _world(args.preset, args.seed, args.world),
         out,

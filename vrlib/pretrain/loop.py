@@ -25,31 +25,34 @@ from vrlib.pretrain.images import _shift, evaluate_image_text, image_set_sha, lo
 MODEL_NAME = "vrlib-tiny"
 CHECKPOINT_VERSION = 1
 
-# Per-preset defaults for the command line and ensure_expert: the smoke world (~300 images) only
-# needs a model that runs; the default world (~6000 images) gets the best ViT expert we found for
-# about 5 minutes on 2 CPU cores. A sweep of 44 recipes (epochs 12-40, lr 1e-3..4e-3, batch
-# 64-256, hard negatives 0-0.75, shift, weight decay; one GPU, bf16) showed held-out R@1 growing
-# with epochs and lr 1e-3 best at this length; batch 256 costs 0.77x the CPU time per image of
-# batch 128, so 20 epochs at 256 cost about what 15.5 at 128 do (12 at 128 took 219 s). It gave
-# t2i/i2t R@1 28.3/29.8 against 24.9/25.0 for the former 12 epochs at 128, i.e. ~37% of the
-# ideal model's ~79.5 (``held_out_ceiling``); minimal-pair hard negatives helped only at 30-40
-# epochs (+1), beyond this budget.
-# A convolutional image tower learns these renders far faster (CPU sweep, val R@1 t2i/i2t, default
-# world, seed 0): ``vrlib-tiny-rn`` (open_clip ModifiedResNet, layers [1,1,1,1], width 16; same
-# text tower and embed_dim) at batch 128, lr 2e-3, 25 epochs reached 60.5/65.0 (76%/82% of the
-# ceiling) in 276 s on 2 quiet threads, 64.2/66.5 on 1 thread (thread count changes the float
-# sums, hence the numbers), against 21.2/25.5 for this ViT after 10 epochs of the same recipe
-# (46.0/47.8 for the ResNet). At 10 epochs: batch 128 > 256 > 64, lr 1e-3 ~ 2e-3 >> 5e-3, width
-# 32 no better at twice the cost, hard negatives 0.5 no better. It also encodes ~3x faster. It
-# is not the default because study 04 (``vrlib.models.frozen``, ``frozen-tiny``) inflates the
-# expert's ViT image tower into its space-time model; switching needs a ViT for that study first.
-# At lr 3e-3 (same 25 epochs, batch 128) it reached 64.9/68.2, 81%/86% of the ceiling, in 244 s
-# on 2 quiet threads: the goal of issue 10. Reproduce: python -m vrlib pretrain --model
-#   vrlib-tiny-rn --epochs 25 --batch-size 128 --lr 3e-3 --out /tmp/rn.pt (prints val R@1 and
-#   the ceiling; the sidecar has the fraction of it).
-PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
-    "default": {"epochs": 20, "batch_size": 256, "warmup_steps": None},
+VIT_MODEL_NAME = "vrlib-tiny-vit"
+
+# Per model and world preset, the expert's training settings (the command line and
+# ensure_expert). The smoke world (~300 images) only needs a model that runs; the default world
+# (~6000 images) gets the best recipe found for about 5 minutes on 2 CPU cores.
+#
+# vrlib-tiny (open_clip ModifiedResNet, layers [1,1,1,1], width 16, 64 px; text 3 x 128): a
+# convolutional image tower learns these renders far faster than a small ViT. CPU sweep (val
+# R@1 t2i/i2t, default world, seed 0, 2 quiet threads unless noted): 25 epochs at batch 128 and
+# lr 3e-3 reached 64.9/68.2, 81%/86% of the ideal model's 79.8/79.2 (``held_out_ceiling``), in
+# 244 s; lr 2e-3 gave 60.5/65.0 (64.2/66.5 on 1 thread: the thread count changes the float sums);
+# at 10 epochs batch 128 > 256 > 64, lr 1e-3 ~ 2e-3 >> 5e-3 (batch 256), width 32 no better at
+# twice the cost, minimal-pair hard negatives (0.5) no better. It also encodes ~2.4x faster.
+#
+# vrlib-tiny-vit (ViT, 3 blocks, width 128, patch 8, 64 px): study 04 inflates a ViT image tower
+# into its space-time model, so it keeps this expert. A sweep of 44 recipes (epochs 12-40, lr
+# 1e-3..4e-3, batch 64-256, hard negatives, shift, weight decay; one GPU) showed R@1 growing with
+# epochs, lr 1e-3 best at this length; 20 epochs at batch 256 gave 28.3/29.8 (~37% of the ceiling);
+# with the ResNet's recipe for 10 epochs it reached 21.2/25.5 (the ResNet: 46.0/47.8).
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    MODEL_NAME: {
+        "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
+        "default": {"epochs": 25, "batch_size": 128, "lr": 3e-3, "warmup_steps": None},
+    },
+    VIT_MODEL_NAME: {
+        "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
+        "default": {"epochs": 20, "batch_size": 256, "warmup_steps": None},
+    },
 }
 
 

@@ -60,7 +60,8 @@ class DataParams(Strict):
 
 
 class EncoderParams(Strict):
-    """Which image-text model. ``pretrained: expert`` = vrlib-tiny pretrained on the world's images."""
+    """Which image-text model. ``pretrained: expert`` = the world's expert of that model
+    (``vrlib-tiny``, or ``vrlib-tiny-vit``), pretrained on the world's still images."""
 
     model: str = "vrlib-tiny"
     pretrained: str | None = EXPERT
@@ -167,6 +168,13 @@ def check_splits(data: DataParams, split_keys: dict[str, str]) -> None:
 
 
 def check_expert(data: DataParams, enc: EncoderParams) -> None:
+    from vrlib.pretrain.loop import PRESETS
+
+    if enc.pretrained == EXPERT and enc.model not in PRESETS:
+        raise ValueError(
+            f"encoder.pretrained: 'expert' exists for {', '.join(PRESETS)}, not {enc.model!r}; "
+            "give an open_clip tag or a local checkpoint path"
+        )
     if enc.pretrained == EXPERT and data.root is not None:
         raise ValueError(
             "encoder.pretrained: 'expert' is the embedded world's vrlib-tiny and needs data.root: "
@@ -217,7 +225,7 @@ def load_encoder(enc: EncoderParams, data: DataParams):
     if pretrained == EXPERT:
         from vrlib.pretrain import ensure_expert
 
-        pretrained = str(ensure_expert(data.world_preset, data.world_seed))
+        pretrained = str(ensure_expert(data.world_preset, data.world_seed, model=enc.model))
     encoder = load_clip(enc.model, pretrained=pretrained, device=enc.device)
     # Taken now, before a study may fine-tune the weights in place: metrics.json names the inputs.
     _LOADED_FINGERPRINTS[_encoder_key(enc, data)] = encoder.fingerprint
