@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
             times[name].append(time.perf_counter() - t0)
     n = sum(len(idx) for _, idx in jobs)
+    fps = {name: n / statistics.median(times[name]) for name in readers}
     rows = "\n".join(
-        f"| {name} | {n / statistics.median(times[name]):.0f} | "
-        f"{n / statistics.median(times[name]) / (n / statistics.median(times['decord'])):.2f} | {diffs[name]} |"
+        f"| {name} | {fps[name]:.0f} | {fps[name] / fps['decord']:.2f} | {diffs[name]} |"
         for name in readers
     )
     absent = (

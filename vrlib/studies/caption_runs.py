@@ -24,7 +24,7 @@ run; a training seed sets the initialisation, the batch order and each epoch's c
 
 Length: about 420 lines: labels, per-epoch pairs and training are one pipeline whose steps hand
 each other the same per-run data; the claims and reading live in ``caption_selection``, the
-Figure 2 frames and the captioners' quality in ``caption_figures``.
+metrics rows, Figure 2's frames and the captioners' quality in ``caption_report``.
 """
 
 from __future__ import annotations
