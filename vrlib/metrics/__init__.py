@@ -26,7 +26,9 @@ Rank of a query (both directions)
 
     Other positives never count against a query (for one positive per caption this is exactly
     "1 + #other videos scoring higher"). Scores are compared exactly, never via an argsort, so
-    tied scores cannot shift ranks by their storage order (the CLIP4Clip pitfall in STYLE.md).
+    tied scores cannot shift ranks by their storage order (the pitfall of the Deferf-derived
+    ``tensor_text_to_video_metrics``' double argsort and of ``tf.argsort``; CLIP4Clip's
+    ``compute_metrics`` errs differently: it counts a query tied with t negatives t + 1 times).
 
 V2T orientation (``v2t=``), the one place where the reference codes really differ
     - ``v2t="all_captions"`` (default): a video's rank is the best rank of any of its captions
@@ -49,7 +51,9 @@ Several embeddings per video (``sim`` of shape ``(C, V, k)``)
       procedure with the obtained independent video representations k times and register each
       query's minimum rank". Run j uses ``sim[:, :, j]`` (the j-th embedding of *every* video);
       t2v keeps each caption's minimum rank over j, and v2t likewise keeps each video's minimum
-      over j of its v2t rank computed on ``sim[:, :, j]``.
+      over j of its v2t rank computed on ``sim[:, :, j]``. This is the paper's text only: the
+      released notebook that produced its k-means figures scores ``max_sim`` (preset
+      ``portillo``).
     With a 2-D ``sim`` both are the same (k = 1).
 
 Dual softmax (``dsl=True``, off by default)
@@ -76,7 +80,14 @@ Metrics
 Median (``median=``)
     ``"mean_of_middle"`` (default, ``np.median``, CLIP4Clip's ``compute_metrics``) or
     ``"lower_middle"`` (``torch.median``, the lower of the two middle ranks, as CLIP4Clip's and
-    CLIP2Video's multi-caption ``tensor_text_to_video_metrics``). They differ only for even n.
+    CLIP2Video's multi-caption ``tensor_text_to_video_metrics`` and the Portillo-Quintero
+    notebook's ``list_recall``). They differ only for even n.
+
+Named presets (``evaluate_protocol``)
+    :data:`PRESETS` fixes every option the way one paper's released code counts, including the
+    per-direction medians CLIP4Clip mixes (lower middle for multi-caption T2V, np.median for
+    V2T) in one call; ties always use ``"mean"`` and the preset says how the released code
+    differs. ``intervals=`` adds cluster-bootstrap intervals (:mod:`.bootstrap`).
 """
 
 from __future__ import annotations
@@ -86,6 +97,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vrlib.metrics.bootstrap import cluster_bootstrap
 from vrlib.metrics.inputs import _check_groups, _prepare
 from vrlib.metrics.protocol import (
     BLOCK_ELEMENTS,
@@ -93,11 +105,14 @@ from vrlib.metrics.protocol import (
     DSL_TEMPERATURE,
     MEDIANS,
     MULTI,
+    PRESETS,
     PROTOCOL,
     RECALL_AT,
     TIES,
     V2T,
+    Preset,
     _check_choices,
+    get_preset,
     protocol,
 )
 from vrlib.metrics.ranking import _compute_ranks
@@ -108,11 +123,16 @@ __all__ = [
     "DSL_TEMPERATURE",
     "MEDIANS",
     "MULTI",
+    "PRESETS",
     "PROTOCOL",
     "RECALL_AT",
     "TIES",
     "V2T",
+    "Preset",
+    "cluster_bootstrap",
     "evaluate",
+    "evaluate_protocol",
+    "get_preset",
     "protocol",
     "ranks",
     "summarize",
@@ -216,3 +236,74 @@ def summarize(
     middle = np.sort(rank)[(rank.size - 1) // 2] if median == "lower_middle" else np.median(rank)
     out.update(MdR=float(middle), MnR=float(np.mean(rank)), StdR=float(np.std(rank)), n=rank.size)
     return out
+
+
+def evaluate_protocol(
+    sim: np.ndarray | torch.Tensor,
+    caption_to_video: np.ndarray | torch.Tensor | list[int],
+    preset: str | Preset = "clip4clip",
+    dsl: bool = False,
+    chunk_size: int | None = None,
+    dsl_temperature: float = DSL_TEMPERATURE,
+    intervals: int = 0,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Both directions under a named preset, each with its own median rule, in one pass.
+
+    Args:
+        sim: ``(C, V)`` or ``(C, V, k)`` scores, as :func:`evaluate`.
+        caption_to_video: int ``(C,)`` or bool ``(C, V)`` positives.
+        preset: a name in :data:`PRESETS` (the error lists them) or a :class:`Preset`.
+        dsl: re-score with dual softmax (transductive; the record says so).
+        chunk_size: caption rows per block; None picks about 4M scores per block.
+        dsl_temperature: dual softmax temperature.
+        intervals: bootstrap draws for cluster-bootstrap intervals (0: none). Queries are
+            resampled by video: t2v clusters are the captions' videos, v2t the videos.
+        seed: the bootstrap's seed.
+
+    Returns:
+        ``{"t2v": {...}, "v2t": {...}, "protocol": {...}}`` as :func:`evaluate`; with
+        ``intervals`` each direction also holds ``"CI": {metric: [low, high]}``; the protocol
+        holds ``"preset"``: every choice (:meth:`Preset.record`).
+    """
+    chosen = get_preset(preset) if isinstance(preset, str) else preset
+    problem = _prepare(sim, caption_to_video, chunk_size, need_v2t=True)
+    _check_groups(problem, chosen.v2t)
+    one_caption = _one_caption_per_video(caption_to_video)
+    medians = chosen.medians(one_caption)
+    ranked = _compute_ranks(
+        problem, DIRECTIONS, chosen.multi, chosen.ties, dsl, dsl_temperature, chosen.v2t
+    )
+    clusters = {"t2v": _caption_clusters(caption_to_video), "v2t": np.arange(problem.num_videos)}
+    result: dict[str, dict[str, Any]] = {}
+    for d, (rank, hits) in ranked.items():
+        result[d] = summarize(rank, median=medians[d], hits=hits)
+        if intervals:
+            result[d]["CI"] = cluster_bootstrap(
+                rank, clusters[d], medians[d], hits, samples=intervals, seed=seed
+            )
+    result["protocol"] = protocol(
+        multi=chosen.multi, ties=chosen.ties, dsl=dsl, dsl_temperature=dsl_temperature,
+        v2t=chosen.v2t, median=medians["t2v"],
+    )  # fmt: skip
+    result["protocol"]["median_used"] = medians
+    result["protocol"]["preset"] = chosen.record(one_caption, dsl)
+    return result
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _one_caption_per_video(caption_to_video: Any) -> bool:
+    """True when every video has exactly one caption (then CLIP4Clip uses compute_metrics)."""
+    c2v = _as_numpy(caption_to_video)
+    if c2v.dtype == np.bool_:
+        return bool((c2v.sum(0) == 1).all() and (c2v.sum(1) == 1).all())
+    return bool((np.bincount(c2v) == 1).all())
+
+
+def _caption_clusters(caption_to_video: Any) -> np.ndarray:
+    """Each caption's video (the first positive, for a mask): the t2v bootstrap's clusters."""
+    c2v = _as_numpy(caption_to_video)
+    return c2v.argmax(1) if c2v.dtype == np.bool_ else c2v
