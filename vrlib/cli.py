@@ -177,6 +177,23 @@ def _search(args: argparse.Namespace) -> int:
     return search_from_cli(args)
 
 
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    from vrlib.evaluation.commands import add_eval_args
+
+    add_eval_args(p)
+
+
+@command(
+    "eval",
+    "score a model (or brought embeddings) on a benchmark under a named protocol; write a card",
+    _eval_args,
+)
+def _eval(args: argparse.Namespace) -> int:
+    from vrlib.evaluation.commands import eval_from_cli
+
+    return eval_from_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vrlib",

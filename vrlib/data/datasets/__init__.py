@@ -22,6 +22,9 @@ lsmdc         train, val, test       LSMDC16_annos_training.csv, LSMDC16_annos_v
 vatex         train, val             vatex_training_v1.0.json, vatex_validation_v1.0.json;
                                      videos/<videoID>.mp4
 didemo        train, val, test       <split>_data.json; videos/<video>
+activitynet   train, val1, val2      train.json, val_1.json, val_2.json; videos/v_<id>.mp4
+youcook2      train, val             youcookii_annotations_trainval.json;
+                                     raw_videos/<subset>/<recipe>/<id>.mp4 (or videos/<id>.mp4)
 ============  =====================  ===========================================================
 
 Every reader also takes ``video_dir=`` (absolute, or relative to ``root``) for videos kept
@@ -37,10 +40,11 @@ world) and before :mod:`vrlib.features`, which decodes the videos of a
 Modules: :mod:`.base` (:class:`RetrievalDataset`, :class:`VideoItem`, :class:`CaptionItem`,
 the errors, :data:`DATASETS`, :func:`load_dataset`), :mod:`.annotations` (row readers and
 checks every reader shares), and one module per dataset family (:mod:`.synthetic`,
-:mod:`.folder`, :mod:`.msrvtt`, :mod:`.msvd`, :mod:`.lsmdc`, :mod:`.vatex`, :mod:`.didemo`).
+:mod:`.folder`, :mod:`.msrvtt`, :mod:`.msvd`, :mod:`.lsmdc`, :mod:`.vatex`, :mod:`.didemo`, :mod:`.activitynet`, :mod:`.youcook2`).
 This package exports the public names of all of them.
 """
 
+from vrlib.data.datasets.activitynet import read_activitynet
 from vrlib.data.datasets.annotations import VIDEO_EXTENSIONS
 from vrlib.data.datasets.base import (
     DATASETS,
@@ -63,6 +67,7 @@ from vrlib.data.datasets.msrvtt import read_msrvtt
 from vrlib.data.datasets.msvd import read_msvd
 from vrlib.data.datasets.synthetic import SYNTHETIC_SPLITS, load_image_captions, read_synthetic
 from vrlib.data.datasets.vatex import read_vatex
+from vrlib.data.datasets.youcook2 import read_youcook2
 
 __all__ = [
     "DATASETS",
@@ -79,6 +84,7 @@ __all__ = [
     "dataset_splits",
     "load_dataset",
     "load_image_captions",
+    "read_activitynet",
     "read_didemo",
     "read_folder",
     "read_lsmdc",
@@ -86,5 +92,6 @@ __all__ = [
     "read_msvd",
     "read_synthetic",
     "read_vatex",
+    "read_youcook2",
     "with_splits",
 ]
