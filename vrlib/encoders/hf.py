@@ -161,7 +161,7 @@ class XClipModel(_HFBase):
             pixels = self.processor.image_processor(
                 images=[np.asarray(f) for f in video[keep]], return_tensors="pt"
             )["pixel_values"]
-            clips.append(pixels)  # (num_frames, 3, S, S)
+            clips.append(pixels.reshape(-1, *pixels.shape[-3:]))  # (num_frames, 3, S, S)
         batch = torch.stack(clips).to(self.device)  # (N, num_frames, 3, S, S)
         return F.normalize(
             _features(self.model.get_video_features(pixel_values=batch)).float(), dim=-1
