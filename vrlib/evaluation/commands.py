@@ -2,7 +2,8 @@
 
 Three ways in, one card out: a model (``--model/--pretrained``) on a benchmark, embeddings
 brought from elsewhere (``--video-embeddings/--text-embeddings`` with id files), or a similarity
-matrix (``--similarity``). ``--compare`` prints a table of cards and refuses cards whose
+matrix (``--similarity``). ``--leaderboard DIR`` rebuilds a leaderboard from a folder of cards.
+``--compare`` prints a table of cards and refuses cards whose
 protocols differ. Errors (unknown preset, split or dataset, missing videos, missing weights) are
 one line on stderr naming the bad value and the valid choices, exit status 2.
 """
@@ -57,6 +58,13 @@ def add_eval_args(p: Any) -> None:
         help="folder for the card files (default $VRLIB_HOME/cards)",
     )
     p.add_argument(
+        "--leaderboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="rebuild a leaderboard from the cards in DIR (--out FILE, default reports/leaderboard.md)",
+    )
+    p.add_argument(
         "--compare",
         nargs="+",
         type=Path,
@@ -98,6 +106,11 @@ def eval_from_cli(args: Any) -> int:
     try:
         if args.compare:
             return _compare(args.compare)
+        if args.leaderboard:
+            from vrlib.evaluation.leaderboard import write_leaderboard
+
+            print(write_leaderboard(args.leaderboard, args.out or Path("reports/leaderboard.md")))
+            return 0
         card = _card(args)
     except ProtocolMismatchError as e:
         print(f"error: refusing to compare: {e}", file=sys.stderr)
