@@ -34,9 +34,12 @@ MSVD_CAPTIONS = {
 }
 
 
-def benchmark_root(tmp_path: Path, dataset: str, split: str, video: Path, skip: int = 0) -> Path:
+def benchmark_root(
+    tmp_path: Path, dataset: str, split: str, video: Path | list[Path], skip: int = 0
+) -> Path:
     """The committed annotations of ``dataset`` with ``video`` linked wherever the split's layout
-    expects a video (all but the last ``skip`` of them)."""
+    expects a video (all but the last ``skip`` of them; a list of videos is used in turn)."""
+    videos_to_link = video if isinstance(video, list) else [video]
     root = tmp_path / dataset
     shutil.copytree(FIXTURES / dataset, root)
     if dataset == "msvd":
@@ -45,10 +48,10 @@ def benchmark_root(tmp_path: Path, dataset: str, split: str, video: Path, skip: 
     opts = {k: next(n for n in v if (root / n).is_file()) for k, v in bench.reader_options.items()}
     videos, _ = DATASETS.get(dataset)(root, bench.reader_split, **opts)
     paths = list(dict.fromkeys(v.path for v in videos))
-    for path in paths[: len(paths) - skip]:
+    for i, path in enumerate(paths[: len(paths) - skip]):
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            os.symlink(video, path)
+            os.symlink(videos_to_link[i % len(videos_to_link)], path)
     return root
 
 

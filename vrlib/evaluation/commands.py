@@ -132,6 +132,8 @@ def eval_from_cli(args: Any) -> int:
     ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if card is None:  # a rank other than 0 under torchrun: rank 0 writes the card
+        return 0
     from vrlib.paths import vrlib_home
 
     paths = card.save(args.out or vrlib_home() / "cards")

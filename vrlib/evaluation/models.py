@@ -123,21 +123,49 @@ def embed_frame_encoder(
     num_workers: int = 0,
     seed: int = 0,
     progress: bool = True,
-) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
+) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]] | None:
     """Cached frame features -> aggregated video embeddings ``(V, d)`` or ``(V, k, d)``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank first encodes its shard of the videos
+    into the cache (``i % world_size == rank``), the ranks meet at a gloo barrier, and rank 0
+    then reads every entry from the cache (encoding nothing); other ranks return None.
 
     Returns the embeddings, their video ids (dataset order) and the videos that failed to decode.
     """
     from vrlib.aggregate import aggregate
     from vrlib.features import extract_frame_features
 
-    feats = extract_frame_features(
-        ds, encoder, sampling, cache_dir=cache_dir, batch_size=batch_size,
-        num_workers=num_workers, on_error=on_error, seed=seed, progress=progress,
-        rank=0, world_size=1,
+    extract = dict(
+        cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers, on_error=on_error,
+        seed=seed, progress=progress,
     )  # fmt: skip
+    rank, world_size = _rank_and_world()
+    if world_size > 1:
+        if cache_dir is None:
+            raise ValueError("sharded evaluation (WORLD_SIZE > 1) merges through the feature cache")
+        extract_frame_features(ds, encoder, sampling, rank=rank, world_size=world_size, **extract)
+        _barrier()
+        if rank != 0:
+            return None
+    feats = extract_frame_features(ds, encoder, sampling, rank=0, world_size=1, **extract)
     emb = aggregate(feats.features, aggregation["method"], **aggregation.get("options", {}))
     return torch.as_tensor(emb).float(), list(feats.video_ids), list(feats.skipped)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _barrier() -> None:
+    """Wait for every rank (gloo; the process group is made from torchrun's env when absent)."""
+    import torch.distributed as dist
+
+    made = not dist.is_initialized()
+    if made:
+        dist.init_process_group("gloo")
+    dist.barrier()
+    if made:
+        dist.destroy_process_group()
 
 
 def embed_video_model(

@@ -51,8 +51,11 @@ def evaluate_model(
     world_preset: str = "default",
     world_seed: int = 0,
     progress: bool = True,
-) -> ResultCard:
+) -> ResultCard | None:
     """Score ``model`` on ``dataset``/``split`` under the named ``protocol`` (both directions).
+
+    Under ``torchrun`` the frame extraction is sharded over the ranks (``RANK``/``WORLD_SIZE``)
+    and merged on rank 0 through the feature cache; rank 0 returns the card, the others None.
 
     Args:
         model: a name for :func:`vrlib.evaluation.models.load_model` (open_clip architecture,
@@ -91,9 +94,12 @@ def evaluate_model(
     sampling = SamplingConfig(**preset.sampling)
     on_error = "skip" if allow_missing else "raise"
     if is_frame_encoder(encoder):
-        videos, ids, failed = embed_frame_encoder(
+        embedded = embed_frame_encoder(
             ds, encoder, sampling, preset.aggregation, cache, on_error, batch_size, num_workers, seed, progress
         )  # fmt: skip
+        if embedded is None:  # a rank other than 0 under torchrun: its shard is in the cache
+            return None
+        videos, ids, failed = embedded
         aggregation = dict(preset.aggregation)
     else:
         videos, ids, failed = embed_video_model(
