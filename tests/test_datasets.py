@@ -422,7 +422,8 @@ def test_unknown_split_lists_valid_splits(
 
 def test_unknown_dataset_lists_names(tmp_path: Path) -> None:
     with pytest.raises(
-        KeyError, match="unknown dataset 'msr-vtt'; valid: didemo, folder, lsmdc, msrvtt"
+        KeyError,
+        match="unknown dataset 'msr-vtt'; valid: activitynet, didemo, folder, lsmdc, msrvtt",
     ):
         load_dataset("msr-vtt", tmp_path, "1k-A")
 
@@ -526,7 +527,17 @@ def test_dataset_rejects_inconsistent_ids() -> None:
 
 
 def test_registry_has_every_documented_reader() -> None:
-    assert DATASETS.names() == ["didemo", "folder", "lsmdc", "msrvtt", "msvd", "synthetic", "vatex"]
+    assert DATASETS.names() == [
+        "activitynet",
+        "didemo",
+        "folder",
+        "lsmdc",
+        "msrvtt",
+        "msvd",
+        "synthetic",
+        "vatex",
+        "youcook2",
+    ]
 
 
 # ----------------------------------------------------------------------------- synthetic world

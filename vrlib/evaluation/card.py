@@ -52,7 +52,10 @@ class ResultCard:
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
             raise ValueError(f"{where}: not a vrlib result card (format {CARD_FORMAT!r} expected)")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise ValueError(f"{where}: damaged result card ({e})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ResultCard:

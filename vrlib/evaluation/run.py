@@ -69,8 +69,7 @@ def evaluate_model(
         allow_missing: drop missing or undecodable videos, counted on the card, instead of raising.
         video_dir: the videos' folder when not where the dataset's layout expects them.
         device: default CUDA when present.
-        cache_dir: the feature cache (default ``$VRLIB_HOME/features``; None disables it only
-            when passed as ``cache_dir=False``).
+        cache_dir: the feature cache; None: ``$VRLIB_HOME/features``; ``False``: no cache.
         batch_size: frames per encoder call (frame encoders), videos per call (video models).
         num_workers: decoding processes.
         intervals: bootstrap draws (0: no intervals).
@@ -109,7 +108,8 @@ def evaluate_model(
     if failed:
         ds = ds.drop_videos(failed)
     texts = embed_texts(encoder, [c.text for c in ds.captions], cache, progress)
-    order = [ids.index(v.video_id) for v in ds.videos]
+    row = {vid: i for i, vid in enumerate(ids)}
+    order = [row[v.video_id] for v in ds.videos]
     sim = _similarity(texts, videos[order])
     card = score(
         sim, ds.caption_to_video, preset.name, dsl=dsl, intervals=intervals, seed=seed,
