@@ -431,13 +431,24 @@ class VideoIndex:
     def save(
         self, path: str | os.PathLike, dtype: str = "float32", table_format: str = "parquet"
     ) -> Path:
-        """Write the index folder (every file atomically, the manifest last); returns the folder."""
+        """Write the index folder: built beside it, then swapped in whole; returns the folder.
+
+        An interrupted save (full disk, kill) leaves the previous index loadable; see
+        :func:`~vrlib.index.store.write_index`.
+        """
         return write_index(self, Path(path), dtype, table_format)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, encoder=None) -> VideoIndex:
-        """Read an index folder; with ``encoder`` it is checked and attached."""
-        embeddings, table, manifest, frames, ann = read_index(Path(path))
+    def load(cls, path: str | os.PathLike, encoder=None, repair: bool = False) -> VideoIndex:
+        """Read an index folder, every file checked against its checksum; with ``encoder`` it is
+        checked and attached.
+
+        Raises:
+            IndexCorruptError: a damaged file, named. With ``repair`` its rows come back marked
+                changed instead, so that :meth:`update` encodes them again (what ``vrlib index``
+                does on a damaged index).
+        """
+        embeddings, table, manifest, frames, ann = read_index(Path(path), repair=repair)
         index = cls(embeddings, table, manifest, frames)
         if ann is not None:
             index._ann = ann
