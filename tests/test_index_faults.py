@@ -19,7 +19,8 @@ import torch
 
 from vrlib.cli import main
 from vrlib.index import VideoIndex, store
-from vrlib.index.store import FrameStore, IndexCorruptError
+from vrlib.index.integrity import IndexCorruptError, not_unit_rows
+from vrlib.index.store import FrameStore
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ("bikes.mp4", "carphone_pristine.mp4")
@@ -184,9 +185,9 @@ def test_flipped_bytes_are_refused_naming_the_file(tmp_path, name, offset, check
 def test_rows_that_are_not_unit_vectors_are_found():
     x = np.random.default_rng(0).standard_normal((5, 3, 8)).astype(np.float16)
     x /= np.linalg.norm(x.astype(np.float32), axis=-1, keepdims=True).astype(np.float16)
-    assert store.not_unit_rows(x).tolist() == []
+    assert not_unit_rows(x).tolist() == []
     x[1, 2, 0], x[3, 0, 5] = np.inf, 7
-    assert store.not_unit_rows(x, chunk=4).tolist() == [5, 9]  # flat rows, across chunks
+    assert not_unit_rows(x, chunk=4).tolist() == [5, 9]  # flat rows, across chunks
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,18 @@ Export format (what other tools read; README "Indexing your own videos")
     features are ``frames.npy (F, d)`` float16, ``frame_times.npy (F,)`` seconds and
     ``frame_offsets.npy (N + 1,)``: video ``i`` owns frames ``offsets[i]:offsets[i + 1]``.
 
-Every file is written atomically and the manifest last, with the row count and dimension, so a
-folder whose files disagree (a run killed between files) is refused on load with the reason.
+``manifest.json`` also holds the SHA-256 of every other file (``sha256``), its row count and
+dimension.
+
+Faults (what a campaign of full disks, kill -9 and flipped bytes found, and what now happens)
+    A save writes every file into a sibling folder ``.NAME.saving-<pid>``, the manifest last, and
+    swaps it in whole (:func:`vrlib.io.replace_dir`): a full disk or a kill at any point leaves the
+    previous index loadable, and a kill between the two renames of the swap is completed by the
+    next load or save. Updates and saves hold ``NAME.lock`` (:func:`index_lock`), so two
+    ``vrlib index`` runs on one folder do the work once. On load every file is checked against
+    its checksum, parse errors name the file, and embeddings must be finite unit rows
+    (:mod:`vrlib.index.integrity`); ``vrlib index`` on a damaged index encodes the affected rows
+    again. Indexes saved before checksums were recorded load unverified.
 """
 
 from __future__ import annotations
@@ -28,6 +38,15 @@ from typing import Any
 
 import numpy as np
 
+from vrlib.index.integrity import (
+    IndexCorruptError,
+    describe_rows,
+    load_npy,
+    not_unit_rows,
+    read_table,
+    report_damage,
+    verified,
+)
 from vrlib.io import (
     atomic_write_bytes,
     exclusive,
@@ -43,8 +62,6 @@ EMBEDDINGS = "embeddings.npy"
 TABLES = {"parquet": "ids.parquet", "jsonl": "ids.jsonl"}
 FRAME_FILES = ("frames.npy", "frame_times.npy", "frame_offsets.npy")
 ANN_FILE = "ann.faiss"
-#: A stored embedding may be off unit length by this much (float16 storage rounds every value).
-NORM_TOLERANCE = 1e-2
 _SAVING, _OLD = "saving", "old"  # sibling folders of a save: see write_index and io.replace_dir
 
 
@@ -160,19 +177,6 @@ def stamp(manifest: dict, count: int) -> None:
 # -- saving ---------------------------------------------------------------------------------
 
 
-class IndexCorruptError(ValueError):
-    """A file of an index folder is damaged: it is missing, fails the checksum the manifest
-    recorded, does not parse, or holds rows that are not finite unit vectors. ``path`` names it."""
-
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
-
-
 def index_lock(folder: Path):
     """Hold ``<folder>.lock`` while updating or saving the index in ``folder``, across processes.
 
@@ -242,7 +246,7 @@ def write_index(index, folder: Path, dtype: str, table_format: str) -> Path:
     bad = not_unit_rows(index.embeddings)
     if len(bad):
         raise ValueError(
-            f"refusing to save {folder}: {_describe_rows(index.embeddings, bad)}; an index holds "
+            f"refusing to save {folder}: {describe_rows(index.embeddings, bad)}; an index holds "
             "finite, L2-normalised embeddings (divide each row by its norm)"
         )
     with index_lock(folder):
@@ -303,81 +307,6 @@ def _write_files(index, stage: Path, dtype: str, table_format: str) -> None:
 # -- loading --------------------------------------------------------------------------------
 
 
-def not_unit_rows(embeddings: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """Flat row numbers of ``embeddings (..., d)`` that are not finite unit vectors.
-
-    Why: four flipped bytes in ``embeddings.npy`` made a video rank first with cosine 11.34; a
-    cosine above 1 is impossible between unit vectors. Read in chunks: no float32 copy of a
-    float16 index. A row may be off unit length by :data:`NORM_TOLERANCE` (float16 rounding).
-    """
-    flat = embeddings.reshape(-1, embeddings.shape[-1])  # (N*m, d)
-    bad = []
-    for start in range(0, len(flat), chunk):
-        part = flat[start : start + chunk]
-        norms = np.sqrt(np.einsum("ij,ij->i", part, part, dtype=np.float64))
-        with np.errstate(invalid="ignore"):
-            off = ~(np.abs(norms - 1.0) <= NORM_TOLERANCE)  # NaN counts as off
-        bad.append(start + np.flatnonzero(off))
-    return np.concatenate(bad) if bad else np.zeros(0, np.int64)
-
-
-def _describe_rows(embeddings: np.ndarray, bad: np.ndarray, limit: int = 3) -> str:
-    flat = embeddings.reshape(-1, embeddings.shape[-1])
-    norms = [float(np.linalg.norm(flat[r].astype(np.float64))) for r in bad[:limit]]
-    shown = ", ".join(
-        f"row {r} has norm {n:.4g}" for r, n in zip(bad.tolist(), norms, strict=False)
-    )
-    return f"{len(bad)} of {len(flat)} rows are not finite unit vectors ({shown})"
-
-
-def _verified(path: Path, sums: dict | None) -> Path:
-    """``path``, after checking it against the manifest's SHA-256 (None: an index saved before
-    checksums were recorded, read unverified)."""
-    if not path.is_file():
-        raise IndexCorruptError(path, "missing: the manifest lists it")
-    if sums is None:
-        return path
-    if path.name not in sums:
-        raise IndexCorruptError(path, f"no checksum for it in {MANIFEST}")
-    if sha256_file(path) != sums[path.name]:
-        raise IndexCorruptError(
-            path,
-            f"its contents differ from the SHA-256 recorded in {MANIFEST} when the index was "
-            "saved (damaged or modified since); rerun `python -m vrlib index` to rebuild it",
-        )
-    return path
-
-
-def _load_npy(path: Path, sums: dict | None) -> np.ndarray:
-    try:
-        return np.load(_verified(path, sums), allow_pickle=False)
-    except IndexCorruptError:
-        raise
-    except Exception as e:  # any parse failure of a damaged file: name the file
-        raise IndexCorruptError(
-            path, f"not a readable NumPy array ({type(e).__name__}: {e})"
-        ) from None
-
-
-def _read_table(path: Path, sums: dict | None):
-    import pandas as pd
-
-    _verified(path, sums)
-    try:
-        if path.suffix == ".parquet":
-            table = pd.read_parquet(path)
-        else:
-            table = pd.read_json(path, lines=True, dtype=False)
-        table["video_id"].str.encode("utf-8"), table["path"].str.encode("utf-8")
-    except Exception as e:  # pyarrow, JSON, Unicode and missing-column errors alike
-        raise IndexCorruptError(
-            path, f"not a readable id table ({type(e).__name__}: {e})"
-        ) from None
-    if len(table) and (table["row"].to_numpy() != np.arange(len(table))).any():
-        raise IndexCorruptError(path, "rows are not 0..N-1 in order")
-    return table.drop(columns="row")
-
-
 def _readable(folder: Path) -> Path:
     """``folder``, or the complete folder a save killed mid-swap left beside it."""
     if (folder / MANIFEST).is_file():
@@ -409,28 +338,30 @@ def read_index(folder: Path, repair: bool = False):
         )
     files, sums = manifest["files"], manifest.get("sha256")
     try:
-        table = _read_table(folder / files["ids"], sums)
+        table = read_table(folder / files["ids"], sums)
     except IndexCorruptError as e:
         if not repair:
             raise
-        _report(e, "every video will be encoded again")
+        report_damage(e, "every video will be encoded again")
         return (*_stale_rows(manifest)[:2], manifest, _stale_rows(manifest)[2], None)
     try:
         embeddings, frames = _read_rows(folder, manifest, len(table), sums)
     except IndexCorruptError as e:
         if not repair:
             raise
-        _report(e, f"its {len(table)} videos will be encoded again")
+        report_damage(e, f"its {len(table)} videos will be encoded again")
         embeddings, table, frames = _stale_rows(manifest, table)
         return embeddings, table, manifest, frames, None
     ann = None
     if (folder / ANN_FILE).is_file():
         try:
             ann = AnnIndex.load(
-                _verified(folder / ANN_FILE, sums), AnnParams(seed=manifest.get("seed", 0))
+                verified(folder / ANN_FILE, sums), AnnParams(seed=manifest.get("seed", 0))
             )
         except Exception as e:  # derived data: rebuilt on first use
-            _report(IndexCorruptError(folder / ANN_FILE, str(e)), "it is built again on first use")
+            report_damage(
+                IndexCorruptError(folder / ANN_FILE, str(e)), "it is built again on first use"
+            )
         else:
             ann = ann if len(ann) == embeddings.reshape(-1, embeddings.shape[-1]).shape[0] else None
     return embeddings, table, manifest, frames, ann
@@ -439,7 +370,7 @@ def read_index(folder: Path, repair: bool = False):
 def _read_rows(folder: Path, manifest: dict, n: int, sums: dict | None):
     """``(embeddings, frames or None)``, checked against the ``n`` ids and the manifest."""
     path = folder / manifest["files"]["embeddings"]
-    embeddings = _load_npy(path, sums)
+    embeddings = load_npy(path, sums)
     dim = manifest.get("dim", embeddings.shape[-1] if embeddings.ndim else None)
     if embeddings.ndim not in (2, 3) or embeddings.dtype.kind != "f" or embeddings.shape[-1] != dim:
         raise IndexCorruptError(
@@ -455,11 +386,11 @@ def _read_rows(folder: Path, manifest: dict, n: int, sums: dict | None):
     if len(bad):
         raise IndexCorruptError(
             path,
-            f"{_describe_rows(embeddings, bad)}; rerun `python -m vrlib index` to rebuild them",
+            f"{describe_rows(embeddings, bad)}; rerun `python -m vrlib index` to rebuild them",
         )
     if not manifest.get("keep_frames"):
         return embeddings, None
-    arrays = [_load_npy(folder / name, sums) for name in FRAME_FILES]
+    arrays = [load_npy(folder / name, sums) for name in FRAME_FILES]
     try:
         frames = FrameStore(*arrays)
     except (ValueError, IndexError) as e:
@@ -469,10 +400,6 @@ def _read_rows(folder: Path, manifest: dict, n: int, sums: dict | None):
             folder / FRAME_FILES[2], f"{len(frames.offsets)} offsets for {n} ids (expected N + 1)"
         )
     return embeddings, frames
-
-
-def _report(error: IndexCorruptError, consequence: str) -> None:
-    print(f"warning: {error}; {consequence}", file=sys.stderr, flush=True)
 
 
 def _stale_rows(manifest: dict, table=None):
