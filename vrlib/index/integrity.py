@@ -98,7 +98,8 @@ def read_table(path: Path, sums: dict | None):
             table = pd.read_parquet(path)
         else:
             table = pd.read_json(path, lines=True, dtype=False)
-        table["video_id"].str.encode("utf-8"), table["path"].str.encode("utf-8")
+        if len(table):  # strings that are not UTF-8 fail here, not later in a search
+            table["video_id"].str.encode("utf-8"), table["path"].str.encode("utf-8")
     except Exception as e:  # pyarrow, JSON, Unicode and missing-column errors alike
         raise IndexCorruptError(
             path, f"not a readable id table ({type(e).__name__}: {e})"

@@ -26,7 +26,8 @@ Choices where a user of this field expects something specific:
 
 Storage layout (see :mod:`vrlib.index.store`)::
 
-    manifest.json        model, weights fingerprint, sampling, aggregation, dates, skipped files
+    manifest.json        model, weights fingerprint, sampling, aggregation, dates, skipped files,
+                         SHA-256 of every other file (checked on load)
     embeddings.npy       (N, d) or (N, k, d), float32 (default) or float16, row i = ids row i
     ids.parquet          row, video_id, path, size, mtime_ns   (or ids.jsonl)
     frames.npy, frame_times.npy, frame_offsets.npy   kept frame features (optional)
