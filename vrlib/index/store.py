@@ -337,19 +337,15 @@ def read_index(folder: Path, repair: bool = False):
             f"{folder / MANIFEST}: index format {manifest.get('format')!r}, this vrlib reads {INDEX_FORMAT}"
         )
     files, sums = manifest["files"], manifest.get("sha256")
+    table = None
     try:
         table = read_table(folder / files["ids"], sums)
-    except IndexCorruptError as e:
-        if not repair:
-            raise
-        report_damage(e, "every video will be encoded again")
-        return (*_stale_rows(manifest)[:2], manifest, _stale_rows(manifest)[2], None)
-    try:
         embeddings, frames = _read_rows(folder, manifest, len(table), sums)
     except IndexCorruptError as e:
         if not repair:
             raise
-        report_damage(e, f"its {len(table)} videos will be encoded again")
+        which = "every video" if table is None else f"its {len(table)} videos"
+        report_damage(e, f"{which} will be encoded again")
         embeddings, table, frames = _stale_rows(manifest, table)
         return embeddings, table, manifest, frames, None
     ann = None
@@ -359,9 +355,12 @@ def read_index(folder: Path, repair: bool = False):
                 verified(folder / ANN_FILE, sums), AnnParams(seed=manifest.get("seed", 0))
             )
         except Exception as e:  # derived data: rebuilt on first use
-            report_damage(
-                IndexCorruptError(folder / ANN_FILE, str(e)), "it is built again on first use"
+            named = (
+                e
+                if isinstance(e, IndexCorruptError)
+                else IndexCorruptError(folder / ANN_FILE, str(e))
             )
+            report_damage(named, "it is built again on first use")
         else:
             ann = ann if len(ann) == embeddings.reshape(-1, embeddings.shape[-1]).shape[0] else None
     return embeddings, table, manifest, frames, ann
