@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -164,7 +165,12 @@ def test_incomplete_or_missing_folder_is_refused(tmp_path):
     index = _random_index()
     index.save(tmp_path / "a")
     np.save(tmp_path / "a" / "embeddings.npy", index.embeddings[:10])
-    with pytest.raises(ValueError, match="incomplete"):
+    with pytest.raises(ValueError, match="embeddings.npy: its contents differ from the SHA-256"):
+        VideoIndex.load(tmp_path / "a")
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    del manifest["sha256"]  # as saved before checksums: the row counts still disagree
+    (tmp_path / "a" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"10 embeddings, 300 ids, .* the folder is incomplete"):
         VideoIndex.load(tmp_path / "a")
     with pytest.raises(FileNotFoundError, match="not an index folder"):
         VideoIndex.load(tmp_path)

@@ -97,13 +97,14 @@ def exclusive(path: str | os.PathLike, doing: str) -> Iterator[None]:
     Why: two processes building the same world or expert at once crash or overwrite each other's
     half-written files. The second one waits (saying why), then finds the first one's finished
     result and reuses it, so callers check again after acquiring. The lock is released by the
-    operating system when its holder dies, so a killed builder never blocks the next one.
+    operating system when its holder dies, so a killed builder never blocks the next one. Within
+    one process the lock is re-entrant (a save inside an update takes it again without waiting).
     """
     from filelock import FileLock, Timeout
 
     lock_path = Path(f"{os.fspath(path)}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(lock_path)
+    lock = FileLock(lock_path, is_singleton=True)  # nested use in one process re-enters it
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -15,17 +15,29 @@ import sys
 from pathlib import Path
 
 from vrlib.index.queries import open_encoder
-from vrlib.index.store import MANIFEST
+from vrlib.index.store import MANIFEST, finish_interrupted_save, index_lock
 from vrlib.index.video_index import IndexMismatchError, VideoIndex
 
 DEFAULT_INDEX_NAME = ".vrlib-index"
 
 
 def index_from_cli(args) -> int:
-    """Build or update the index of ``args.video_dir``; prints a summary and the skipped files."""
+    """Build or update the index of ``args.video_dir``; prints a summary and the skipped files.
+
+    The whole run holds the index's lock: a second run on the same ``--out`` waits, then finds the
+    first one's index and only what changed since (usually nothing) left to do.
+    """
+    out = args.out or args.video_dir / DEFAULT_INDEX_NAME
+    if not args.video_dir.expanduser().is_dir():  # fails below, naming it; create no folder
+        return _index_holding_the_lock(args, out)
+    with index_lock(out):
+        finish_interrupted_save(out)
+        return _index_holding_the_lock(args, out)
+
+
+def _index_holding_the_lock(args, out: Path) -> int:
     from vrlib.data.sampling import SamplingConfig
 
-    out = args.out or args.video_dir / DEFAULT_INDEX_NAME
     sampling = SamplingConfig(strategy="fps", target_fps=args.fps, max_frames=args.max_frames)
     extract = {
         "cache_dir": args.cache_dir,
@@ -36,7 +48,7 @@ def index_from_cli(args) -> int:
     if encoder is None:
         return 2
     if (out / MANIFEST).is_file():
-        index = VideoIndex.load(out)
+        index = VideoIndex.load(out, repair=True)  # damaged rows are encoded again
         try:
             index.attach(encoder)
         except IndexMismatchError as e:

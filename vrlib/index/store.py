@@ -8,15 +8,29 @@ Export format (what other tools read; README "Indexing your own videos")
     features are ``frames.npy (F, d)`` float16, ``frame_times.npy (F,)`` seconds and
     ``frame_offsets.npy (N + 1,)``: video ``i`` owns frames ``offsets[i]:offsets[i + 1]``.
 
-Every file is written atomically and the manifest last, with the row count and dimension, so a
-folder whose files disagree (a run killed between files) is refused on load with the reason.
+``manifest.json`` also holds the SHA-256 of every other file (``sha256``), its row count and
+dimension.
+
+Faults (what a campaign of full disks, kill -9 and flipped bytes found, and what now happens)
+    A save writes every file into a sibling folder ``.NAME.saving-<pid>``, the manifest last, and
+    swaps it in whole (:func:`vrlib.io.replace_dir`): a full disk or a kill at any point leaves the
+    previous index loadable, and a kill between the two renames of the swap is completed by the
+    next load or save. Updates and saves hold ``NAME.lock`` (:func:`index_lock`), so two
+    ``vrlib index`` runs on one folder do the work once. On load every file is checked against
+    its checksum, parse errors name the file, and embeddings must be finite unit rows
+    (:mod:`vrlib.index.integrity`); ``vrlib index`` on a damaged index encodes the affected rows
+    again. Indexes saved before checksums were recorded load unverified.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import io
 import json
 import os
+import shutil
+import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +38,23 @@ from typing import Any
 
 import numpy as np
 
-from vrlib.io import atomic_write_bytes, atomic_write_text, read_json, write_json
+from vrlib.index.integrity import (
+    IndexCorruptError,
+    describe_rows,
+    load_npy,
+    not_unit_rows,
+    read_table,
+    report_damage,
+    verified,
+)
+from vrlib.io import (
+    atomic_write_bytes,
+    exclusive,
+    read_json,
+    replace_dir,
+    sha256_file,
+    write_json,
+)
 
 INDEX_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -32,6 +62,7 @@ EMBEDDINGS = "embeddings.npy"
 TABLES = {"parquet": "ids.parquet", "jsonl": "ids.jsonl"}
 FRAME_FILES = ("frames.npy", "frame_times.npy", "frame_offsets.npy")
 ANN_FILE = "ann.faiss"
+_SAVING, _OLD = "saving", "old"  # sibling folders of a save: see write_index and io.replace_dir
 
 
 class IndexMismatchError(ValueError):
@@ -143,84 +174,248 @@ def stamp(manifest: dict, count: int) -> None:
     manifest["updated"] = _now()
 
 
+# -- saving ---------------------------------------------------------------------------------
+
+
+def index_lock(folder: Path):
+    """Hold ``<folder>.lock`` while updating or saving the index in ``folder``, across processes.
+
+    Why: two ``vrlib index`` runs on one folder both did the whole job and saved over each other.
+    The second one now waits (saying so on stdout), then loads the first one's result and finds
+    nothing left to do. Readers (``search``) never take it: a save swaps a complete folder in.
+    """
+    return exclusive(folder, f"updating the index {folder}")
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
 
 
+def _sibling(folder: Path, kind: str, pid: int) -> Path:
+    """``.NAME.saving-<pid>`` (a save in progress) or ``.NAME.old-<pid>`` (what
+    :func:`vrlib.io.replace_dir` moves the previous folder to during the swap)."""
+    return folder.with_name(f".{folder.name}.{kind}-{pid}")
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """Complete folders that killed saves left beside ``folder``: new ones first, newest first."""
+    found = []
+    for kind in (_SAVING, _OLD):
+        pattern = f".{glob.escape(folder.name)}.{kind}-*"
+        found += sorted(
+            (p for p in folder.parent.glob(pattern) if (p / MANIFEST).is_file()),
+            key=lambda p: p.stat().st_mtime_ns,
+            reverse=True,
+        )
+    return found
+
+
+def finish_interrupted_save(folder: Path) -> None:
+    """Complete a save killed between the two renames of its swap, then drop what killed saves left.
+
+    Call it holding :func:`index_lock`. With ``folder`` missing, its newest complete sibling (the
+    new index if it was finished, else the previous one) is renamed into place.
+    """
+    if not (folder / MANIFEST).is_file():
+        candidates = _leftovers(folder)
+        if candidates and (not folder.exists() or not any(folder.iterdir())):
+            if folder.exists():
+                folder.rmdir()
+            os.replace(candidates[0], folder)
+            print(f"[vrlib] {folder}: completed a save that was interrupted", file=sys.stderr)
+    for kind in (_SAVING, _OLD):
+        for path in folder.parent.glob(f".{glob.escape(folder.name)}.{kind}-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def write_index(index, folder: Path, dtype: str, table_format: str) -> Path:
-    """Write ``index`` into ``folder`` (see the module docstring)."""
+    """Write ``index`` into ``folder`` (see the module docstring), replacing the index it held.
+
+    Every file goes into the sibling folder ``.NAME.saving-<pid>`` (the manifest last, with the
+    SHA-256 of every file), which is then swapped in by :func:`vrlib.io.replace_dir`: a full disk
+    or a kill at any point leaves the previous index loadable. The folder belongs to the index:
+    a folder that holds other files and no manifest is refused rather than replaced.
+    """
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
     if table_format not in TABLES:
         raise ValueError(f"table_format must be one of {sorted(TABLES)}, got {table_format!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / EMBEDDINGS, _npy_bytes(index.embeddings.astype(dtype)))
-    table = index.table.reset_index(drop=True)
-    table.insert(0, "row", np.arange(len(table), dtype=np.int64))
-    for other in TABLES.values():
-        (folder / other).unlink(missing_ok=True)
-    if table_format == "parquet":
-        buf = io.BytesIO()
-        table.to_parquet(buf, index=False)
-        atomic_write_bytes(folder / TABLES["parquet"], buf.getvalue())
-    else:
-        lines = [json.dumps(r, ensure_ascii=False) for r in table.to_dict("records")]
-        atomic_write_text(folder / TABLES["jsonl"], "".join(line + "\n" for line in lines))
-    if index.frames is not None:
-        f = index.frames
-        for name, array in zip(FRAME_FILES, (f.features, f.times, f.offsets), strict=True):
-            atomic_write_bytes(folder / name, _npy_bytes(array))
-    if index._ann is not None:
-        index._ann.save(folder / ANN_FILE)
-    else:
-        (folder / ANN_FILE).unlink(missing_ok=True)
-    manifest = {**index.manifest, "count": len(index), "dim": int(index.embeddings.shape[-1])}
-    manifest["keep_frames"] = index.frames is not None
-    manifest["files"] = {"embeddings": EMBEDDINGS, "dtype": dtype, "ids": TABLES[table_format]}
-    write_json(folder / MANIFEST, manifest)
+    folder = Path(folder).expanduser()
+    bad = not_unit_rows(index.embeddings)
+    if len(bad):
+        raise ValueError(
+            f"refusing to save {folder}: {describe_rows(index.embeddings, bad)}; an index holds "
+            "finite, L2-normalised embeddings (divide each row by its norm)"
+        )
+    with index_lock(folder):
+        finish_interrupted_save(folder)
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder}: a file, not a folder: choose another path")
+        if folder.is_dir() and not (folder / MANIFEST).is_file() and any(folder.iterdir()):
+            raise ValueError(
+                f"{folder}: not an index folder (no {MANIFEST}) and not empty; saving replaces the "
+                "whole folder: choose a new or empty folder"
+            )
+        stage = _sibling(folder, _SAVING, os.getpid())
+        stage.mkdir(parents=True)
+        try:
+            _write_files(index, stage, dtype, table_format)
+            replace_dir(stage, folder)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            old = _sibling(folder, _OLD, os.getpid())
+            if old.is_dir() and not folder.exists():  # the swap failed halfway: undo it
+                os.replace(old, folder)
+            raise
     return folder
 
 
-def read_index(folder: Path):
-    """``(embeddings, table, manifest, frames or None, ann or None)`` of an index folder."""
-    import pandas as pd
+def _write_files(index, stage: Path, dtype: str, table_format: str) -> None:
+    """Every file of the index into ``stage``, the manifest (with their checksums) last."""
+    sums: dict[str, str] = {}
 
+    def put(name: str, data: bytes) -> None:
+        atomic_write_bytes(stage / name, data)
+        sums[name] = hashlib.sha256(data).hexdigest()
+
+    put(EMBEDDINGS, _npy_bytes(index.embeddings.astype(dtype)))
+    table = index.table.reset_index(drop=True)
+    table.insert(0, "row", np.arange(len(table), dtype=np.int64))
+    if table_format == "parquet":
+        buf = io.BytesIO()
+        table.to_parquet(buf, index=False)
+        put(TABLES["parquet"], buf.getvalue())
+    else:
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_dict("records")]
+        put(TABLES["jsonl"], "".join(lines).encode("utf-8"))
+    if index.frames is not None:
+        f = index.frames
+        for name, array in zip(FRAME_FILES, (f.features, f.times, f.offsets), strict=True):
+            put(name, _npy_bytes(array))
+    if index._ann is not None:
+        index._ann.save(stage / ANN_FILE)
+        sums[ANN_FILE] = sha256_file(stage / ANN_FILE)
+    manifest = {**index.manifest, "count": len(index), "dim": int(index.embeddings.shape[-1])}
+    manifest["keep_frames"] = index.frames is not None
+    manifest["files"] = {"embeddings": EMBEDDINGS, "dtype": dtype, "ids": TABLES[table_format]}
+    manifest["sha256"] = sums
+    write_json(stage / MANIFEST, manifest)
+
+
+# -- loading --------------------------------------------------------------------------------
+
+
+def _readable(folder: Path) -> Path:
+    """``folder``, or the complete folder a save killed mid-swap left beside it."""
+    if (folder / MANIFEST).is_file():
+        return folder
+    left = _leftovers(folder) if folder.parent.is_dir() else []
+    if left:
+        return left[0]
+    raise FileNotFoundError(
+        f"{folder}: not an index folder (no {MANIFEST}); build one with `python -m vrlib index`"
+    )
+
+
+def read_index(folder: Path, repair: bool = False):
+    """``(embeddings, table, manifest, frames or None, ann or None)`` of an index folder.
+
+    Every file is checked against the SHA-256 its manifest recorded, parsed with its name in any
+    error (:class:`IndexCorruptError`), and the embeddings must be finite unit rows. With
+    ``repair``, damage to any file but the manifest is reported on stderr instead of raised: the
+    rows it affects come back stale (size -1), so :meth:`VideoIndex.update` encodes them again
+    (from the feature cache when it has them); such an index is for updating, not searching.
+    """
     from vrlib.index.search import AnnIndex, AnnParams
 
-    if not (folder / MANIFEST).is_file():
-        raise FileNotFoundError(
-            f"{folder}: not an index folder (no {MANIFEST}); build one with `python -m vrlib index`"
-        )
+    folder = _readable(Path(folder).expanduser())
     manifest = read_json(folder / MANIFEST)
     if manifest.get("format") != INDEX_FORMAT:
         raise ValueError(
             f"{folder / MANIFEST}: index format {manifest.get('format')!r}, this vrlib reads {INDEX_FORMAT}"
         )
-    files = manifest["files"]
-    embeddings = np.load(folder / files["embeddings"], allow_pickle=False)
-    ids = folder / files["ids"]
-    table = (
-        pd.read_parquet(ids)
-        if ids.suffix == ".parquet"
-        else pd.read_json(ids, lines=True, dtype=False)
-    )
-    if len(table) and (table["row"].to_numpy() != np.arange(len(table))).any():
-        raise ValueError(f"{ids}: rows are not 0..N-1 in order")
-    table = table.drop(columns="row") if "row" in table else table
-    if not len(embeddings) == len(table) == manifest["count"]:
-        raise ValueError(
-            f"{folder}: {len(embeddings)} embeddings, {len(table)} ids, manifest says "
-            f"{manifest['count']}: the folder is incomplete (interrupted save?); save or build again"
-        )
-    frames = None
-    if all((folder / n).is_file() for n in FRAME_FILES) and manifest.get("keep_frames"):
-        frames = FrameStore(*(np.load(folder / n, allow_pickle=False) for n in FRAME_FILES))
-        if len(frames.offsets) != len(table) + 1:
-            raise ValueError(f"{folder}: frame offsets do not match the {len(table)} ids")
+    files, sums = manifest["files"], manifest.get("sha256")
+    table = None
+    try:
+        table = read_table(folder / files["ids"], sums)
+        embeddings, frames = _read_rows(folder, manifest, len(table), sums)
+    except IndexCorruptError as e:
+        if not repair:
+            raise
+        which = "every video" if table is None else f"its {len(table)} videos"
+        report_damage(e, f"{which} will be encoded again")
+        embeddings, table, frames = _stale_rows(manifest, table)
+        return embeddings, table, manifest, frames, None
     ann = None
     if (folder / ANN_FILE).is_file():
-        ann = AnnIndex.load(folder / ANN_FILE, AnnParams(seed=manifest.get("seed", 0)))
-        ann = ann if len(ann) == embeddings.reshape(-1, embeddings.shape[-1]).shape[0] else None
+        try:
+            ann = AnnIndex.load(
+                verified(folder / ANN_FILE, sums), AnnParams(seed=manifest.get("seed", 0))
+            )
+        except Exception as e:  # derived data: rebuilt on first use
+            named = (
+                e
+                if isinstance(e, IndexCorruptError)
+                else IndexCorruptError(folder / ANN_FILE, str(e))
+            )
+            report_damage(named, "it is built again on first use")
+        else:
+            ann = ann if len(ann) == embeddings.reshape(-1, embeddings.shape[-1]).shape[0] else None
     return embeddings, table, manifest, frames, ann
+
+
+def _read_rows(folder: Path, manifest: dict, n: int, sums: dict | None):
+    """``(embeddings, frames or None)``, checked against the ``n`` ids and the manifest."""
+    path = folder / manifest["files"]["embeddings"]
+    embeddings = load_npy(path, sums)
+    dim = manifest.get("dim", embeddings.shape[-1] if embeddings.ndim else None)
+    if embeddings.ndim not in (2, 3) or embeddings.dtype.kind != "f" or embeddings.shape[-1] != dim:
+        raise IndexCorruptError(
+            path, f"a {embeddings.dtype} array of shape {embeddings.shape}; expected (N, {dim})"
+        )
+    if not len(embeddings) == n == manifest["count"]:
+        raise IndexCorruptError(
+            folder,
+            f"{len(embeddings)} embeddings, {n} ids, manifest says {manifest['count']}: the folder "
+            "is incomplete (interrupted save?); save or build again",
+        )
+    bad = not_unit_rows(embeddings)
+    if len(bad):
+        raise IndexCorruptError(
+            path,
+            f"{describe_rows(embeddings, bad)}; rerun `python -m vrlib index` to rebuild them",
+        )
+    if not manifest.get("keep_frames"):
+        return embeddings, None
+    arrays = [load_npy(folder / name, sums) for name in FRAME_FILES]
+    try:
+        frames = FrameStore(*arrays)
+    except (ValueError, IndexError) as e:
+        raise IndexCorruptError(folder / FRAME_FILES[0], str(e)) from None
+    if len(frames.offsets) != n + 1:
+        raise IndexCorruptError(
+            folder / FRAME_FILES[2], f"{len(frames.offsets)} offsets for {n} ids (expected N + 1)"
+        )
+    return embeddings, frames
+
+
+def _stale_rows(manifest: dict, table=None):
+    """Placeholders for rows whose files are damaged: ``(embeddings, table, frames)`` with every
+    row marked changed (size -1), or no rows at all when the id table itself is damaged."""
+    import pandas as pd
+
+    if table is None:
+        columns = {"video_id": "str", "path": "str", "size": "int64", "mtime_ns": "int64"}
+        table = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    table = table.assign(size=-1, mtime_ns=-1)
+    dim = int(manifest.get("dim") or 0)
+    frames = None
+    if manifest.get("keep_frames"):
+        frames = FrameStore(
+            np.zeros((0, dim), np.float16),
+            np.zeros(0, np.float32),
+            np.zeros(len(table) + 1, np.int64),
+        )
+    return np.zeros((len(table), dim), np.float32), table, frames

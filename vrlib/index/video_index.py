@@ -26,7 +26,8 @@ Choices where a user of this field expects something specific:
 
 Storage layout (see :mod:`vrlib.index.store`)::
 
-    manifest.json        model, weights fingerprint, sampling, aggregation, dates, skipped files
+    manifest.json        model, weights fingerprint, sampling, aggregation, dates, skipped files,
+                         SHA-256 of every other file (checked on load)
     embeddings.npy       (N, d) or (N, k, d), float32 (default) or float16, row i = ids row i
     ids.parquet          row, video_id, path, size, mtime_ns   (or ids.jsonl)
     frames.npy, frame_times.npy, frame_offsets.npy   kept frame features (optional)
@@ -431,13 +432,24 @@ class VideoIndex:
     def save(
         self, path: str | os.PathLike, dtype: str = "float32", table_format: str = "parquet"
     ) -> Path:
-        """Write the index folder (every file atomically, the manifest last); returns the folder."""
+        """Write the index folder: built beside it, then swapped in whole; returns the folder.
+
+        An interrupted save (full disk, kill) leaves the previous index loadable; see
+        :func:`~vrlib.index.store.write_index`.
+        """
         return write_index(self, Path(path), dtype, table_format)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, encoder=None) -> VideoIndex:
-        """Read an index folder; with ``encoder`` it is checked and attached."""
-        embeddings, table, manifest, frames, ann = read_index(Path(path))
+    def load(cls, path: str | os.PathLike, encoder=None, repair: bool = False) -> VideoIndex:
+        """Read an index folder, every file checked against its checksum; with ``encoder`` it is
+        checked and attached.
+
+        Raises:
+            IndexCorruptError: a damaged file, named. With ``repair`` its rows come back marked
+                changed instead, so that :meth:`update` encodes them again (what ``vrlib index``
+                does on a damaged index).
+        """
+        embeddings, table, manifest, frames, ann = read_index(Path(path), repair=repair)
         index = cls(embeddings, table, manifest, frames)
         if ann is not None:
             index._ann = ann

@@ -2,7 +2,9 @@
 
 Two backends share one small reader interface (:class:`VideoReader`, registered in
 :data:`BACKENDS`): ``decord`` (fast random access, tried first) and ``pyav`` (the fallback when
-decord is not installed or cannot open the file). ``backend="pyav"`` or ``"decord"`` forces one.
+decord is not installed, cannot open or decode the file, or the file has more frames than decord
+seeks correctly: see :mod:`.decord_reader`, "Long files"). ``backend="pyav"`` or ``"decord"``
+forces one.
 
 Place in the data flow: :mod:`vrlib.data.sampling` picks frame indices, this package decodes
 them from the files a :class:`~vrlib.data.datasets.RetrievalDataset` lists, and

@@ -44,7 +44,8 @@ def _check_file(path: str) -> None:
 
 
 def _open(path: str | os.PathLike, backend: str | None) -> VideoReader:
-    """Open with ``backend``, or with the first installed backend that can open the file."""
+    """Open with ``backend``, or with the first installed backend that can open the file and
+    reads files that long (``VideoReader.max_frames``: decord gives way to PyAV past 10,000)."""
     path = os.fspath(path)
     if backend is not None:
         cls = BACKENDS.get(backend)
@@ -58,13 +59,27 @@ def _open(path: str | os.PathLike, backend: str | None) -> VideoReader:
     if not names:
         raise RuntimeError(f"no video backend installed; install one of {BACKENDS.names()}")
     _check_file(path)
-    errors = []
+    errors, too_long = [], None
     for name in names:
         try:
-            return BACKENDS.get(name)(path)
+            reader = BACKENDS.get(name)(path)
         except VideoDecodeError as e:
             log.debug("%s: %s failed to open (%s), trying the next backend", path, name, e.reason)
             errors.append(e.reason)
+            continue
+        if reader.num_frames <= reader.max_frames or name == names[-1]:
+            if too_long is not None:
+                too_long.close()
+            return reader
+        log.debug(
+            "%s: %d frames, too long for %s; trying the next backend", path, reader.num_frames, name
+        )
+        if too_long is None:
+            too_long = reader  # still better than nothing if no other backend opens the file
+        else:
+            reader.close()
+    if too_long is not None:
+        return too_long
     raise VideoDecodeError(path, "; ".join(errors))
 
 
@@ -197,7 +212,8 @@ def _decode(
         if forced or isinstance(reader, PyAVReader) or not PyAVReader.available():
             raise
         # decord opens some valid H.264 files it then fails to decode (seen on 48x48 and
-        # 96x96 libx264 encodes: "Check failed: from_size == to_size"); PyAV decodes them.
+        # 96x96 libx264 encodes: "Check failed: from_size == to_size"), or returns earlier
+        # frames when a seek gives up (decord_reader, "Long files"); PyAV decodes them.
         log.debug("%s: decord failed to decode (%s), retrying with pyav", reader.path, err.reason)
         frames = _read_with_pyav(reader.path, unique, err)
     return resize_frames(frames, size, resize)[inverse]  # (T, H', W', 3)

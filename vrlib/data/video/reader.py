@@ -73,6 +73,8 @@ class VideoReader(ABC):
     name: ClassVar[str]
     module: ClassVar[str]  # the Python module the backend needs
     priority: ClassVar[int]  # lower is tried first when no backend is forced
+    #: Longer files go to the next backend when none is forced (see ``decord_reader``).
+    max_frames: ClassVar[float] = float("inf")
     num_frames: int  # frames present in the file, known once open (package doc)
 
     def __init__(self, path: str) -> None:
