@@ -423,7 +423,10 @@ def test_text_features_cache(tiny, tmp_path):
         f.write_bytes(f.read_bytes()[:100])
     with pytest.warns(UserWarning, match="damaged"):
         fixed = extract_text_features(texts, enc, tmp_path, progress=False)
-    assert torch.equal(fixed, first) and enc.texts == 11
+    # recomputed, not read back: equal up to float rounding (CPU kernels may split work
+    # differently from one call to the next on a loaded machine)
+    torch.testing.assert_close(fixed, first, atol=1e-6, rtol=1e-5)
+    assert enc.texts == 11
 
 
 @pytest.mark.slow
