@@ -412,4 +412,16 @@ def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
     for m in params.twin_batch_models:
         on, off = (m + TWIN_BATCHES, m) if flip else (m, m + NO_TWIN_BATCHES)
         out.append((on, off, "twin", f"twin batches help {m} on twins"))
+    zero = step0_setting(params)
+    if zero is not None:
+        out += [(m, zero, "t2v", f"training {m} beats step 0 ({zero}, the zero-shot expert)")
+                for m in params.models if m != zero]  # fmt: skip
     return out
+
+
+def step0_setting(params: TemporalParams) -> str | None:
+    """The setting that *is* the zero-shot expert (step 0): meanP has no weights, so meanP with
+    the frozen text side trains nothing. None when the study runs no such setting."""
+    if params.text_side["name"] == "frozen":
+        return "meanP" if "meanP" in params.models else None
+    return "meanP" + FROZEN_TEXT if "meanP" in params.frozen_text_models else None
