@@ -228,10 +228,38 @@ def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
     assert best_single == "B/rand_top_k2"  # B scores higher here
     table = claims_table(keyed, [], claims)
     assert all(c["verdict"] == "holds" for c in table), table
-    boot = cs.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    videos = np.arange(len(runs[0].t2v_ranks)) // 4  # 4 queries per test video
+    boot = cs.query_bootstrap(runs, claims, n_boot=300, seed=0, clusters=videos)
     assert all(b["lo"] > 0 and b["verdict"] == "holds" for b in boot)
+    assert {b["resampled"] for b in boot} == {"videos and seeds"}
+    by_query = cs.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    assert {b["resampled"] for b in by_query} == {"queries and seeds"}
     text = cs.reading(keyed, table, boot, [])
     assert "8 of 8" in text and "Not reproduced" not in text
+    assert "Over test videos and seeds (paired cluster bootstrap of T2V R@1, 95%), 8 of 8" in text
+    assert "; 8 hold, 0 reversed, 0 within noise, 0 underpowered." in text
+
+
+def test_query_bootstrap_resamples_videos_and_seeds_and_reads_underpowered():
+    runs, params = _constructed_runs()
+    keyed = cs.keyed(crep.summary_rows(runs))
+    claims = [("C/rand_m", "C/middle_1", "t2v", "close call")]
+    n = len(runs[0].t2v_ranks)
+    paper = [{"setting": "C/rand_m", "direction": "t2v", "R@1": 20.5},
+             {"setting": "C/middle_1", "direction": "t2v", "R@1": 20.0}]  # fmt: skip
+    one_video = cs.query_bootstrap(runs, claims, 300, 0, clusters=np.zeros(n), paper=paper)[0]
+    per_video = cs.query_bootstrap(runs, claims, 300, 0, clusters=np.arange(n) // 4, paper=paper)[0]
+    # one cluster: only the seeds vary, so the interval is the seeds' spread alone
+    assert one_video["hi"] - one_video["lo"] < per_video["hi"] - per_video["lo"]
+    assert per_video["lo"] < 0 < per_video["hi"] and per_video["MDD"] > 0.5
+    assert per_video["verdict"] == "underpowered"  # a 0.5-point paper effect: below the MDD
+    no_paper = cs.query_bootstrap(runs, claims, 300, 0, clusters=np.arange(n) // 4)[0]
+    assert no_paper["verdict"] == "within noise"  # no effect named: nothing to be powered for
+    text = cs.reading(keyed, [], [per_video], [])
+    assert (
+        "0 of 1 differences are above 0 (none); 0 hold, 0 reversed, 0 within noise, 1 underpowered."
+        in text
+    )
 
 
 def test_reading_reports_a_reversed_claim():

@@ -47,7 +47,7 @@ from vrlib.studies.common import (
     train_over_defaults,
 )
 from vrlib.studies.common import check_splits as _check_splits
-from vrlib.studies.toolkit import claims_reading, listing, relation
+from vrlib.studies.toolkit import claims_reading, counts_sentence, listing, relation
 from vrlib.train import TrainConfig
 
 ZERO_SHOT = "zero_shot"
@@ -351,9 +351,10 @@ def reading(
         claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
     )
     held = [b["comparison"] for b in boot if b["verdict"] == "holds"]
+    over = boot[0]["resampled"] if boot else "videos and seeds"
     parts.append(
-        f"Over test queries (paired bootstrap of T2V R@1, 95%), {len(held)} of {len(boot)} "
-        f"differences exclude 0 ({listing(held)})."
+        f"Over test {over} (paired cluster bootstrap of T2V R@1, 95%), {len(held)} of "
+        f"{len(boot)} differences are above 0 ({listing(held)}); {counts_sentence(boot)}."
     )
     r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
     zs = r1.get(RunSpec(ZERO_SHOT, 0, ()).key)
@@ -411,19 +412,38 @@ def keyed(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def query_bootstrap(
-    runs: Sequence[Any], claims: Sequence[tuple], n_boot: int, seed: int
+    runs: Sequence[Any],
+    claims: Sequence[tuple],
+    n_boot: int,
+    seed: int,
+    *,
+    clusters: Any = None,
+    paper: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Paired bootstrap over test queries of each claim's T2V R@1 difference (hits averaged over
-    the seeds of each run), from ``vrlib.studies.toolkit.paired_bootstrap``."""
-    from vrlib.studies.toolkit import paired_bootstrap
+    """Each claim's T2V R@1 difference by a paired cluster bootstrap over test videos (each with
+    all its queries) and the seeds of each run (``toolkit.paired_cluster_bootstrap``).
+
+    Args:
+        clusters: ``(C,)`` the video of each test query; None resamples queries (the labelled
+            caption-level secondary).
+        paper: keyed paper rows; the paper's difference is the effect an undecided claim is
+            measured against (``underpowered`` below the minimum detectable difference).
+    """
+    from vrlib.studies.toolkit import decide, paired_cluster_bootstrap
 
     hits: dict[str, list[np.ndarray]] = {}
     for r in runs:
-        hits.setdefault(r.spec.key, []).append((np.asarray(r.t2v_ranks) == 1).astype(float))
-    mean = {k: 100 * np.mean(v, axis=0) for k, v in hits.items()}  # (C,) per run key
+        hits.setdefault(r.spec.key, []).append(100.0 * (np.asarray(r.t2v_ranks) == 1))
+    per_seed = {k: np.stack(v) for k, v in hits.items()}  # (S, C) per run key
+    groups = None if clusters is None else np.asarray(clusters)
+    paper_at = {(r["setting"], r["direction"]): r["R@1"] for r in paper}
     out = []
-    for better, worse, _, words in claims:
-        b = paired_bootstrap(mean[better], mean[worse], n_boot=n_boot, seed=seed)
+    for better, worse, direction, words in claims:
+        b = paired_cluster_bootstrap(per_seed[better], per_seed[worse], groups, n_boot=n_boot,
+                                     seed=seed)  # fmt: skip
+        effect = paper_at.get((better, direction), np.nan) - paper_at.get(
+            (worse, direction), np.nan
+        )
         out.append(
             {
                 "claim": words,
@@ -431,7 +451,15 @@ def query_bootstrap(
                 "diff R@1": b["value"],
                 "lo": b["lo"],
                 "hi": b["hi"],
-                "verdict": b["verdict"],
+                "MDD": b["mdd"],
+                "resampled": "videos and seeds" if groups is not None else "queries and seeds",
+                "verdict": decide(b, effect=effect),
             }
         )
     return out
+
+
+def reading_from_metrics(doc: dict[str, Any]) -> str:
+    """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
+    return reading(keyed(doc["rows"]), doc["claims"], doc["claims_bootstrap"],
+                   doc["captioner_quality"], doc["training_curves"])  # fmt: skip
