@@ -143,3 +143,8 @@ def _claim_words(c: dict) -> str:
     compute = f", compute x{c['compute_ratio']:.2f}" if math.isfinite(c["compute_ratio"]) else ""
     return (f"{c['claim']}: {c['verdict']} ({c['comparison']} {c['diff']:+.1f} {bounds}{margin}, "
             f"MDD {c['mdd']:.1f}{compute}).")  # fmt: skip
+
+
+def reading_from_metrics(doc: dict) -> str:
+    """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
+    return reading(doc["rows"], doc["claims"], doc["twin_analysis"])
