@@ -12,6 +12,7 @@ from vrlib.models.base import HeadConfig
 from vrlib.studies import caption_report as crep
 from vrlib.studies import caption_runs as cr
 from vrlib.studies import caption_selection as cs
+from vrlib.studies import toolkit as tk
 from vrlib.studies.toolkit import claims_table
 from vrlib.train import CachedPairs, TrainConfig, evaluate_model, fit
 
@@ -238,6 +239,17 @@ def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
     assert "8 of 8" in text and "Not reproduced" not in text
     assert "Over test videos and seeds (paired cluster bootstrap of T2V R@1, 95%), 8 of 8" in text
     assert "; 8 hold, 0 reversed, 0 within noise, 0 underpowered." in text
+    zero = "none/zero_shot"
+    trained = [k for k in dict.fromkeys(r.spec.key for r in runs) if k != zero]
+    step0 = cs.query_bootstrap(runs, tk.against_step0(trained, zero), 300, 0, clusters=videos)
+    assert [b["comparison"] for b in step0] == [f"{k} vs {zero}" for k in trained]
+    beat = [b["comparison"].split(" vs ")[0] for b in step0 if b["verdict"] == "holds"]
+    assert "C+B/rand_top_k2" in beat and "C/rand_top_k2" in beat  # 60 and 40 vs 10 R@1
+    text = cs.reading(keyed, table, boot, [], [], step0)
+    assert (
+        f"Step 0: {len(beat)} of {len(trained)} trained runs beat zero-shot over test videos"
+        in text
+    )
 
 
 def test_query_bootstrap_resamples_videos_and_seeds_and_reads_underpowered():

@@ -135,7 +135,7 @@ def test_reading_counts_verdicts_and_reads_step_0_from_constructed_runs():
     runs, summary, by = _constructed(curriculum_gflops=56.0, curriculum_shift=-1)
     rows = list(by.values())
     text = cc.reading(summary, rows, cu.twin_rows(runs))
-    paper = [c for c in rows if not c["claim"].startswith("training beats step 0")]
+    paper = [c for c in rows if tk.STEP0_CLAIM not in c["claim"]]
     held = sum(c["verdict"] == "holds" for c in paper)
     assert text.startswith(f"{held} of {len(paper)} comparisons behind the paper's claims hold")
     assert "not distinguishable (identical outputs)" in text

@@ -344,9 +344,11 @@ def reading(
     boot: Sequence[dict[str, Any]],
     quality: Sequence[dict[str, Any]],
     curves: Sequence[dict[str, Any]] = (),
+    step0: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """A plain reading, every number computed from the tables (rows keyed by run key) and the
-    per-epoch test curves (``caption_runs.training_curves`` rows)."""
+    """A plain reading, every number computed from the tables (rows keyed by run key), the
+    per-epoch test curves (``caption_runs.training_curves`` rows) and ``step0``
+    (``query_bootstrap`` of ``toolkit.against_step0``: every trained run against zero-shot)."""
     parts = claims_reading(
         claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
     )
@@ -372,6 +374,12 @@ def reading(
                     f"caption-trained run ({best}, {r1[best]:.1f}) is "
                     f"{relation(r1[best], r1[key], above='above', below='below')} it."
                 )
+    if step0:
+        beat = [b["comparison"].split(" vs ")[0] for b in step0 if b["verdict"] == "holds"]
+        parts.append(
+            f"Step 0: {len(beat)} of {len(step0)} trained runs beat zero-shot over test videos "
+            f"and seeds ({listing(beat, ', ')}; {counts_sentence(step0)})."
+        )
     parts += _curve_words(curves)
     if quality:
         q = sorted(quality, key=lambda r: -r["precision"])
@@ -462,4 +470,4 @@ def query_bootstrap(
 def reading_from_metrics(doc: dict[str, Any]) -> str:
     """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
     return reading(keyed(doc["rows"]), doc["claims"], doc["claims_bootstrap"],
-                   doc["captioner_quality"], doc["training_curves"])  # fmt: skip
+                   doc["captioner_quality"], doc["training_curves"], doc.get("step0", ()))  # fmt: skip

@@ -13,7 +13,13 @@ import math
 import numpy as np
 
 from vrlib.studies.curriculum import TABLE4, UNTRAINED, CurriculumParams, RunResult
-from vrlib.studies.toolkit import counts_sentence, decide, paired_cluster_bootstrap
+from vrlib.studies.toolkit import (
+    STEP0_CLAIM,
+    against_step0,
+    counts_sentence,
+    decide,
+    paired_cluster_bootstrap,
+)
 from vrlib.train.clips import ClipSet
 
 
@@ -105,16 +111,16 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         "block-timesformer", "greater")  # fmt: skip
     add("an 8-frame model tells reversed twins apart better than a 1-frame model",
         "frames-8", "frames-1", "greater", what="twin")  # fmt: skip
-    for name in TABLE4:
-        add(f"training beats step 0 ({name})", name, UNTRAINED, "greater")
+    for name, step0, _, words in against_step0(TABLE4, UNTRAINED):
+        add(words, name, step0, "greater")
     return out
 
 
 def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> str:
     """A plain reading computed from the tables (``summary_rows``, ``claims``, ``twin_rows``)."""
     t2v = {r["setting"]: r for r in summary if r["direction"] == "t2v"}
-    paper = [c for c in claim_rows if not c["claim"].startswith("training beats step 0")]
-    step0 = [c for c in claim_rows if c["claim"].startswith("training beats step 0")]
+    paper = [c for c in claim_rows if STEP0_CLAIM not in c["claim"]]
+    step0 = [c for c in claim_rows if STEP0_CLAIM in c["claim"]]
     held = [c for c in paper if c["verdict"] == "holds"]
     parts = [f"{len(held)} of {len(paper)} comparisons behind the paper's claims hold here "
              f"({counts_sentence(paper)}; paired bootstrap over test videos and seeds, 95% "

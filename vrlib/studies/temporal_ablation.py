@@ -66,6 +66,7 @@ from vrlib.studies.common import (
     check_splits,
     train_over_defaults,
 )
+from vrlib.studies.toolkit import against_step0
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
 # The paper's Table 1, in its order (names as registered in vrlib.models.MODELS).
@@ -414,8 +415,7 @@ def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
         out.append((on, off, "twin", f"twin batches help {m} on twins"))
     zero = step0_setting(params)
     if zero is not None:
-        out += [(m, zero, "t2v", f"training {m} beats step 0 ({zero}, the zero-shot expert)")
-                for m in params.models if m != zero]  # fmt: skip
+        out += against_step0(params.models, zero)
     return out
 
 

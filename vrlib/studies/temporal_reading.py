@@ -11,7 +11,7 @@ from typing import Any
 
 from vrlib.studies.temporal_ablation import CONTROL
 from vrlib.studies.temporal_probes import probe_reading
-from vrlib.studies.toolkit import best_setting, claims_reading, listing
+from vrlib.studies.toolkit import STEP0_CLAIM, best_setting, claims_reading, listing
 
 
 def reading(
@@ -69,7 +69,7 @@ def reading(
         ("Training a projection (order-blind controls vs meanP, T2V R@1)", "beats meanP"),
         ("The learning text side (vs frozen text)", "the learning text side helps"),
         ("Twin batches (twin accuracy)", "twin batches help"),
-        ("Step 0: trained heads vs the zero-shot expert (T2V R@1)", "beats step 0"),
+        ("Step 0: trained heads vs the zero-shot expert (T2V R@1)", STEP0_CLAIM),
     ):
         group = [c for c in ours if key in c["claim"]]
         if group:

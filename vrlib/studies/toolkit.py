@@ -326,6 +326,24 @@ def paired_claims_table(
     return out
 
 
+STEP0_CLAIM = "beats step 0"  # the words every step-0 claim carries, so readings can find them
+
+
+def against_step0(
+    settings: Sequence[str], step0: str, key: str = "t2v"
+) -> list[tuple[str, str, str, str]]:
+    """Claims ``(setting, step0, key, words)``: every trained setting against step 0, the
+    untrained model (or the zero-shot expert) tested under the same protocol.
+
+    Why: a trained row means little without the row it started from; on a world where training
+    gains 1.4 R@1 over zero-shot, "A beats B" can hide that neither beats step 0. Decide them with
+    ``paired_claims_table`` (or a study's own bootstrap) like any claim.
+    """
+    return [
+        (s, step0, key, f"training {s} {STEP0_CLAIM} ({step0})") for s in settings if s != step0
+    ]
+
+
 # ----------------------------------------------------------------------------- readings
 
 
