@@ -176,3 +176,35 @@ def test_paper_rows_cover_every_table():
     assert set(cu.TABLE4) | {"images-only", "videos-only", "joint", "expand-zeros"} <= names
     t4 = {r["setting"]: r for r in paper_rows("curriculum")}
     assert t4["frames-1=>4=>8"]["R@1"] == 27.4 and t4["frames-8"]["PTT_h"] == 98.0
+
+
+def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
+    """``untrained_run``: no steps, no compute, the test protocol of every run; the temporal
+    attention starts at zero, so the seed that draws its q/k/v does not change a single score."""
+    import json
+
+    from _frozen_micro import register_micro
+
+    from vrlib.encoders import load_clip
+    from vrlib.train.clips import ClipSet
+
+    name = register_micro(tmp_path)
+    encoder = load_clip(name, pretrained=None, device="cpu")
+    config = tmp_path / "frozen-micro.json"
+    config.write_text(json.dumps({"clip_model": name, "max_frames": 8}))
+    gen = torch.Generator().manual_seed(0)
+    pools = [torch.randn(6, 3, 16, 16, generator=gen).half() for _ in range(4)]
+    c2v = np.repeat(np.arange(4), 2)
+    words = ["a red circle", "a blue square", "a green star", "moves left", "moves right"]
+    captions = [" ".join(words[i % 5 : i % 5 + 2]) for i in range(8)]
+    test = ClipSet(pools, captions, c2v, twin_of=np.array([1, 0, -1, -1]))
+    prep = cu.Prepared(train=None, test=test, images=None, skipped=[])
+    runs = [cu.untrained_run(_params(model=str(config), seeds=[s]), prep, encoder) for s in (0, 5)]
+    for run in runs:
+        assert run.setting == cu.UNTRAINED and run.total_flops == 0 and run.history == []
+        assert run.t2v_ranks.shape == (8,) and run.twin_scores.shape == (4,)  # videos 0 and 1
+        assert run.test["t2v"]["n"] == 8
+    assert np.array_equal(runs[0].t2v_ranks, runs[1].t2v_ranks)
+    assert np.array_equal(runs[0].twin_scores, runs[1].twin_scores)
+    summary = cu.summary_rows(runs[:1])
+    assert [r["setting"] for r in summary] == [cu.UNTRAINED] * 2 and summary[0]["GFLOPs"] == 0
