@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vrlib.studies import caption_selection as cs
+from vrlib.studies import caption_report as crep
 from vrlib.studies import curriculum_claims as cc
 from vrlib.studies import failure_analysis as fa
 from vrlib.studies import temporal_reading as trd
@@ -18,7 +18,7 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 READINGS = {
     "zero_shot_aggregation": zs.reading_from_metrics,
     "temporal_ablation": trd.reading_from_metrics,
-    "caption_selection": cs.reading_from_metrics,
+    "caption_selection": crep.reading_from_metrics,
     "curriculum": cc.reading_from_metrics,
     "failure_analysis": fa.reading_from_metrics,
 }
