@@ -11,7 +11,13 @@ from typing import Any
 
 from vrlib.studies.temporal_ablation import CONTROL
 from vrlib.studies.temporal_probes import probe_reading
-from vrlib.studies.toolkit import STEP0_CLAIM, best_setting, claims_reading, listing
+from vrlib.studies.toolkit import (
+    STEP0_CLAIM,
+    best_setting,
+    claims_reading,
+    counts_sentence,
+    listing,
+)
 
 
 def reading(
@@ -57,7 +63,7 @@ def reading(
             f"video above its reversed twin more often than their order-blind control does "
             f"(paired cluster bootstrap over twin pairs: {listing([_short(c) for c in held], ', ')})"
             + (f"; {len(rev)} do so less often ({listing([_short(c) for c in rev], ', ')})" if rev else "")
-            + f"; {len(order) - len(held) - len(rev)} within noise."
+            + f"; in all: {counts_sentence(order)}."
         )  # fmt: skip
         pairs = [c["comparison"].split(" vs ")[0] for c in order]
         parts.append(
