@@ -12,6 +12,7 @@ from vrlib.models.base import HeadConfig
 from vrlib.studies import caption_report as crep
 from vrlib.studies import caption_runs as cr
 from vrlib.studies import caption_selection as cs
+from vrlib.studies import toolkit as tk
 from vrlib.studies.toolkit import claims_table
 from vrlib.train import CachedPairs, TrainConfig, evaluate_model, fit
 
@@ -228,10 +229,51 @@ def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
     assert best_single == "B/rand_top_k2"  # B scores higher here
     table = claims_table(keyed, [], claims)
     assert all(c["verdict"] == "holds" for c in table), table
-    boot = cs.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    videos = np.arange(len(runs[0].t2v_ranks)) // 4  # 4 queries per test video
+    boot = crep.query_bootstrap(runs, claims, n_boot=300, seed=0, clusters=videos)
     assert all(b["lo"] > 0 and b["verdict"] == "holds" for b in boot)
-    text = cs.reading(keyed, table, boot, [])
+    assert {b["resampled"] for b in boot} == {"videos and seeds"}
+    by_query = crep.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    assert {b["resampled"] for b in by_query} == {"queries and seeds"}
+    text = crep.reading(keyed, table, boot, [])
     assert "8 of 8" in text and "Not reproduced" not in text
+    assert "Over test videos and seeds (paired cluster bootstrap of T2V R@1, 95%), 8 of 8" in text
+    assert "; 8 hold, 0 reversed, 0 within noise, 0 underpowered." in text
+    zero = "none/zero_shot"
+    trained = [k for k in dict.fromkeys(r.spec.key for r in runs) if k != zero]
+    step0 = crep.query_bootstrap(runs, tk.against_step0(trained, zero), 300, 0, clusters=videos)
+    assert [b["comparison"] for b in step0] == [f"{k} vs {zero}" for k in trained]
+    beat = [b["comparison"].split(" vs ")[0] for b in step0 if b["verdict"] == "holds"]
+    assert "C+B/rand_top_k2" in beat and "C/rand_top_k2" in beat  # 60 and 40 vs 10 R@1
+    text = crep.reading(keyed, table, boot, [], [], step0)
+    assert (
+        f"Step 0: {len(beat)} of {len(trained)} trained runs beat zero-shot over test videos"
+        in text
+    )
+
+
+def test_query_bootstrap_resamples_videos_and_seeds_and_reads_underpowered():
+    runs, params = _constructed_runs()
+    keyed = cs.keyed(crep.summary_rows(runs))
+    claims = [("C/rand_m", "C/middle_1", "t2v", "close call")]
+    n = len(runs[0].t2v_ranks)
+    paper = [{"setting": "C/rand_m", "direction": "t2v", "R@1": 20.5},
+             {"setting": "C/middle_1", "direction": "t2v", "R@1": 20.0}]  # fmt: skip
+    one_video = crep.query_bootstrap(runs, claims, 300, 0, clusters=np.zeros(n), paper=paper)[0]
+    per_video = crep.query_bootstrap(runs, claims, 300, 0, clusters=np.arange(n) // 4, paper=paper)[
+        0
+    ]
+    # one cluster: only the seeds vary, so the interval is the seeds' spread alone
+    assert one_video["hi"] - one_video["lo"] < per_video["hi"] - per_video["lo"]
+    assert per_video["lo"] < 0 < per_video["hi"] and per_video["MDD"] > 0.5
+    assert per_video["verdict"] == "underpowered"  # a 0.5-point paper effect: below the MDD
+    no_paper = crep.query_bootstrap(runs, claims, 300, 0, clusters=np.arange(n) // 4)[0]
+    assert no_paper["verdict"] == "within noise"  # no effect named: nothing to be powered for
+    text = crep.reading(keyed, [], [per_video], [])
+    assert (
+        "0 of 1 differences are above 0 (none); 0 hold, 0 reversed, 0 within noise, 1 underpowered."
+        in text
+    )
 
 
 def test_reading_reports_a_reversed_claim():
@@ -245,8 +287,8 @@ def test_reading_reports_a_reversed_claim():
     table = claims_table(keyed, [], claims)
     verdicts = {c["comparison"].split(" (")[0]: c["verdict"] for c in table}
     assert verdicts["C+B/rand_top_k2 vs C+B/pooled_top_k2"] == "reversed"
-    boot = cs.query_bootstrap(runs, claims, n_boot=300, seed=0)
-    text = cs.reading(keyed, table, boot, [])
+    boot = crep.query_bootstrap(runs, claims, n_boot=300, seed=0)
+    text = crep.reading(keyed, table, boot, [])
     assert "7 of 8" in text and "Not reproduced: C+B/rand_top_k2 vs C+B/pooled_top_k2" in text
 
 
@@ -383,5 +425,5 @@ def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
         cs.RunSpec("rand_top_k", 2, ("C",)), 0, p, encoder, data, test, eval_every_epochs=1
     )
     assert [r["t2v R@1"] for r in rows[1:4]] == [h["val_t2v_R@1"] for h in result.history]
-    text = cs.reading([], [], [], [], rows)
+    text = crep.reading([], [], [], [], rows)
     assert "C/rand_top_k2 peaks at epoch" in text and "untrained 12.5" in text

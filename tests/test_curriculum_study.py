@@ -9,6 +9,8 @@ import torch
 from vrlib.papers import paper_rows
 from vrlib.report import load_params
 from vrlib.studies import curriculum as cu
+from vrlib.studies import curriculum_claims as cc
+from vrlib.studies import toolkit as tk
 from vrlib.studies.temporal_twins import twin_pairwise_accuracy
 
 
@@ -47,12 +49,114 @@ def test_settings_share_runs_where_they_train_the_same_thing():
     assert key["images-only"] != key["videos-only"] != key["joint"]
 
 
-def test_verdicts():
-    assert cu._verdict({"lo": 0.5, "hi": 2.0}, "greater") == "holds"
-    assert cu._verdict({"lo": -2.0, "hi": -0.5}, "greater") == "reversed"
-    assert cu._verdict({"lo": -1.0, "hi": 1.0}, "greater") == "within noise"
-    assert cu._verdict({"lo": -1.0, "hi": 1.0}, "equal") == "holds"
-    assert cu._verdict({"lo": -3.0, "hi": -1.0}, "not_worse").startswith("does not hold")
+def _runs_from_hits(hits: dict[str, list[np.ndarray]], gflops: dict[str, float]) -> list:
+    """RunResults whose test ranks give the per-query R@1 hits asked for (1 = hit, else rank 2)."""
+    runs = []
+    for setting, per_seed in hits.items():
+        for seed, hit in enumerate(per_seed):
+            r1 = 100.0 * float(np.mean(hit))
+            test = {"t2v": {"R@1": r1, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 1.5,
+                            "StdR": 0.5, "n": len(hit)}}  # fmt: skip
+            runs.append(cu.RunResult(
+                setting=setting, seed=seed, test=test, t2v_ranks=np.where(hit, 1, 2),
+                twin_scores=hit[:42].astype(float), history=[],
+                total_flops=int(gflops[setting] * 1e9), train_s=1.0, flops_per_step={},
+            ))  # fmt: skip
+    return runs
+
+
+class _Test:
+    """The two fields of a ClipSet the claims read: 200 videos x 3 queries, twins (0,1), (2,3)..."""
+
+    caption_to_video = np.repeat(np.arange(200), 3)
+    twin_of = np.where(np.arange(200) < 14, np.arange(200) ^ 1, -1)  # 7 pairs: 42 twin captions
+
+
+def _constructed(curriculum_gflops: float, curriculum_shift: int, seeds: int = 2):
+    rng = np.random.default_rng(0)
+    base = rng.random(600) < 0.4  # frames-8's hits, the same for every seed
+
+    def moved(hit, k):  # k queries turned from miss to hit (k > 0) or hit to miss
+        out = hit.copy()
+        idx = np.flatnonzero(~hit if k > 0 else hit)[: abs(k)]
+        out[idx] = not hit[idx[0]]
+        return out
+
+    hits = {
+        "frames-8": [base] * seeds,
+        "frames-1=>4=>8": [moved(base, curriculum_shift)] * seeds,
+        "frames-4": [base] * seeds,
+        "frames-1": [moved(base, -150)] * seeds,
+        "expand-zeros": [base],
+        "expand-nearest": [base],  # identical outputs
+        cu.UNTRAINED: [moved(base, -60)],
+    }
+    gflops = {"frames-8": 100.0, "frames-1=>4=>8": curriculum_gflops, "frames-4": 60.0,
+              "frames-1": 20.0, "expand-zeros": 50.0, "expand-nearest": 50.0, cu.UNTRAINED: 0.0}  # fmt: skip
+    runs = _runs_from_hits(hits, gflops)
+    summary = cu.summary_rows(runs)
+    p = _params(n_boot=400)
+    return runs, summary, {c["comparison"]: c for c in cc.claims(runs, summary, p, _Test())}
+
+
+def test_claims_compute_ratio_margins_and_identical_outputs_on_constructed_runs():
+    runs, summary, by = _constructed(curriculum_gflops=56.0, curriculum_shift=-1)
+    cur = by["frames-1=>4=>8 - frames-8 (T2V R@1)"]
+    assert cur["compute_ratio"] == pytest.approx(0.56)
+    assert cur["diff"] == pytest.approx(-100 / 600) and cur["ci_low"] > -1.0
+    assert cur["verdict"] == "holds" and cur["margin"] == 1.0 and cur["n_videos"] == 200
+    # the same accuracy at 70% of the compute does not reach the paper's <= 60%
+    _, _, by = _constructed(curriculum_gflops=70.0, curriculum_shift=-1)
+    assert by["frames-1=>4=>8 - frames-8 (T2V R@1)"]["verdict"] == (
+        "does not hold (compute ratio 0.70 > 0.6)"
+    )
+    # upper bound 0 (the old rule, hi >= 0, said "holds"), lower bound at -margin: not shown
+    _, _, by = _constructed(curriculum_gflops=56.0, curriculum_shift=-2)
+    edge = by["frames-1=>4=>8 - frames-8 (T2V R@1)"]
+    assert edge["ci_high"] >= 0 and edge["ci_low"] <= -1.0 and edge["mdd"] < 1.0
+    assert edge["verdict"] == "within noise"
+    _, _, by = _constructed(curriculum_gflops=56.0, curriculum_shift=-6)
+    unsure = by["frames-1=>4=>8 - frames-8 (T2V R@1)"]
+    assert unsure["ci_low"] < -1.0 < unsure["ci_high"] and unsure["mdd"] > 1.0
+    assert unsure["verdict"] == "underpowered"
+    _, _, by = _constructed(curriculum_gflops=56.0, curriculum_shift=-24)
+    worse = by["frames-1=>4=>8 - frames-8 (T2V R@1)"]
+    assert worse["ci_high"] < -1.0 and worse["verdict"] == "reversed"
+    same = by["expand-zeros - expand-nearest (T2V R@1)"]
+    assert same["verdict"] == tk.IDENTICAL and same["ci_low"] == same["ci_high"] == 0.0
+    assert by["frames-4 - frames-1 (T2V R@1)"]["verdict"] == "holds"
+    twin = by["frames-8 - frames-1 (twin acc)"]
+    assert twin["n_queries"] == 42 and twin["n_videos"] == 7  # twin pairs are the clusters
+    step0 = by[f"frames-8 - {cu.UNTRAINED} (T2V R@1)"]
+    assert step0["diff"] == pytest.approx(10.0) and step0["verdict"] == "holds"
+
+
+def test_reading_counts_verdicts_and_reads_step_0_from_constructed_runs():
+    runs, summary, by = _constructed(curriculum_gflops=56.0, curriculum_shift=-1)
+    rows = list(by.values())
+    text = cc.reading(summary, rows, cu.twin_rows(runs))
+    paper = [c for c in rows if tk.STEP0_CLAIM not in c["claim"]]
+    held = sum(c["verdict"] == "holds" for c in paper)
+    assert text.startswith(f"{held} of {len(paper)} comparisons behind the paper's claims hold")
+    assert "not distinguishable (identical outputs)" in text
+    assert (
+        "the 1=>4=>8 curriculum reaches fixed-8 accuracy at <= 60% of its compute: holds " in text
+    )
+    assert "margin 1, MDD" in text and "compute x0.56" in text
+    r0 = next(r["R@1"] for r in summary if r["setting"] == cu.UNTRAINED and r["direction"] == "t2v")
+    assert f"Step 0 (untrained, T2V R@1 {r0:.1f}): " in text
+    r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
+    assert (
+        f"Curriculum 1=>4=>8: R@1 {r1['frames-1=>4=>8']:.1f} with 56 GFLOPs; fixed 8 frames: "
+        f"R@1 {r1['frames-8']:.1f} with 100 GFLOPs." in text
+    )
+    assert (
+        "3 of 4 Table 4 settings beat it (frames-4, frames-8, frames-1=>4=>8; 3 hold, 1 reversed"
+        in text
+    )
+    _, summary, by = _constructed(curriculum_gflops=70.0, curriculum_shift=-24)
+    text = cc.reading(summary, list(by.values()), [])
+    assert "at <= 60% of its compute: reversed (frames-1=>4=>8 - frames-8 (T2V R@1) -4.0" in text
 
 
 def test_twin_scores_agree_with_study_02s_twin_accuracy():
@@ -72,3 +176,35 @@ def test_paper_rows_cover_every_table():
     assert set(cu.TABLE4) | {"images-only", "videos-only", "joint", "expand-zeros"} <= names
     t4 = {r["setting"]: r for r in paper_rows("curriculum")}
     assert t4["frames-1=>4=>8"]["R@1"] == 27.4 and t4["frames-8"]["PTT_h"] == 98.0
+
+
+def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
+    """``untrained_run``: no steps, no compute, the test protocol of every run; the temporal
+    attention starts at zero, so the seed that draws its q/k/v does not change a single score."""
+    import json
+
+    from _frozen_micro import register_micro
+
+    from vrlib.encoders import load_clip
+    from vrlib.train.clips import ClipSet
+
+    name = register_micro(tmp_path)
+    encoder = load_clip(name, pretrained=None, device="cpu")
+    config = tmp_path / "frozen-micro.json"
+    config.write_text(json.dumps({"clip_model": name, "max_frames": 8}))
+    gen = torch.Generator().manual_seed(0)
+    pools = [torch.randn(6, 3, 16, 16, generator=gen).half() for _ in range(4)]
+    c2v = np.repeat(np.arange(4), 2)
+    words = ["a red circle", "a blue square", "a green star", "moves left", "moves right"]
+    captions = [" ".join(words[i % 5 : i % 5 + 2]) for i in range(8)]
+    test = ClipSet(pools, captions, c2v, twin_of=np.array([1, 0, -1, -1]))
+    prep = cu.Prepared(train=None, test=test, images=None, skipped=[])
+    runs = [cu.untrained_run(_params(model=str(config), seeds=[s]), prep, encoder) for s in (0, 5)]
+    for run in runs:
+        assert run.setting == cu.UNTRAINED and run.total_flops == 0 and run.history == []
+        assert run.t2v_ranks.shape == (8,) and run.twin_scores.shape == (4,)  # videos 0 and 1
+        assert run.test["t2v"]["n"] == 8
+    assert np.array_equal(runs[0].t2v_ranks, runs[1].t2v_ranks)
+    assert np.array_equal(runs[0].twin_scores, runs[1].twin_scores)
+    summary = cu.summary_rows(runs[:1])
+    assert [r["setting"] for r in summary] == [cu.UNTRAINED] * 2 and summary[0]["GFLOPs"] == 0

@@ -401,6 +401,42 @@ def test_padded_mask_and_select():
         ff.select(["a", "d"])
 
 
+def test_two_checkpoints_of_one_architecture_do_not_share_features(videos, tiny, tmp_path):
+    """The frame and text cache keys hold the encoder's weights fingerprint: another checkpoint
+    of vrlib-tiny, or the same one fine-tuned in place, never gets the first one's features."""
+    import copy
+
+    from vrlib.encoders import load_clip
+
+    ds, cache = _dataset(videos[:2]), tmp_path / "cache"
+    other = load_clip("vrlib-tiny", pretrained=None, device="cpu", init_seed=1)
+    tuned = copy.deepcopy(tiny)
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(1)
+        for weight in tuned.model.parameters():  # a fine-tuning step, in place
+            weight.add_(0.05 * torch.randn_like(weight))
+    tuned.invalidate_fingerprint()
+    assert len({tiny.fingerprint, other.fingerprint, tuned.fingerprint}) == 3
+    texts = ["a red circle moves left", "a blue square grows"]
+    first = _extract(ds, tiny, cache)
+    first_text = extract_text_features(texts, tiny, cache, progress=False)
+    for encoder in (other, tuned):
+        counted = Counting(encoder)
+        feats = _extract(ds, counted, cache)
+        assert feats.key != first.key and feats.stats["cached"] == 0
+        assert counted.frames == sum(f.shape[0] for f in feats.features) > 0
+        with torch.no_grad():
+            direct = encoder.encode_preprocessed(
+                encoder.preprocess_frames(read_frames(videos[0], feats.indices[0]))
+            )
+        torch.testing.assert_close(feats.features[0], direct.float(), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(feats.features[0], first.features[0], atol=1e-3)
+        text = extract_text_features(texts, counted, cache, progress=False)
+        assert counted.texts == 2  # encoded, not served from the first encoder's file
+        torch.testing.assert_close(text, encoder.encode_text(texts).float(), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(text, first_text, atol=1e-3)
+
+
 def test_text_features_cache(tiny, tmp_path):
     texts = ["a red circle moves left", "a blue square grows", "a loud beep is heard"]
     enc = Counting(tiny)

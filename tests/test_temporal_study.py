@@ -356,8 +356,11 @@ def test_reading_is_computed_from_the_numbers():
         _run("tdb" + ta.CONTROL, 0, [0.5] * 4, [2, 2, 2, 2]),
     ]
     twins = tw.twin_rows(runs, test, n_boot=200)
-    units = tw.claim_units(runs, test)
-    claims = tk.paired_claims_table(ta.CLAIMS, units, paper, n_boot=200)
+    units, clusters = tw.claim_units(runs, test), tw.claim_clusters(test)
+    assert units("meanP", "t2v").shape == (1, len(test.caption_to_video))  # (seeds, queries)
+    assert list(clusters("t2v")) == list(test.caption_to_video) and clusters("twin") is None
+    claims = tk.paired_claims_table(ta.CLAIMS, units, paper, clusters=clusters, n_boot=200)
+    assert claims[0]["resampled"] == "clusters"
     # seqTransf vs meanP (T2V 100 vs 0) holds; tdb vs seqTransf (0 vs 100) is reversed
     assert [c["verdict"] for c in claims] == ["holds", "reversed"]
     assert claims[0]["paper diff"] == pytest.approx(1.4) and claims[0]["ours diff"] == 100.0
@@ -371,7 +374,8 @@ def test_reading_is_computed_from_the_numbers():
     assert "1 of 2 of the paper's Table 1 comparisons hold" in text
     assert "in 50.0% [50.0, 50.0]" in text  # meanP
     assert "1 of 2 order-aware heads rank a caption's own video above its reversed twin more often" in text  # fmt: skip
-    assert "1 do so less often (tdb -50.0)" in text and "0 within noise" in text
+    assert "1 do so less often (tdb -50.0)" in text
+    assert "; in all: 1 hold, 1 reversed, 0 within noise, 0 underpowered." in text
     assert "seqTransf 100.0% [100.0, 100.0] vs 50.0% [50.0, 50.0]" in text
     assert "Best K by T2V R@1: ours 4, the paper's 5" in text
 
@@ -383,7 +387,11 @@ def test_paired_claims_table_skips_missing_settings_and_decides_by_interval():
     claims = [("x", "y", "t2v", "x beats y"), ("z", "noise", "t2v", "missing"),
               ("z", "z", "t2v", "z beats z"), ("y", "x", "t2v", "y beats x")]  # fmt: skip
     rows = tk.paired_claims_table(claims, lambda s, k: table.get((s, k)), n_boot=200)
-    assert [r["verdict"] for r in rows] == ["holds", "within noise", "reversed"]
+    assert [r["verdict"] for r in rows] == [
+        "holds",
+        tk.IDENTICAL,
+        "reversed",
+    ]  # z vs z: never holds
     assert rows[0]["ours diff"] == 100.0 and rows[0]["n"] == 50
     assert all(r["CI lo"] <= r["ours diff"] <= r["CI hi"] for r in rows)
 

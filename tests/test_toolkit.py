@@ -161,10 +161,14 @@ def test_claims_table_and_its_reading():
     )
     assert math.isnan(table[1]["paper diff"])
     held, missed = tk.claims_reading(table, "the claims", "by 2 SE")
-    assert held == "1 of 2 of the claims hold here by 2 SE (a vs b (T2V R@1))."
+    assert held == (
+        "1 of 2 of the claims hold here by 2 SE (a vs b (T2V R@1)); "
+        "1 hold, 0 reversed, 1 within noise, 0 underpowered."
+    )
     assert missed == "Not reproduced: a vs c (T2V R@1): within noise (-0.3)."
     assert tk.claims_reading(table[1:], "the claims", "by 2 SE") == [
-        "0 of 1 of the claims hold here by 2 SE (none).",
+        "0 of 1 of the claims hold here by 2 SE (none); "
+        "0 hold, 0 reversed, 1 within noise, 0 underpowered.",
         "Not reproduced: a vs c (T2V R@1): within noise (-0.3).",
     ]
 
@@ -239,7 +243,7 @@ def test_paired_bootstrap_verdicts():
     )
     assert tk.paired_bootstrap(base, base + 0.5, seed=0)["verdict"] == "reversed"
     same = tk.paired_bootstrap(base, base.copy())
-    assert same["verdict"] == "within noise" and same["lo"] == same["hi"] == 0.0
+    assert same["verdict"] == tk.IDENTICAL and same["lo"] == same["hi"] == 0.0
     noisy = tk.paired_bootstrap(base + rng.normal(size=200), base, seed=0)
     assert noisy["verdict"] == "within noise" and noisy["lo"] < 0 < noisy["hi"]
     with pytest.raises(ValueError, match="same units"):

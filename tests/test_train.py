@@ -274,6 +274,49 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path: Path, monkeyp
     assert len(fresh.history) == 1
 
 
+def test_resumed_or_recalled_fit_restores_the_best_epoch_and_its_weights(tmp_path, monkeypatch):
+    """Validation scores 10, 50, 20: the best epoch is 2, not the last. A run resumed after
+    epoch 2, and a finished run called again, must return epoch 2 and its weights (a study
+    evaluates ``best_state``), never the final ones."""
+    scores = {0: 10.0, 1: 50.0, 2: 20.0}  # by 0-based epoch
+    monkeypatch.setattr(
+        engine_mod._Run, "validate", lambda run: {"val_t2v_R@1": scores[run.t.epoch]}
+    )
+    train, val = make_pairs(40, 2, seed=5), make_pairs(10, 2, seed=6)
+    cfg = dict(epochs=3, batch_size=16, lr=5e-3)
+    straight = fit(_head(), train, val, _cfg(**cfg, checkpoint_dir=tmp_path / "a"))
+    assert straight.best_epoch == 2 and straight.best_metrics["val_t2v_R@1"] == 50.0
+    weight = "frame_proj.weight"
+    assert not torch.equal(
+        straight.best_state["model"][weight], straight.final_state["model"][weight]
+    )
+
+    saves = {"n": 0}
+    original = engine_mod._save_checkpoint
+
+    def crash_after_epoch_2(path, ckpt):
+        original(path, ckpt)
+        saves["n"] += 1
+        if saves["n"] == 2:
+            raise KeyboardInterrupt("simulated crash")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine_mod, "_save_checkpoint", crash_after_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            fit(_head(), train, val, _cfg(**cfg, checkpoint_dir=tmp_path / "b"))
+    resumed = fit(_head(seed=9), train, val, _cfg(**cfg, checkpoint_dir=tmp_path / "b"))
+    again = fit(_head(seed=8), train, val, _cfg(**cfg, checkpoint_dir=tmp_path / "b"))
+    for result in (resumed, again):
+        assert result.best_epoch == 2 and result.best_metrics["val_t2v_R@1"] == 50.0
+        assert [r["epoch"] for r in result.history] == [1, 2, 3]
+        for part in ("model", "loss"):
+            for key, value in straight.best_state[part].items():
+                assert torch.equal(value, result.best_state[part][key]), (part, key)
+        assert torch.equal(
+            result.final_state["model"][weight], straight.final_state["model"][weight]
+        )
+
+
 # ----------------------------------------------------------------------------- schedule, config, clipping
 
 

@@ -77,3 +77,29 @@ def study_names() -> list[str]:
     """Registered studies in notebook order (01, 02, ...), the order reports list them."""
     _import_all()
     return sorted(STUDIES.names(), key=lambda name: STUDIES.get(name).notebook)
+
+
+# Where each study rebuilds its reading from a report's metrics.json alone (module, function).
+_READINGS = {
+    "zero_shot_aggregation": ("zero_shot", "reading_from_metrics"),
+    "temporal_ablation": ("temporal_reading", "reading_from_metrics"),
+    "caption_selection": ("caption_report", "reading_from_metrics"),
+    "curriculum": ("curriculum_claims", "reading_from_metrics"),
+    "failure_analysis": ("failure_analysis", "reading_from_metrics"),
+}
+
+
+def rebuild_reading(doc: dict) -> str | None:
+    """A report's reading, rebuilt from its metrics.json ``doc`` alone; None for a study that
+    writes no reading.
+
+    Why: a reading must follow from the numbers the report keeps, with no word from anywhere
+    else; tests compare this with the reading the notebook wrote.
+    """
+    import importlib
+
+    where = _READINGS.get(doc["study"])
+    if where is None:
+        return None
+    module = importlib.import_module(f"vrlib.studies.{where[0]}")
+    return getattr(module, where[1])(doc)

@@ -1,4 +1,5 @@
-"""Study 03, what the report shows of the runs: metrics rows, Figure 2's frames, captioner quality.
+"""Study 03, what the report shows of the runs: metrics rows, Figure 2's frames, captioner
+quality, the claims over test videos and seeds (``query_bootstrap``) and the reading.
 
 Apart from ``caption_runs`` because nothing here trains: it reads finished runs, the labels
 (``TrainData.tables``), or the captioners and the world's held-out images.
@@ -9,9 +10,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from vrlib.studies.caption_runs import RunResult, TrainData
-from vrlib.studies.caption_selection import CaptionSelectionParams
-from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
+from vrlib.studies.caption_selection import (
+    GT_CAPTIONS,
+    GT_DESCRIBER,
+    ZERO_SHOT,
+    CaptionSelectionParams,
+    RunSpec,
+    keyed,
+)
+from vrlib.studies.toolkit import (
+    METRIC_KEYS,
+    aggregate_seeds,
+    claims_reading,
+    counts_sentence,
+    listing,
+    relation,
+    rows_from_metrics,
+)
 
 
 def seed_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
@@ -73,3 +91,130 @@ def caption_quality(params: CaptionSelectionParams, captioners: dict[str, Any], 
         q = evaluate_captioner(c, world, "test", limit=limit)
         rows.append({"captioner": f"{label} ({c.name})", **q})
     return rows
+
+
+def reading(
+    summary: Sequence[dict[str, Any]],
+    claims: Sequence[dict[str, Any]],
+    boot: Sequence[dict[str, Any]],
+    quality: Sequence[dict[str, Any]],
+    curves: Sequence[dict[str, Any]] = (),
+    step0: Sequence[dict[str, Any]] = (),
+) -> str:
+    """A plain reading, every number computed from the tables (rows keyed by run key), the
+    per-epoch test curves (``caption_runs.training_curves`` rows) and ``step0``
+    (``query_bootstrap`` of ``toolkit.against_step0``: every trained run against zero-shot)."""
+    parts = claims_reading(
+        claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
+    )
+    held = [b["comparison"] for b in boot if b["verdict"] == "holds"]
+    over = boot[0]["resampled"] if boot else "videos and seeds"
+    parts.append(
+        f"Over test {over} (paired cluster bootstrap of T2V R@1, 95%), {len(held)} of "
+        f"{len(boot)} differences are above 0 ({listing(held)}); {counts_sentence(boot)}."
+    )
+    r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
+    zs = r1.get(RunSpec(ZERO_SHOT, 0, ()).key)
+    for ub in (GT_CAPTIONS, GT_DESCRIBER):
+        key = RunSpec(ub, 0, ()).key
+        if key in r1 and zs is not None:
+            best = max(
+                (s for s in r1 if not s.startswith(("upper bound", "none"))),
+                key=lambda s: r1[s],
+                default=None,
+            )
+            if best is not None:
+                parts.append(
+                    f"Upper bound {ub}: T2V R@1 {r1[key]:.1f} vs zero-shot {zs:.1f}; the best "
+                    f"caption-trained run ({best}, {r1[best]:.1f}) is "
+                    f"{relation(r1[best], r1[key], above='above', below='below')} it."
+                )
+    if step0:
+        beat = [b["comparison"].split(" vs ")[0] for b in step0 if b["verdict"] == "holds"]
+        parts.append(
+            f"Step 0: {len(beat)} of {len(step0)} trained runs beat zero-shot over test videos "
+            f"and seeds ({listing(beat, ', ')}; {counts_sentence(step0)})."
+        )
+    parts += _curve_words(curves)
+    if quality:
+        q = sorted(quality, key=lambda r: -r["precision"])
+        parts.append(
+            "Captioner quality on held-out images (attribute precision): "
+            + ", ".join(f"{r['captioner']} {100 * r['precision']:.1f}%" for r in q)
+            + "."
+        )
+    return " ".join(parts)
+
+
+def _curve_words(curves: Sequence[dict[str, Any]]) -> list[str]:
+    """Per curve: where test R@1 peaks and where it ends, against epoch 0 (= zero-shot)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in curves:
+        runs.setdefault(row["run"], []).append(row)
+    words = []
+    for run, rows in runs.items():
+        rows = sorted(rows, key=lambda r: r["epoch"])
+        start, last = rows[0]["t2v R@1"], rows[-1]
+        peak = max(rows, key=lambda r: r["t2v R@1"])
+        words.append(
+            f"{run} peaks at epoch {peak['epoch']} ({peak['t2v R@1']:.1f}) and ends at epoch "
+            f"{last['epoch']} with {last['t2v R@1']:.1f}, {relation(last['t2v R@1'], start)} the "
+            f"untrained {start:.1f}"
+        )
+    if not words:
+        return []
+    return [f"During training (first seed, test R@1 per epoch, a diagnostic): {'; '.join(words)}."]
+
+
+def query_bootstrap(
+    runs: Sequence[Any],
+    claims: Sequence[tuple],
+    n_boot: int,
+    seed: int,
+    *,
+    clusters: Any = None,
+    paper: Sequence[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Each claim's T2V R@1 difference by a paired cluster bootstrap over test videos (each with
+    all its queries) and the seeds of each run (``toolkit.paired_cluster_bootstrap``).
+
+    Args:
+        clusters: ``(C,)`` the video of each test query; None resamples queries (the labelled
+            caption-level secondary).
+        paper: keyed paper rows; the paper's difference is the effect an undecided claim is
+            measured against (``underpowered`` below the minimum detectable difference).
+    """
+    from vrlib.studies.toolkit import decide, paired_cluster_bootstrap
+
+    hits: dict[str, list[np.ndarray]] = {}
+    for r in runs:
+        hits.setdefault(r.spec.key, []).append(100.0 * (np.asarray(r.t2v_ranks) == 1))
+    per_seed = {k: np.stack(v) for k, v in hits.items()}  # (S, C) per run key
+    groups = None if clusters is None else np.asarray(clusters)
+    paper_at = {(r["setting"], r["direction"]): r["R@1"] for r in paper}
+    out = []
+    for better, worse, direction, words in claims:
+        b = paired_cluster_bootstrap(per_seed[better], per_seed[worse], groups, n_boot=n_boot,
+                                     seed=seed)  # fmt: skip
+        effect = paper_at.get((better, direction), np.nan) - paper_at.get(
+            (worse, direction), np.nan
+        )
+        out.append(
+            {
+                "claim": words,
+                "comparison": f"{better} vs {worse}",
+                "diff R@1": b["value"],
+                "lo": b["lo"],
+                "hi": b["hi"],
+                "MDD": b["mdd"],
+                "resampled": "videos and seeds" if groups is not None else "queries and seeds",
+                "verdict": decide(b, effect=effect),
+            }
+        )
+    return out
+
+
+def reading_from_metrics(doc: dict[str, Any]) -> str:
+    """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
+    return reading(keyed(doc["rows"]), doc["claims"], doc["claims_bootstrap"],
+                   doc["captioner_quality"], doc["training_curves"], doc.get("step0", ()))  # fmt: skip

@@ -24,8 +24,9 @@ each text of a video is one its captioners wrote for that video (upper-bound run
 name). Validation uses no labels either: there is no best-epoch selection on ground truth; the
 model of the last epoch is tested.
 
-Code in two modules, read in this order: this one (parameters, runs, the guard, claims and the
-reading) and ``caption_runs`` (labels, features, the per-epoch pairs, training and evaluation).
+Code in three modules, read in this order: this one (parameters, runs, the guard, claims),
+``caption_runs`` (labels, features, the per-epoch pairs, training and evaluation) and
+``caption_report`` (rows, figures, the per-query bootstrap and the reading).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
@@ -47,7 +47,6 @@ from vrlib.studies.common import (
     train_over_defaults,
 )
 from vrlib.studies.common import check_splits as _check_splits
-from vrlib.studies.toolkit import claims_reading, listing, relation
 from vrlib.train import TrainConfig
 
 ZERO_SHOT = "zero_shot"
@@ -338,100 +337,9 @@ def paper_claims(summary: Sequence[dict[str, Any]], params: CaptionSelectionPara
     return [c for c in out if c[0] in have and c[1] in have]
 
 
-def reading(
-    summary: Sequence[dict[str, Any]],
-    claims: Sequence[dict[str, Any]],
-    boot: Sequence[dict[str, Any]],
-    quality: Sequence[dict[str, Any]],
-    curves: Sequence[dict[str, Any]] = (),
-) -> str:
-    """A plain reading, every number computed from the tables (rows keyed by run key) and the
-    per-epoch test curves (``caption_runs.training_curves`` rows)."""
-    parts = claims_reading(
-        claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
-    )
-    held = [b["comparison"] for b in boot if b["verdict"] == "holds"]
-    parts.append(
-        f"Over test queries (paired bootstrap of T2V R@1, 95%), {len(held)} of {len(boot)} "
-        f"differences exclude 0 ({listing(held)})."
-    )
-    r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
-    zs = r1.get(RunSpec(ZERO_SHOT, 0, ()).key)
-    for ub in (GT_CAPTIONS, GT_DESCRIBER):
-        key = RunSpec(ub, 0, ()).key
-        if key in r1 and zs is not None:
-            best = max(
-                (s for s in r1 if not s.startswith(("upper bound", "none"))),
-                key=lambda s: r1[s],
-                default=None,
-            )
-            if best is not None:
-                parts.append(
-                    f"Upper bound {ub}: T2V R@1 {r1[key]:.1f} vs zero-shot {zs:.1f}; the best "
-                    f"caption-trained run ({best}, {r1[best]:.1f}) is "
-                    f"{relation(r1[best], r1[key], above='above', below='below')} it."
-                )
-    parts += _curve_words(curves)
-    if quality:
-        q = sorted(quality, key=lambda r: -r["precision"])
-        parts.append(
-            "Captioner quality on held-out images (attribute precision): "
-            + ", ".join(f"{r['captioner']} {100 * r['precision']:.1f}%" for r in q)
-            + "."
-        )
-    return " ".join(parts)
-
-
-def _curve_words(curves: Sequence[dict[str, Any]]) -> list[str]:
-    """Per curve: where test R@1 peaks and where it ends, against epoch 0 (= zero-shot)."""
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for row in curves:
-        runs.setdefault(row["run"], []).append(row)
-    words = []
-    for run, rows in runs.items():
-        rows = sorted(rows, key=lambda r: r["epoch"])
-        start, last = rows[0]["t2v R@1"], rows[-1]
-        peak = max(rows, key=lambda r: r["t2v R@1"])
-        words.append(
-            f"{run} peaks at epoch {peak['epoch']} ({peak['t2v R@1']:.1f}) and ends at epoch "
-            f"{last['epoch']} with {last['t2v R@1']:.1f}, {relation(last['t2v R@1'], start)} the "
-            f"untrained {start:.1f}"
-        )
-    if not words:
-        return []
-    return [f"During training (first seed, test R@1 per epoch, a diagnostic): {'; '.join(words)}."]
-
-
 def keyed(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows with ``setting`` replaced by the run key (``C/rand_top_k2``), for toolkit tables."""
     return [
         {**r, "rule": r["setting"], "setting": run_key(r["setting"], r["captioners"], r["k"])}
         for r in rows
     ]
-
-
-def query_bootstrap(
-    runs: Sequence[Any], claims: Sequence[tuple], n_boot: int, seed: int
-) -> list[dict[str, Any]]:
-    """Paired bootstrap over test queries of each claim's T2V R@1 difference (hits averaged over
-    the seeds of each run), from ``vrlib.studies.toolkit.paired_bootstrap``."""
-    from vrlib.studies.toolkit import paired_bootstrap
-
-    hits: dict[str, list[np.ndarray]] = {}
-    for r in runs:
-        hits.setdefault(r.spec.key, []).append((np.asarray(r.t2v_ranks) == 1).astype(float))
-    mean = {k: 100 * np.mean(v, axis=0) for k, v in hits.items()}  # (C,) per run key
-    out = []
-    for better, worse, _, words in claims:
-        b = paired_bootstrap(mean[better], mean[worse], n_boot=n_boot, seed=seed)
-        out.append(
-            {
-                "claim": words,
-                "comparison": f"{better} vs {worse}",
-                "diff R@1": b["value"],
-                "lo": b["lo"],
-                "hi": b["hi"],
-                "verdict": b["verdict"],
-            }
-        )
-    return out

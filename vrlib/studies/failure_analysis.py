@@ -3,7 +3,8 @@
 Which captions does a zero-shot model rank worst, and why: rank against video length (their
 Figure 1), the worst-ranked captions with frame strips, the share of sound-only captions among
 the worst, R@1 per caption tag and per number of shots. The breakdowns live in ``vrlib.analysis``;
-the reading, computed from them, here.
+the reading, computed from them, here. R@1 per length bin carries a cluster-bootstrap interval
+(videos with all their captions resampled, ``toolkit.cluster_bootstrap``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import Field, field_validator
 
 from vrlib.studies import register_study
 from vrlib.studies.common import FeatureStudyParams, known_aggregation
-from vrlib.studies.toolkit import relation
+from vrlib.studies.toolkit import cluster_bootstrap, relation
 
 
 @register_study(
@@ -40,6 +41,29 @@ class FailureParams(FeatureStudyParams):
     worst_k: int = Field(20, gt=0)
     length_bins: int = Field(5, gt=0)
     strip_frames: int = Field(6, gt=0)
+    n_boot: int = Field(1000, ge=100)
+
+
+def length_bins_with_intervals(df: Any, bins: int, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """``vrlib.analysis.rank_vs_length`` rows (``length_bin`` as text) with ``r_at_1_lo`` /
+    ``r_at_1_hi``: a 95% cluster-bootstrap interval of each bin's R@1 over its videos.
+
+    Args:
+        df: ``vrlib.analysis.caption_frame`` (``duration``, ``rank``, ``video_index``).
+    """
+    import pandas as pd
+
+    from vrlib.analysis import rank_vs_length
+
+    rows = rank_vs_length(df, bins=bins).to_dict("records")
+    binned = pd.cut(df["duration"], bins=bins).astype(str)
+    for row in rows:
+        row["length_bin"] = str(row["length_bin"])
+        part = df[binned == row["length_bin"]]
+        ci = cluster_bootstrap(100.0 * (part["rank"].to_numpy() <= 1), part["video_index"].to_numpy(),
+                               n_boot=n_boot, seed=seed)  # fmt: skip
+        row["r_at_1_lo"], row["r_at_1_hi"], row["videos"] = ci["lo"], ci["hi"], ci["n_clusters"]
+    return rows
 
 
 def reading(
@@ -54,15 +78,17 @@ def reading(
         audio: ``vrlib.analysis.tag_share(df, "audio", worst_k)``.
         spearman: ``vrlib.analysis.length_rank_correlation(df)``.
         by_length: rows of ``vrlib.analysis.rank_vs_length`` (shortest bin first), with
-            ``length_bin``, ``n``, ``median_rank`` and ``r_at_1``. The trend is read from
+            ``length_bin``, ``n``, ``median_rank`` and ``r_at_1`` (and, from
+            ``length_bins_with_intervals``, ``r_at_1_lo``/``_hi``). The trend is read from
             these bins, not from the correlation alone: a rank correlation over all captions
             can be near 0 while the median rank per bin moves a lot.
     """
     worst, overall = audio["share_worst_%"], audio["share_all_%"]
     over = relation(worst, overall, above="over", below="not over", within="not over")
+    paper = "as the paper observed" if over == "over" else "unlike what the paper observed"
     text = (
         f"Sound-only captions are {worst:.0f}% of the {worst_k} worst-ranked captions vs "
-        f"{overall:.0f}% of all captions ({over}-represented, as the paper observed on MSR-VTT). "
+        f"{overall:.0f}% of all captions ({over}-represented, {paper} on MSR-VTT). "
     )
     bins = [b for b in by_length if b["n"] > 0]
     if len(bins) >= 2:
@@ -75,9 +101,9 @@ def reading(
         )  # fmt: skip
         text += (
             f"Rank against video length, by bin: median rank {first['median_rank']:g} and R@1 "
-            f"{first['r_at_1']:.0f}% in the shortest bin ({first['length_bin']}, "
-            f"{first['n']} captions) vs {last['median_rank']:g} and {last['r_at_1']:.0f}% in the "
-            f"longest ({last['length_bin']}, {last['n']}): {trend} here "
+            f"{first['r_at_1']:.0f}%{_ci(first)} in the shortest bin ({first['length_bin']}, "
+            f"{first['n']} captions) vs {last['median_rank']:g} and {last['r_at_1']:.0f}%{_ci(last)} "
+            f"in the longest ({last['length_bin']}, {last['n']}): {trend} here "
             f"(medians across bins: {medians}; "
             f"Spearman over all captions {spearman:.2f}). "
         )
@@ -87,3 +113,16 @@ def reading(
         "The paper saw no clear trend on MSR-VTT, whose videos are at most 32 s; in this world "
         "longer videos have more shots."
     )
+
+
+def _ci(row: dict[str, Any]) -> str:
+    """`` [lo, hi]`` of a bin's R@1 (cluster bootstrap over its videos) where it was computed."""
+    if "r_at_1_lo" not in row:
+        return ""
+    return f" [{row['r_at_1_lo']:.0f}, {row['r_at_1_hi']:.0f}]"
+
+
+def reading_from_metrics(doc: dict[str, Any]) -> str:
+    """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
+    return reading(doc["audio_share"], doc["length_rank_spearman"], doc["params"]["worst_k"],
+                   doc.get("rank_by_length", ()))  # fmt: skip

@@ -66,6 +66,7 @@ from vrlib.studies.common import (
     check_splits,
     train_over_defaults,
 )
+from vrlib.studies.toolkit import against_step0
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
 # The paper's Table 1, in its order (names as registered in vrlib.models.MODELS).
@@ -412,4 +413,15 @@ def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
     for m in params.twin_batch_models:
         on, off = (m + TWIN_BATCHES, m) if flip else (m, m + NO_TWIN_BATCHES)
         out.append((on, off, "twin", f"twin batches help {m} on twins"))
+    zero = step0_setting(params)
+    if zero is not None:
+        out += against_step0(params.models, zero)
     return out
+
+
+def step0_setting(params: TemporalParams) -> str | None:
+    """The setting that *is* the zero-shot expert (step 0): meanP has no weights, so meanP with
+    the frozen text side trains nothing. None when the study runs no such setting."""
+    if params.text_side["name"] == "frozen":
+        return "meanP" if "meanP" in params.models else None
+    return "meanP" + FROZEN_TEXT if "meanP" in params.frozen_text_models else None

@@ -95,13 +95,15 @@ def direction_probe(
         ``accuracy`` (% of test captions whose direction is the arg max, chance 1/8),
         ``pairwise`` (% of test captions scored higher for their own direction than for the
         opposite one, 50 = cannot tell a caption from its twin's), ``pairwise_values`` (per
-        test caption 100 / 0, for ``toolkit.bootstrap_ci``), ``n_train``, ``n_test``.
+        test caption 100 / 0) and ``pairwise_videos`` (the video of each, the clusters of
+        ``toolkit.cluster_bootstrap``), ``n_train``, ``n_test``.
     """
     ytr, yte = direction_labels(train), direction_labels(test)
     keep_tr, keep_te = ytr >= 0, yte >= 0
     if keep_tr.sum() < 2 or not keep_te.any():
         return {"accuracy": float("nan"), "pairwise": float("nan"), "pairwise_values": np.zeros(0),
-                "n_train": int(keep_tr.sum()), "n_test": int(keep_te.sum())}  # fmt: skip
+                "pairwise_videos": np.zeros(0, dtype=np.int64), "n_train": int(keep_tr.sum()),
+                "n_test": int(keep_te.sum())}  # fmt: skip
     xtr = text_embeddings(train, train_side)[torch.from_numpy(keep_tr)]
     xte = text_embeddings(test, train_side)[torch.from_numpy(keep_te)]
     probe = fit_linear_probe(xtr, torch.from_numpy(ytr[keep_tr]), len(DIRECTIONS), seed=seed)
@@ -115,6 +117,7 @@ def direction_probe(
         "accuracy": float(100.0 * (logits.argmax(1) == y).double().mean()),
         "pairwise": float(pair.mean()),
         "pairwise_values": pair,
+        "pairwise_videos": np.asarray(test.caption_to_video)[keep_te],
         "n_train": int(keep_tr.sum()),
         "n_test": int(keep_te.sum()),
     }

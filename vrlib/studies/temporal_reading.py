@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from vrlib.studies.temporal_ablation import CONTROL
-from vrlib.studies.toolkit import best_setting, claims_reading, listing
+from vrlib.studies.temporal_probes import probe_reading
+from vrlib.studies.toolkit import (
+    STEP0_CLAIM,
+    best_setting,
+    claims_reading,
+    counts_sentence,
+    listing,
+)
 
 
 def reading(
@@ -30,7 +37,10 @@ def reading(
             batches).
         paper: the paper's rows (``vrlib.papers``).
     """
-    how = "by a paired bootstrap over test queries (95% interval of the difference above 0)"
+    how = (
+        "by a paired cluster bootstrap over test videos (twin pairs for twins) and seeds "
+        "(95% interval of the difference above 0)"
+    )
     parts = claims_reading(claims, "the paper's Table 1 comparisons", how)
     tw = {r["setting"]: r for r in twins}
 
@@ -41,7 +51,7 @@ def reading(
     if "meanP" in tw:
         parts.append(
             f"Reversed twins ({tw['meanP']['twin_pairs']} test pairs; temporal captions; 95% "
-            f"bootstrap intervals over pairs): meanP scores a caption's own video above its "
+            f"cluster-bootstrap intervals over pairs): meanP scores a caption's own video above its "
             f"reversed twin in {acc('meanP')} (50% = blind to order)."
         )
     order = [c for c in ours if c["comparison"].endswith("(twin)") and c["claim"].startswith("order helps")]  # fmt: skip
@@ -51,9 +61,9 @@ def reading(
         parts.append(
             f"Does order help? {len(held)} of {len(order)} order-aware heads rank a caption's own "
             f"video above its reversed twin more often than their order-blind control does "
-            f"(paired bootstrap over twin pairs: {listing([_short(c) for c in held], ', ')})"
+            f"(paired cluster bootstrap over twin pairs: {listing([_short(c) for c in held], ', ')})"
             + (f"; {len(rev)} do so less often ({listing([_short(c) for c in rev], ', ')})" if rev else "")
-            + f"; {len(order) - len(held) - len(rev)} within noise."
+            + f"; in all: {counts_sentence(order)}."
         )  # fmt: skip
         pairs = [c["comparison"].split(" vs ")[0] for c in order]
         parts.append(
@@ -65,6 +75,7 @@ def reading(
         ("Training a projection (order-blind controls vs meanP, T2V R@1)", "beats meanP"),
         ("The learning text side (vs frozen text)", "the learning text side helps"),
         ("Twin batches (twin accuracy)", "twin batches help"),
+        ("Step 0: trained heads vs the zero-shot expert (T2V R@1)", STEP0_CLAIM),
     ):
         group = [c for c in ours if key in c["claim"]]
         if group:
@@ -106,3 +117,39 @@ def _sweep_reading(summary: Sequence[dict[str, Any]], paper: Sequence[dict[str, 
                 f"{spread:.1f} points across {what}; largest seed std {noise:.1f})."
             )
     return parts
+
+
+def full_reading(
+    summary: Sequence[dict[str, Any]],
+    twins: Sequence[dict[str, Any]],
+    claims: Sequence[dict[str, Any]],
+    ours: Sequence[dict[str, Any]],
+    paper: Sequence[dict[str, Any]],
+    probes: Sequence[dict[str, Any]],
+    fit_twins: Sequence[dict[str, Any]],
+    meanp_gap: float,
+) -> str:
+    """The notebook's whole reading: ``reading``, the probes' (``probe_reading``) and why
+    meanP's twin accuracy is or is not exactly 50% (``meanp_gap``: ``twin_embedding_gap``)."""
+    text = reading(summary, twins, claims, ours, paper)
+    text += " " + probe_reading(list(probes), list(fit_twins))
+    meanp = next((t for t in twins if t["setting"] == "meanP"), None)
+    if meanp is not None:
+        text += (
+            f" meanP's twin accuracy is {meanp['twin_acc']:.2f}% on all captions of twinned videos: "
+            + ("exactly 50%, because a video and its reversed twin give identical mean features."
+               if meanp_gap == 0.0 else
+               f"not exactly 50%, because the mean features of a video and its twin differ slightly "
+               f"(max distance {meanp_gap:.1e}: sampled positions are not exact mirrors and each file is "
+               f"encoded lossily on its own).")
+        )  # fmt: skip
+    return text
+
+
+def reading_from_metrics(doc: dict[str, Any]) -> str:
+    """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
+    from vrlib.papers import paper_rows
+
+    return full_reading(doc["rows"], doc["twin_analysis"], doc["claims"], doc["order_claims"],
+                        paper_rows("temporal_ablation"), doc["text_direction_probe"],
+                        doc["train_split_twin_accuracy"], doc["meanP_twin_embedding_gap"])  # fmt: skip

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vrlib.studies.temporal_ablation import TEMPORAL_TAG, RunResult, Setting, SplitData, build_head
-from vrlib.studies.toolkit import aggregate_seeds, bootstrap_ci
+from vrlib.studies.toolkit import aggregate_seeds, cluster_bootstrap
 from vrlib.train import CachedPairs
 
 
@@ -144,20 +144,27 @@ def twin_summary(sim: Any, split: SplitData) -> dict[str, float]:
     }
 
 
-def seed_mean(runs: Sequence[RunResult], setting: str, what: str) -> np.ndarray | None:
-    """Per query, the mean over ``setting``'s seeds of ``what``: ``"twin"`` (twin score), ``"t2v"``
-    or ``"v2t"`` (R@1 hit, 100 or 0). None when the setting has no run."""
+def seed_values(runs: Sequence[RunResult], setting: str, what: str) -> np.ndarray | None:
+    """Per seed and query, ``(seeds, n)``: ``"twin"`` (twin score), ``"t2v"`` or ``"v2t"`` (R@1
+    hit, 100 or 0). None when the setting has no run."""
     mine = [r for r in runs if r.setting == setting]
     if not mine:
         return None
     if what == "twin":
-        return np.mean([r.twin_score for r in mine], axis=0)
+        return np.stack([r.twin_score for r in mine])
     ranks = [r.t2v_ranks if what == "t2v" else r.v2t_ranks for r in mine]
-    return np.mean([100.0 * (np.asarray(x) == 1) for x in ranks], axis=0)
+    return np.stack([100.0 * (np.asarray(x) == 1) for x in ranks])
+
+
+def seed_mean(runs: Sequence[RunResult], setting: str, what: str) -> np.ndarray | None:
+    """Per query, the mean over ``setting``'s seeds of ``seed_values``; None without a run."""
+    values = seed_values(runs, setting, what)
+    return None if values is None else values.mean(axis=0)
 
 
 def claim_units(runs: Sequence[RunResult], test: SplitData):
-    """``units(setting, key)`` for ``toolkit.paired_claims_table`` on the test split.
+    """``units(setting, key)`` for ``toolkit.paired_claims_table`` on the test split: ``(seeds,
+    n)`` so that the bootstrap resamples seeds too.
 
     Keys: ``"t2v"``/``"v2t"`` (R@1 hits over all captions / videos), ``"twin"`` (twin accuracy
     of the temporal captions, one value per twin pair, in %) and ``"temporal"`` (R@1 hits of the
@@ -167,28 +174,39 @@ def claim_units(runs: Sequence[RunResult], test: SplitData):
 
     def units(setting: str, key: str) -> np.ndarray | None:
         if key == "twin":
-            score = seed_mean(runs, setting, "twin")
+            score = seed_values(runs, setting, "twin")
             if score is None:
                 return None
-            return 100.0 * pair_values(score, test.caption_to_video, test.twin_of, temporal)
-        hits = seed_mean(runs, setting, "t2v" if key == "temporal" else key)
+            return np.stack([100.0 * pair_values(s, test.caption_to_video, test.twin_of, temporal)
+                             for s in score])  # fmt: skip
+        hits = seed_values(runs, setting, "t2v" if key == "temporal" else key)
         if hits is None:
             return None
-        return hits[temporal] if key == "temporal" else hits
+        return hits[:, temporal] if key == "temporal" else hits
 
     return units
+
+
+def claim_clusters(test: SplitData):
+    """``clusters(key)`` for ``toolkit.paired_claims_table``: the video of each caption for
+    ``t2v`` and ``temporal`` (a video's captions are resampled together); None for ``v2t`` (one
+    query per video) and ``twin`` (already one value per twin pair)."""
+    c2v = np.asarray(test.caption_to_video)
+    temporal = has_tag(test.tags, TEMPORAL_TAG)
+    return {"t2v": c2v, "temporal": c2v[temporal]}.get
 
 
 def twin_rows(
     runs: Sequence[RunResult], test: SplitData, *, n_boot: int = 1000, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Per setting: twin accuracy and temporal-caption R@1, mean and std over seeds, and a 95%
-    bootstrap interval over twin pairs (twin accuracy) and temporal captions (R@1).
+    cluster-bootstrap interval over twin pairs (twin accuracy) and over the videos of the
+    temporal captions (R@1), with seeds as a level.
 
     ``twin_acc`` / ``twin_acc_temporal`` weight each twin pair equally (the mean over a pair's
     captions, then over pairs), so that the interval brackets the number it is reported with.
     """
-    units = claim_units(runs, test)
+    units, clusters = claim_units(runs, test), claim_clusters(test)
     every = np.ones(len(test.tags), dtype=bool)
     per_seed = []
     for r in runs:
@@ -210,7 +228,9 @@ def twin_rows(
     for row in out:
         run = next(r for r in runs if r.setting == row["setting"])
         for key, name in (("twin", "twin_acc_temporal"), ("temporal", "temporal_R@1")):
-            ci = bootstrap_ci(units(row["setting"], key), n_boot=n_boot, seed=seed)
+            ci = cluster_bootstrap(
+                units(row["setting"], key), clusters(key), n_boot=n_boot, seed=seed
+            )
             row[f"{name}_lo"], row[f"{name}_hi"] = ci["lo"], ci["hi"]
         row.update(
             twin_pairs=run.twin["twin_pairs"],

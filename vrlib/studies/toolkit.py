@@ -8,20 +8,36 @@ numbers. Written once here, so that studies 01-05 say the same thing the same wa
 Why in ``vrlib.studies`` and not in ``vrlib.report``: only studies (and their notebooks) compute
 rows and readings; ``vrlib.report`` only writes and rolls up what a notebook hands it. Keeping the
 rows here, below ``report`` and beside each study, lets the data flow one way
-(``studies`` → ``report`` → ``cli``, enforced by import-linter). It imports nothing from ``vrlib``,
-so any study module can use it without pulling in another study.
+(``studies`` → ``report`` → ``cli``, enforced by import-linter). It imports only its sibling
+``vrlib.studies.bootstrap`` (cluster bootstrap and verdicts, re-exported here), so any study
+module can use it without pulling in another study.
 
 Sections: results rows · paper figures beside ours · seeds · claims (over seeds, or paired over
-units) · bootstrap · readings.
+videos) · readings.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from vrlib.studies.bootstrap import (  # noqa: F401  (re-exported: the studies' one toolkit)
+    IDENTICAL,
+    VERDICTS,
+    bootstrap_ci,
+    bucket,
+    cluster_bootstrap,
+    count_verdicts,
+    counts_sentence,
+    decide,
+    minimum_detectable,
+    paired_bootstrap,
+    paired_cluster_bootstrap,
+    resample_indices,
+)
 
 # The metrics of ``vrlib.metrics.evaluate`` that a results row keeps, in metrics.json's order.
 METRIC_KEYS = ("R@1", "R@5", "R@10", "MdR", "MnR", "StdR", "n")
@@ -186,15 +202,23 @@ def best_setting(
 
 
 def compare(
-    summary: Sequence[Row], a: str, b: str, direction: str, metric: str = "R@1"
+    summary: Sequence[Row],
+    a: str,
+    b: str,
+    direction: str,
+    metric: str = "R@1",
+    *,
+    effect: float | None = None,
 ) -> dict[str, Any] | None:
     """``a`` minus ``b`` on ``metric`` (means over seeds) with a rough 2-standard-error verdict.
 
     The standard error of the difference of two seed means is ``sqrt(sa^2/na + sb^2/nb)``; the
     verdict is ``"holds"`` if the difference exceeds twice that, ``"reversed"`` if it is below
-    minus twice that, else ``"within noise"``; with a single seed on either side there is no
-    error estimate and a nonzero difference is ``"one seed, no error bar"``. With 3 seeds this is
-    a rough screen, not a test. None when either setting has no row.
+    minus twice that, else ``"underpowered"`` when ``|effect|`` (e.g. the paper's difference) is
+    below the minimum detectable difference (2.80 SE), else ``"within noise"``. With a single
+    seed on either side there is no error estimate and a nonzero difference is ``"one seed, no
+    error bar"``; equal means from identical per-seed values are ``IDENTICAL``. With 3 seeds
+    this is a rough screen, not a test. None when either setting has no row.
     """
     rows = {(r["setting"], r["direction"]): r for r in summary}
     ra, rb = rows.get((a, direction)), rows.get((b, direction))
@@ -204,10 +228,12 @@ def compare(
     se = math.sqrt(
         ra[f"{metric}_std"] ** 2 / ra["n_seeds"] + rb[f"{metric}_std"] ** 2 / rb["n_seeds"]
     )
-    verdict = "holds" if diff > 2 * se else "reversed" if diff < -2 * se else "within noise"
+    test = {"lo": diff - 2 * se, "hi": diff + 2 * se, "mdd": minimum_detectable(se)}
+    test["identical"] = diff == 0 and se == 0
+    verdict = decide(test, effect=effect)
     if min(ra["n_seeds"], rb["n_seeds"]) < 2 and diff != 0:
         verdict = "one seed, no error bar"
-    return {"diff": diff, "se": se, "verdict": verdict}
+    return {"diff": diff, "se": se, "mdd": test["mdd"], "verdict": verdict}
 
 
 def claims_table(
@@ -216,19 +242,21 @@ def claims_table(
     claims: Sequence[tuple[str, str, str, str]],
     metric: str = "R@1",
 ) -> list[Row]:
-    """Each paper claim ``(better, worse, direction, words)``: the paper's difference, ours, our verdict.
+    """Each paper claim ``(better, worse, direction, words)``: the paper's difference, ours, our
+    verdict over seeds (``compare``; undecided claims whose paper effect is below the minimum
+    detectable difference read ``underpowered``).
 
     Claims whose settings were not run are left out (``compare`` gives None).
     """
     paper_at = {(r["setting"], r["direction"]): r[metric] for r in paper}
     out = []
     for better, worse, direction, words in claims:
-        ours = compare(summary, better, worse, direction, metric)
-        if ours is None:
-            continue
         theirs = paper_at.get((better, direction), math.nan) - paper_at.get(
             (worse, direction), math.nan
         )
+        ours = compare(summary, better, worse, direction, metric, effect=theirs)
+        if ours is None:
+            continue
         out.append(
             {
                 "claim": words,
@@ -236,6 +264,7 @@ def claims_table(
                 "paper diff": theirs,
                 "ours diff": ours["diff"],
                 "ours 2*SE": 2 * ours["se"],
+                "MDD": ours["mdd"],
                 "verdict": ours["verdict"],
             }
         )
@@ -247,24 +276,28 @@ def paired_claims_table(
     units: Callable[[str, str], np.ndarray | None],
     paper: Sequence[Row] = (),
     *,
+    clusters: Callable[[str], np.ndarray | None] | None = None,
     metric: str = "R@1",
     n_boot: int = 1000,
     seed: int = 0,
 ) -> list[Row]:
-    """Each claim ``(better, worse, key, words)`` decided by a paired bootstrap over units.
+    """Each claim ``(better, worse, key, words)`` decided by a paired cluster bootstrap.
 
     Args:
         claims: ``key`` names what is compared, e.g. a direction (``"t2v"``) or ``"twin"``.
-        units: ``units(setting, key)`` -> one value per unit (query, twin pair...), the same
-            units for every setting, already on the scale of the table (e.g. 100 x hit); None
-            when the setting was not run (the claim is left out).
+        units: ``units(setting, key)`` -> per-unit values ``(n,)``, or ``(seeds, n)`` to
+            resample seeds too; the same units for every setting, on the table's scale (e.g.
+            100 x hit); None when the setting was not run (the claim is left out).
         paper: rows with ``setting``, ``direction`` and ``metric``: the paper's difference is
-            given where both settings have a row for ``key``, else nan.
+            given where both settings have a row for ``key``, else nan. It is the effect an
+            undecided claim is measured against (``underpowered`` when below the MDD).
+        clusters: ``clusters(key)`` -> ``(n,)`` the cluster (video, twin pair) of each unit
+            of ``key``; None (or a None answer) = each unit its own cluster.
 
     Returns:
         Rows with ``claim``, ``comparison``, ``paper diff``, ``ours diff`` (mean difference),
-        ``CI lo``/``CI hi`` (its bootstrap interval), ``n`` (units) and ``verdict``
-        (``paired_bootstrap``'s words; what ``claims_reading`` reads).
+        ``CI lo``/``CI hi`` (its bootstrap interval), ``MDD`` (minimum detectable difference),
+        ``n`` (units), ``clusters``, ``resampled`` and ``verdict`` (``decide``'s words).
     """
     paper_at = {(r["setting"], r["direction"]): r[metric] for r in paper}
     out = []
@@ -272,7 +305,8 @@ def paired_claims_table(
         a, b = units(better, key), units(worse, key)
         if a is None or b is None:
             continue
-        test = paired_bootstrap(a, b, n_boot=n_boot, seed=seed)
+        groups = clusters(key) if clusters is not None else None
+        test = paired_cluster_bootstrap(a, b, groups, n_boot=n_boot, seed=seed)
         theirs = paper_at.get((better, key), math.nan) - paper_at.get((worse, key), math.nan)
         out.append(
             {
@@ -282,111 +316,32 @@ def paired_claims_table(
                 "ours diff": test["value"],
                 "CI lo": test["lo"],
                 "CI hi": test["hi"],
+                "MDD": test["mdd"],
                 "n": test["n"],
-                "verdict": test["verdict"],
+                "clusters": test["n_clusters"],
+                "resampled": test["resampled"],
+                "verdict": decide(test, effect=theirs),
             }
         )
     return out
 
 
-# ----------------------------------------------------------------------------- bootstrap
-
-_BLOCK = 256  # resamples drawn per block: bounds memory at _BLOCK x n indices
+STEP0_CLAIM = "beats step 0"  # the words every step-0 claim carries, so readings can find them
 
 
-def resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Blocks of bootstrap resamples of ``n`` units: ``(b, n)`` int64 indices, ``n_boot`` rows in all.
+def against_step0(
+    settings: Sequence[str], step0: str, key: str = "t2v"
+) -> list[tuple[str, str, str, str]]:
+    """Claims ``(setting, step0, key, words)``: every trained setting against step 0, the
+    untrained model (or the zero-shot expert) tested under the same protocol.
 
-    Every bootstrap here draws through this, so the same ``seed`` gives the same resamples whether
-    a study passes per-unit values or a function of the indices.
+    Why: a trained row means little without the row it started from; on a world where training
+    gains 1.4 R@1 over zero-shot, "A beats B" can hide that neither beats step 0. Decide them with
+    ``paired_claims_table`` (or a study's own bootstrap) like any claim.
     """
-    if n < 1:
-        raise ValueError(f"bootstrap needs at least one unit, got n={n}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_boot, _BLOCK):
-        yield rng.integers(0, n, size=(min(_BLOCK, n_boot - start), n), dtype=np.int64)  # (b, n)
-
-
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray | None = None,
-    *,
-    statistic: Callable[[np.ndarray], float] | None = None,
-    n_units: int | None = None,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Percentile bootstrap confidence interval over units (queries, captions, twin pairs...).
-
-    Give either ``values`` (one number per unit; the statistic is their mean) or ``statistic``
-    (a function of an ``(n,)`` index array into the units, e.g. R@1 of the resampled captions)
-    with ``n_units``.
-
-    Returns:
-        ``{"value", "lo", "hi", "n", "n_boot", "level"}``: ``value`` is the statistic on all
-        units, ``lo``/``hi`` the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the resampled
-        statistics.
-
-    Raises:
-        ValueError: neither or both inputs, no units, or ``level`` outside (0, 1).
-    """
-    if (values is None) == (statistic is None):
-        raise ValueError("give exactly one of values= or statistic= (with n_units=)")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if values is not None:
-        x = np.asarray(values, dtype=np.float64)
-        if x.ndim != 1:
-            raise ValueError(f"values must be one number per unit, got shape {x.shape}")
-        n, value = len(x), float(x.mean()) if len(x) else math.nan
-        stats = [x[idx].mean(axis=1) for idx in resample_indices(n, n_boot, seed)]  # (b,) each
-    else:
-        if n_units is None:
-            raise ValueError("statistic= needs n_units= (how many units to resample)")
-        n, value = n_units, float(statistic(np.arange(n_units)))
-        stats = [
-            np.array([statistic(row) for row in idx]) for idx in resample_indices(n, n_boot, seed)
-        ]
-    lo, hi = np.quantile(np.concatenate(stats), [(1 - level) / 2, (1 + level) / 2])
-    return {
-        "value": value,
-        "lo": float(lo),
-        "hi": float(hi),
-        "n": n,
-        "n_boot": n_boot,
-        "level": level,
-    }
-
-
-def paired_bootstrap(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    *,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Does ``a`` beat ``b`` on the same units? Bootstrap of the mean per-unit difference ``a - b``.
-
-    Pairing matters: two settings scored on the same queries share each query's difficulty, so
-    resampling the differences is far tighter than comparing two separate intervals.
-
-    Returns:
-        ``bootstrap_ci`` of the differences (``value`` = mean difference) plus ``verdict``:
-        ``"holds"`` when the whole interval is above 0, ``"reversed"`` when below, else
-        ``"within noise"`` (the words of ``compare``).
-
-    Raises:
-        ValueError: ``a`` and ``b`` do not have one value per unit each, the same units.
-    """
-    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if xa.shape != xb.shape or xa.ndim != 1:
-        raise ValueError(f"a {xa.shape} and b {xb.shape} must be one value per unit, same units")
-    out: dict[str, Any] = bootstrap_ci(xa - xb, n_boot=n_boot, level=level, seed=seed)
-    out["verdict"] = "holds" if out["lo"] > 0 else "reversed" if out["hi"] < 0 else "within noise"
-    return out
+    return [
+        (s, step0, key, f"training {s} {STEP0_CLAIM} ({step0})") for s in settings if s != step0
+    ]
 
 
 # ----------------------------------------------------------------------------- readings
@@ -430,15 +385,21 @@ def claims_reading(claims: Sequence[Row], what: str, how: str) -> list[str]:
     held = [c for c in claims if c["verdict"] == "holds"]
     parts = [
         f"{len(held)} of {len(claims)} of {what} hold here {how} "
-        f"({listing([c['comparison'] for c in held])})."
+        f"({listing([c['comparison'] for c in held])}); {counts_sentence(claims)}."
     ]
     others = [c for c in claims if c["verdict"] != "holds"]
     if others:
         parts.append(
             "Not reproduced: "
-            + "; ".join(
-                f"{c['comparison']}: {c['verdict']} ({c['ours diff']:+.1f})" for c in others
-            )
+            + "; ".join(f"{c['comparison']}: {c['verdict']} ({_why(c)})" for c in others)
             + "."
         )
     return parts
+
+
+def _why(claim: Row) -> str:
+    """Our difference; for an underpowered claim, the paper's effect against the MDD."""
+    words = f"{claim['ours diff']:+.1f}"
+    if claim["verdict"] == "underpowered":
+        words += f"; paper {claim['paper diff']:+.1f} is below the MDD {claim['MDD']:.1f}"
+    return words

@@ -1,0 +1,156 @@
+"""Study 04's claims and reading: each claim decided by a paired cluster bootstrap over test
+videos (twin pairs for twin accuracy) and seeds, with declared margins; every trained Table 4
+setting against step 0.
+
+Why apart from ``curriculum``: these only read runs and rows (``RunResult``, ``summary_rows``,
+``twin_rows``); they never train.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vrlib.studies.curriculum import TABLE4, UNTRAINED, CurriculumParams, RunResult
+from vrlib.studies.toolkit import (
+    STEP0_CLAIM,
+    against_step0,
+    counts_sentence,
+    decide,
+    paired_cluster_bootstrap,
+)
+from vrlib.train.clips import ClipSet
+
+
+def per_query(runs: list[RunResult], setting: str, what: str = "hit1") -> np.ndarray:
+    """Per seed and test query, ``(seeds, n)``: ``hit1`` (100 x [rank = 1]), ``hit10`` or
+    ``twin`` (100 x the twin score, per caption of a twinned video)."""
+    picked = [r for r in runs if r.setting == setting]
+    if not picked:
+        raise KeyError(f"no runs of setting {setting!r}")
+    if what == "twin":
+        return np.stack([r.twin_scores for r in picked]) * 100.0
+    k = {"hit1": 1, "hit10": 10}[what]
+    return np.stack([(r.t2v_ranks <= k) * 100.0 for r in picked])
+
+
+def query_clusters(test: ClipSet, what: str = "hit1") -> np.ndarray:
+    """The cluster of each query of ``per_query``: its video, or for ``twin`` its twin pair
+    (the smaller video index of the pair), so the bootstrap resamples videos, not captions."""
+    c2v = np.asarray(test.caption_to_video)
+    if what != "twin":
+        return c2v
+    twin = np.asarray(test.twin_of)
+    rows = np.flatnonzero(twin[c2v] >= 0)  # the captions _twin_scores keeps, in order
+    return np.minimum(c2v[rows], twin[c2v[rows]])
+
+
+_CLAIM_KIND = {"greater": "greater", "reaches": "not_worse", "equal": "equivalent"}
+
+
+def _verdict(test: dict, want: str, params: CurriculumParams, effect: float | None = None) -> str:
+    """``want``: ``"greater"`` (lower bound > 0), ``"reaches"`` (non-inferiority: lower bound >
+    -noninferiority_margin), ``"equal"`` (two one-sided tests inside +-equivalence_margin)."""
+    margin = {"reaches": params.noninferiority_margin, "equal": params.equivalence_margin}
+    return decide(test, _CLAIM_KIND[want], margin=margin.get(want, 0.0), effect=effect)
+
+
+def compute_of(summary: list[dict], setting: str) -> float:
+    row = next((r for r in summary if r["setting"] == setting and r["direction"] == "t2v"), None)
+    return math.nan if row is None else row["GFLOPs"]
+
+
+def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
+           test: ClipSet, paper: list[dict] = ()) -> list[dict]:  # fmt: skip
+    """The paper's claims tested on our numbers (paired cluster bootstrap over test videos and
+    seeds), then every trained Table 4 setting against step 0 (``untrained``).
+
+    Args:
+        test: the test clips (their videos and twins are the bootstrap's clusters).
+        paper: the paper's rows (``vrlib.papers``): its T2V R@1 difference is the effect an
+            undecided greater-claim is measured against (``underpowered`` below the MDD).
+    """
+    have = {r.setting for r in runs}
+    theirs = {r["setting"]: r["R@1"] for r in paper if r.get("direction", "t2v") == "t2v"}
+    out = []
+
+    def add(
+        claim: str, a: str, b: str, want: str, what: str = "hit1", max_ratio: float | None = None
+    ):
+        if a not in have or b not in have:
+            return
+        qa, qb = per_query(runs, a, what), per_query(runs, b, what)
+        if qa.shape[1] == 0:  # e.g. no reversed twins in the test split
+            return
+        groups = query_clusters(test, what)
+        ci = paired_cluster_bootstrap(qa, qb, groups, seed=params.seed, n_boot=params.n_boot)
+        effect = theirs.get(a, math.nan) - theirs.get(b, math.nan) if what == "hit1" else None
+        verdict = _verdict(ci, want, params, effect)
+        spent = compute_of(summary, b)
+        ratio = compute_of(summary, a) / spent if spent > 0 else math.inf  # step 0 spent none
+        if max_ratio is not None and not ratio <= max_ratio and verdict == "holds":
+            verdict = f"does not hold (compute ratio {ratio:.2f} > {max_ratio})"
+        metric = "twin acc" if what == "twin" else "T2V R@1"
+        margin = {"reaches": params.noninferiority_margin, "equal": params.equivalence_margin}
+        out.append({"claim": claim, "comparison": f"{a} - {b} ({metric})", "diff": ci["value"],
+                    "ci_low": ci["lo"], "ci_high": ci["hi"], "margin": margin.get(want, 0.0),
+                    "mdd": ci["mdd"], "n_queries": ci["n"], "n_videos": ci["n_clusters"],
+                    "compute_ratio": ratio, "verdict": verdict})  # fmt: skip
+
+    add("the 1=>4=>8 curriculum reaches fixed-8 accuracy at <= 60% of its compute",
+        "frames-1=>4=>8", "frames-8", "reaches", max_ratio=0.6)  # fmt: skip
+    add("the 1=>4 curriculum reaches fixed-4 accuracy at less compute",
+        "frames-1=>4", "frames-4", "reaches", max_ratio=1.0)  # fmt: skip
+    add("4 frames beat 1 frame", "frames-4", "frames-1", "greater")
+    add("joint training beats images only", "joint", "images-only", "greater")
+    add("joint training beats videos only", "joint", "videos-only", "greater")
+    for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
+        add("temporal expansions are within noise", f"expand-{a}", f"expand-{b}", "equal")
+    add("the modified block beats the original Timesformer block", "block-frozen",
+        "block-timesformer", "greater")  # fmt: skip
+    add("an 8-frame model tells reversed twins apart better than a 1-frame model",
+        "frames-8", "frames-1", "greater", what="twin")  # fmt: skip
+    for name, step0, _, words in against_step0(TABLE4, UNTRAINED):
+        add(words, name, step0, "greater")
+    return out
+
+
+def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> str:
+    """A plain reading computed from the tables (``summary_rows``, ``claims``, ``twin_rows``)."""
+    t2v = {r["setting"]: r for r in summary if r["direction"] == "t2v"}
+    paper = [c for c in claim_rows if STEP0_CLAIM not in c["claim"]]
+    step0 = [c for c in claim_rows if STEP0_CLAIM in c["claim"]]
+    held = [c for c in paper if c["verdict"] == "holds"]
+    parts = [f"{len(held)} of {len(paper)} comparisons behind the paper's claims hold here "
+             f"({counts_sentence(paper)}; paired bootstrap over test videos and seeds, 95% "
+             f"intervals).",
+             *(_claim_words(c) for c in paper)]  # fmt: skip
+    if step0 and UNTRAINED in t2v:
+        held0 = [c["comparison"].split(" - ")[0] for c in step0 if c["verdict"] == "holds"]
+        parts.append(f"Step 0 (untrained, T2V R@1 {t2v[UNTRAINED]['R@1']:.1f}): "
+                     f"{len(held0)} of {len(step0)} Table 4 settings beat it "
+                     f"({', '.join(held0) or 'none'}; {counts_sentence(step0)}).")  # fmt: skip
+    if "frames-8" in t2v and "frames-1=>4=>8" in t2v:
+        a, b = t2v["frames-1=>4=>8"], t2v["frames-8"]
+        parts.append(f"Curriculum 1=>4=>8: R@1 {a['R@1']:.1f} with {a['GFLOPs']:.0f} GFLOPs; "
+                     f"fixed 8 frames: R@1 {b['R@1']:.1f} with {b['GFLOPs']:.0f} GFLOPs.")  # fmt: skip
+    tw = {r["setting"]: r for r in twins}
+    if "frames-1" in tw and "frames-8" in tw:
+        parts.append(f"Reversed twins: own video above its twin for {tw['frames-1']['twin_acc']:.1f}% "
+                     f"of captions with 1 frame and {tw['frames-8']['twin_acc']:.1f}% with 8 "
+                     f"(50% = blind to order).")  # fmt: skip
+    return " ".join(parts)
+
+
+def _claim_words(c: dict) -> str:
+    bounds = f"[{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]"
+    margin = f", margin {c['margin']:g}" if c["margin"] else ""
+    compute = f", compute x{c['compute_ratio']:.2f}" if math.isfinite(c["compute_ratio"]) else ""
+    return (f"{c['claim']}: {c['verdict']} ({c['comparison']} {c['diff']:+.1f} {bounds}{margin}, "
+            f"MDD {c['mdd']:.1f}{compute}).")  # fmt: skip
+
+
+def reading_from_metrics(doc: dict) -> str:
+    """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
+    return reading(doc["rows"], doc["claims"], doc["twin_analysis"])
