@@ -203,7 +203,15 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     assert pretrain.pretrain_from_cli(args) == 0
     smoke = {**pretrain.PRESETS["vrlib-tiny"]["smoke"], "model_name": "vrlib-tiny"}
     assert calls == [(world, out, {**smoke, "epochs": 1, "seed": 3, "device": "cpu"})]
-    assert "val image->text R@1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "val image->text R@1" in printed
+    assert printed.splitlines()[-1] == str(out)  # `--pretrained "$(... | tail -1)"` works
+    # an unknown preset: one line, exit status 2, nothing trained
+    bad = argparse.Namespace(**{**cli, "preset": "nosuch"}, batch_size=None, lr=None, model=None)
+    assert pretrain.pretrain_from_cli(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'nosuch'" in err and err.count("\n") == 1
+    assert len(calls) == 1
     # the ViT expert (study 04's), with recipe overrides, into its own file by default
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     args = argparse.Namespace(

@@ -58,8 +58,9 @@ class WeightsUnavailableError(RuntimeError):
         super().__init__(
             f"pretrained weights {model_name}:{tag} are not cached and cannot be downloaded "
             f"({reason}). Sources: {where}. Either download them once where the network is "
-            f"reachable (they are then cached), or pass a local checkpoint file instead: "
-            f"load_clip({model_name!r}, pretrained='/path/to/weights.safetensors') "
+            f"reachable (they are then cached), or give a local checkpoint file instead: "
+            f"`--pretrained FILE` on the command line, `pretrained: FILE` under `encoder:` in a "
+            f"parameter file, load_clip({model_name!r}, pretrained=FILE) in Python "
             f"(.safetensors, .bin, .pt/.pth; an open_clip state dict or a vrlib checkpoint)."
         )
 

@@ -13,18 +13,40 @@ from types import SimpleNamespace
 
 import numpy as np
 
+#: ``--pretrained expert``: the embedded world's expert of the model, as in parameter files.
+EXPERT = "expert"
+
 
 def open_encoder(model: str, pretrained: str | None, device: str | None = None):
-    """``load_clip`` for an index: ``pretrained`` may also be the ``random(seed=N)`` an index recorded.
+    """``load_clip`` for an index: ``pretrained`` may also be the ``random(seed=N)`` an index
+    recorded, or ``expert``: the default world's expert of ``model`` (trained first if missing).
 
     (``load_clip`` hides open_clip's false "initialized randomly" warning for a local file.)
     """
     from vrlib.encoders import load_clip
 
+    if pretrained == EXPERT:
+        pretrained = str(expert_checkpoint(model))
     seed = re.fullmatch(r"random\(seed=(\d+)\)", pretrained or "")
     if pretrained is None or seed:
         return load_clip(model, None, device=device, init_seed=int(seed.group(1)) if seed else 0)
     return load_clip(model, pretrained, device=device)
+
+
+def expert_checkpoint(model: str) -> Path:
+    """The default world's expert of ``model`` (``vrlib-tiny``, ``vrlib-tiny-vit``), built if missing.
+
+    Raises ValueError naming the models that have an expert before any work starts.
+    """
+    from vrlib.pretrain import ensure_expert
+    from vrlib.pretrain.loop import PRESETS
+
+    if model not in PRESETS:
+        raise ValueError(
+            f"--pretrained expert exists for {', '.join(PRESETS)}, not {model!r}; "
+            "give an open_clip tag or a checkpoint file"
+        )
+    return ensure_expert("default", 0, model=model)
 
 
 def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
@@ -45,7 +67,8 @@ def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
         out[text_rows] = encoder.encode_text([items[i] for i in text_rows]).cpu().numpy()
     video_rows = [i for i, q in enumerate(items) if not isinstance(q, str)]
     if video_rows:
-        out[video_rows] = _embed_videos([Path(items[i]) for i in video_rows], encoder, manifest)
+        videos = [Path(items[i]).expanduser() for i in video_rows]
+        out[video_rows] = _embed_videos(videos, encoder, manifest)
     return out
 
 

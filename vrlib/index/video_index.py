@@ -432,12 +432,12 @@ class VideoIndex:
         self, path: str | os.PathLike, dtype: str = "float32", table_format: str = "parquet"
     ) -> Path:
         """Write the index folder (every file atomically, the manifest last); returns the folder."""
-        return write_index(self, Path(path), dtype, table_format)
+        return write_index(self, Path(path).expanduser(), dtype, table_format)
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoder=None) -> VideoIndex:
         """Read an index folder; with ``encoder`` it is checked and attached."""
-        embeddings, table, manifest, frames, ann = read_index(Path(path))
+        embeddings, table, manifest, frames, ann = read_index(Path(path).expanduser())
         index = cls(embeddings, table, manifest, frames)
         if ann is not None:
             index._ann = ann
