@@ -126,3 +126,21 @@ def test_portable_paths_leave_no_machine_path_in_a_report(tmp_path, monkeypatch)
         + '/m.json", "world": "$VRLIB_HOME/worlds/default-seed0"}'
     )
     assert (running / "fig.png").read_bytes() == str(checkout_root()).encode()
+
+
+def test_portable_paths_replace_whole_path_components_longest_root_first(tmp_path, monkeypatch):
+    """Checkout /x/proj and VRLIB_HOME=/x/proj_home: the home is not the checkout + '_home'."""
+    monkeypatch.setattr(report, "checkout_root", lambda: Path("/x/proj"))
+    monkeypatch.setenv("VRLIB_HOME", "/x/proj_home")
+    monkeypatch.setenv("HOME", "/x/proj/.user")
+    (tmp_path / "m.json").write_text(
+        '{"nb": "/x/proj/notebooks/a.ipynb", "world": "/x/proj_home/worlds/w", '
+        '"other": "/x/project/z", "root": "/x/proj", "user": "/x/proj/.user/data", '
+        '"nested": "/y/x/proj/q"}\nran in /x/proj.\n'
+    )
+    report.portable_paths(tmp_path)
+    assert (tmp_path / "m.json").read_text() == (
+        '{"nb": "./notebooks/a.ipynb", "world": "$VRLIB_HOME/worlds/w", '
+        '"other": "/x/project/z", "root": ".", "user": "~/data", '
+        '"nested": "/y/x/proj/q"}\nran in ..\n'
+    )

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -240,21 +241,40 @@ def portable_paths(folder: Path, renames: dict[Path, Path] | None = None) -> Non
     Why: papermill records the notebook's input and output paths and the parameters, and cells
     print the world's folder; committed reports must read the same on every machine. ``renames``
     first maps folders to their final place (the running folder to ``reports/STUDY/NAME``); then
-    the checkout becomes ``.``, ``$VRLIB_HOME`` and ``~`` replace their values.
+    the checkout becomes ``.``, ``$VRLIB_HOME`` and ``~`` replace their values. Only whole path
+    components are replaced, the longest root first: with the checkout at ``/x/proj``,
+    ``/x/proj_home`` is not the checkout, and a ``$VRLIB_HOME`` inside the checkout stays itself.
     """
     from vrlib.paths import vrlib_home
 
-    root = checkout_root()
-    pairs = [(str(a), str(b)) for a, b in (renames or {}).items()]
-    pairs += [(str(root), "."), (str(vrlib_home()), "$VRLIB_HOME"), (str(Path.home()), "~")]
+    renamed = [(str(a), str(b)) for a, b in (renames or {}).items()]
+    roots = [(str(checkout_root()), "."), (str(vrlib_home()), "$VRLIB_HOME")]
+    roots.append((str(Path.home()), "~"))
     for path in sorted(folder.rglob("*")):
         if path.suffix not in _TEXT_OUTPUTS or not path.is_file():
             continue
         text = original = path.read_text(encoding="utf-8")
-        for old, new in pairs:
-            text = text.replace(old, new)
+        for pairs in (renamed, roots):
+            text = replace_path_roots(text, pairs)
         if text != original:
             atomic_write_text(path, text)
+
+
+# A root ends where a path component ends: at a separator, the end, a quote, a space or
+# punctuation that no file name ends with (a "." only when a sentence ends there).
+_COMPONENT_END = r"""(?=$|[/\\\s"'`,;:)\]}>]|\.(?:$|[\s"']))"""
+_COMPONENT_START = r"(?<![\w.~$-])"
+
+
+def replace_path_roots(text: str, pairs: list[tuple[str, str]]) -> str:
+    """``text`` with each root of ``pairs`` replaced where it is a whole path prefix, longest first."""
+    pairs = sorted((p for p in pairs if p[0] not in ("", "/")), key=lambda p: -len(p[0]))
+    if not pairs:
+        return text
+    new = dict(pairs)
+    alternatives = "|".join(re.escape(old) for old, _ in pairs)
+    pattern = re.compile(f"{_COMPONENT_START}(?:{alternatives}){_COMPONENT_END}")
+    return pattern.sub(lambda m: new[m.group(0)], text)
 
 
 #: Set for a report's kernel: the checkout whose ``vrlib`` the notebook must import.
