@@ -202,3 +202,18 @@ def test_pretrained_expert_opens_the_worlds_expert(checkpoint, monkeypatch):
         ValueError, match="expert exists for vrlib-tiny, vrlib-tiny-vit, not 'ViT-B-32'"
     ):
         open_encoder("ViT-B-32", "expert")
+
+
+def test_a_query_longer_than_the_model_reads_warns_it_was_truncated(checkpoint, tmp_path):
+    import warnings
+
+    from vrlib.index import open_encoder
+    from vrlib.index.queries import embed_queries
+
+    encoder = open_encoder("vrlib-tiny", str(checkpoint))
+    long = ("a red circle moves to the left " * 330)[:10_000]
+    with pytest.warns(UserWarning, match=r"query 1 was truncated: .* \(10000 characters\)"):
+        embed_queries(["a dog", long], encoder, {}, encoder.embed_dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embed_queries(["a dog runs on a beach"], encoder, {}, encoder.embed_dim)

@@ -144,3 +144,30 @@ def test_portable_paths_replace_whole_path_components_longest_root_first(tmp_pat
         '"other": "/x/project/z", "root": ".", "user": "~/data", '
         '"nested": "/y/x/proj/q"}\nran in ..\n'
     )
+
+
+def test_a_run_removes_the_folders_of_dead_runs_and_keeps_live_ones(tmp_path, monkeypatch):
+    """A report killed with its parent leaves `.NAME.running-<pid>/`; the next run removes it."""
+    import os
+    import subprocess
+
+    import papermill
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    study_dir = tmp_path / "reports" / "zero_shot_aggregation"
+    dead = study_dir / f".smoke.running-{gone.pid}"
+    live = study_dir / f".smoke.running-{os.getppid()}"
+    other = study_dir / f".default.running-{gone.pid}"  # another report's: not this run's to judge
+    for folder in (dead, live, other):
+        folder.mkdir(parents=True)
+
+    def notebook_ran(nb_in, nb_out, **kw):
+        Path(nb_out).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", notebook_ran)
+    params = report.params_path("zero_shot_aggregation", "smoke")
+    out = report.run_study("zero_shot_aggregation", params, tmp_path / "reports", readme=False)
+    assert out == study_dir / "smoke" and (out / "01_zero_shot_aggregation.ipynb").is_file()
+    assert not dead.exists() and live.is_dir() and other.is_dir()
+    assert sorted(p.name for p in study_dir.iterdir()) == sorted([live.name, other.name, "smoke"])

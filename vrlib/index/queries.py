@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,12 +65,36 @@ def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
     out = np.zeros((len(items), dim), np.float32)
     text_rows = [i for i, q in enumerate(items) if isinstance(q, str)]
     if text_rows:
-        out[text_rows] = encoder.encode_text([items[i] for i in text_rows]).cpu().numpy()
+        texts = [items[i] for i in text_rows]
+        warn_truncated(texts, encoder.tokenizer)
+        out[text_rows] = encoder.encode_text(texts).cpu().numpy()
     video_rows = [i for i, q in enumerate(items) if not isinstance(q, str)]
     if video_rows:
         videos = [Path(items[i]).expanduser() for i in video_rows]
         out[video_rows] = _embed_videos(videos, encoder, manifest)
     return out
+
+
+def warn_truncated(texts: list[str], tokenizer) -> list[int]:
+    """Warn for each text longer than the model reads (its context length): the text tower
+    sees only its first tokens, so the rest of a long query is silently ignored otherwise.
+    Returns the positions of the truncated texts."""
+    n_ctx, encode = getattr(tokenizer, "context_length", None), getattr(tokenizer, "encode", None)
+    if n_ctx is None or encode is None:
+        return []
+    room = n_ctx - 2  # start and end tokens
+    long = []
+    for i, text in enumerate(texts):
+        n = len(encode(text))
+        if n > room:
+            long.append(i)
+            warnings.warn(
+                f"query {i} was truncated: it is {n} tokens ({len(text)} characters) and the "
+                f"model reads the first {room}; the rest is ignored ({text[:40]!r}...)",
+                UserWarning,
+                stacklevel=3,
+            )
+    return long
 
 
 def _embed_videos(paths: list[Path], encoder, manifest: dict) -> np.ndarray:

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from vrlib.encoders.names import looks_like_path
 from vrlib.studies import register_study
 from vrlib.studies.common import (
     DataParams,
@@ -78,6 +80,10 @@ DEFAULT_TRAIN = TrainConfig(
 EXPERT_TEMPERATURE = "expert"
 
 
+# Options of the registered captioners that name files or folders on disk.
+_CAPTIONER_FILE_OPTIONS = ("checkpoint", "path", "gpt2")
+
+
 class CaptionerSpec(Strict):
     """One captioner of the study: its table label (``C``, ``B``) and how to load it.
 
@@ -105,6 +111,32 @@ class CaptionerSpec(Strict):
         if "+" in label or "/" in label:
             raise ValueError(f"captioner label {label!r} must not contain '+' or '/'")
         return label
+
+    @model_validator(mode="after")
+    def _known_options(self) -> CaptionerSpec:
+        """Each option is a keyword of the captioner's builder (named with the valid ones)."""
+        import inspect
+
+        from vrlib.captions import CAPTIONERS
+
+        valid = list(inspect.signature(CAPTIONERS.get(self.name)).parameters)
+        unknown = sorted(set(self.options) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"captioner {self.name!r}: unknown option(s) {unknown}; valid: {', '.join(valid)}"
+            )
+        return self
+
+    def check_files(self, where: str) -> None:
+        """The files its options name exist (a checkpoint, a ``save_pretrained`` folder)."""
+        for key in _CAPTIONER_FILE_OPTIONS:
+            value = self.options.get(key)
+            if key == "gpt2" and value is not None and not looks_like_path(str(value)):
+                continue  # a model name, resolved in the Hugging Face cache by the captioner
+            if value is not None and not Path(str(value)).expanduser().exists():
+                raise ValueError(
+                    f"{where}.options.{key}: {Path(str(value)).expanduser()}: not found"
+                )
 
 
 @register_study(
@@ -137,7 +169,7 @@ class CaptionSelectionParams(Strict):
     )
     decoding: dict[str, Any] = Field(default_factory=lambda: {"method": "greedy"})
     frames_per_video: int = Field(10, ge=1)  # M, the captioned frames
-    caption_size: int | None = 64  # frames decoded square at this size for captioning
+    caption_size: int | None = Field(64, ge=1)  # frames decoded square at this size for captioning
     train_sampling: SamplingParams = SamplingParams(strategy="segment_random", n=10)
     test_sampling: SamplingParams = SamplingParams(strategy="uniform", n=10)
     frame_epochs: int = Field(5, ge=1)
@@ -217,6 +249,11 @@ class CaptionSelectionParams(Strict):
     def split_keys(self) -> dict[str, str]:
         """``{parameter key: split}`` of the splits the study reads."""
         return {"train_split": self.train_split, "test_split": self.test_split}
+
+    def check_files(self) -> None:
+        """What the captioners name on disk (called by ``check_inputs``)."""
+        for i, spec in enumerate(self.captioners):
+            spec.check_files(f"captioners.{i}")
 
     def runs(self) -> list[RunSpec]:
         """Every trained run: Table 2 per captioner, C+B and pooled top K, the upper bounds."""

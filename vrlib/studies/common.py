@@ -10,9 +10,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 EXPERT = "expert"
 # Files that identify a dataset's content apart from its videos: world.json (generator version
@@ -23,9 +30,34 @@ _LOADED_FINGERPRINTS: dict[tuple[str, str | None, str, int], str] = {}
 
 
 class Strict(BaseModel):
-    """Base for parameter models: unknown keys are errors, values are immutable."""
+    """Base for parameter models: unknown keys are errors, values are immutable, and a YAML
+    ``true``/``false`` is refused where a number is meant (pydantic would read ``seed: true`` as 1).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _takes_numbers_not_bools(field.annotation):
+            items = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(v, bool) for v in items):
+                raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean)")
+        return value
+
+
+def _takes_numbers_not_bools(annotation: Any) -> bool:
+    """``int``, ``float``, ``int | None``, ``list[int]``...: numbers, and no ``bool`` or ``Any``."""
+    seen: set[Any] = set()
+
+    def walk(t: Any) -> None:
+        seen.add(t)
+        for arg in get_args(t):
+            walk(arg)
+
+    walk(annotation)
+    return bool(seen & {int, float}) and not seen & {bool, Any}
 
 
 class DataParams(Strict):
@@ -71,15 +103,22 @@ class EncoderParams(Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from vrlib.encoders import check_model_name
+        from vrlib.encoders.names import check_model_name
 
         check_model_name(name)
         return name
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str | None) -> str | None:
+        from vrlib.encoders.names import check_device
+
+        return device if device is None else check_device(device)
+
     @model_validator(mode="after")
     def _known_weights(self) -> EncoderParams:
         """The spelling of ``pretrained`` (a tag of the model, or a path), as ``load_clip`` reads it."""
-        from vrlib.encoders import check_pretrained
+        from vrlib.encoders.names import check_pretrained
 
         if self.pretrained not in (None, EXPERT):
             check_pretrained(self.model, self.pretrained, must_exist=False)
@@ -193,27 +232,85 @@ def check_inputs(params) -> None:
     Args:
         params: a study's parameters with ``data``, ``encoder`` and ``split_keys()``.
     """
-    from vrlib.data.datasets import DatasetError, load_dataset
-    from vrlib.encoders import check_pretrained
-
+    cache_dir = getattr(params, "cache_dir", None)
+    if cache_dir is not None and Path(cache_dir).expanduser().exists():
+        if not Path(cache_dir).expanduser().is_dir():
+            raise ValueError(f"cache_dir: {Path(cache_dir).expanduser()} is a file, not a folder")
+    for key, device in _devices(params).items():
+        check_device_available(key, device)
     data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
-    if data is None or enc is None:
-        return
-    if data.root is not None:
-        root = Path(data.root).expanduser()
-        if not root.is_dir():
-            raise ValueError(f"data.root: {root}: folder not found")
-        kw = {"video_dir": data.video_dir} if data.video_dir else {}
-        for key, split in params.split_keys().items():
-            try:
-                load_dataset(data.dataset, root, split, on_error="skip", **kw)
-            except DatasetError as e:
-                raise ValueError(f"{key} ({split!r}): {e}") from None
-    if enc.pretrained not in (None, EXPERT):
+    if data is not None and data.root is not None:
+        check_split_files(data, params.split_keys())
+    if enc is not None and enc.pretrained not in (None, EXPERT):
+        check_checkpoint(enc)
+    extra = getattr(params, "check_files", None)
+    if extra is not None:
+        extra()  # what a study names on disk beyond data and encoder
+
+
+def check_split_files(data: DataParams, split_keys: dict[str, str]) -> None:
+    """The data root is a folder, each split reads with the dataset's reader, and at least one
+    of its videos is there (a caption file whose videos are all missing is no dataset)."""
+    from vrlib.data.datasets import DatasetError, load_dataset
+
+    root = Path(data.root).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"data.root: {root}: folder not found")
+    kw = {"video_dir": data.video_dir} if data.video_dir else {}
+    for key, split in split_keys.items():
         try:
-            check_pretrained(enc.model, enc.pretrained)
-        except FileNotFoundError as e:
-            raise ValueError(f"encoder.pretrained: {e}") from None
+            ds = load_dataset(data.dataset, root, split, on_error="skip", **kw)
+        except DatasetError as e:
+            raise ValueError(f"{key} ({split!r}): {e}") from None
+        if not ds.videos:
+            first = f"; the first: {ds.skipped[0][1]}" if ds.skipped else ""
+            raise ValueError(
+                f"{key} ({split!r}): none of its {len(ds.skipped)} videos is there{first} "
+                "(set data.video_dir if the videos live elsewhere)"
+            )
+
+
+def check_checkpoint(enc: EncoderParams) -> None:
+    """A local checkpoint exists and fits ``enc.model`` (keys and shapes, on a model built on
+    torch's meta device: no memory, no initialisation); a tag is left to ``load_clip``."""
+    from vrlib.encoders import CheckpointMismatchError, check_pretrained
+
+    try:
+        local = check_pretrained(enc.model, enc.pretrained)
+    except FileNotFoundError as e:
+        raise ValueError(f"encoder.pretrained: {e}") from None
+    if local is None:
+        return
+    from vrlib.encoders.weights import check_checkpoint_fits
+
+    try:
+        check_checkpoint_fits(enc.model, local)
+    except (CheckpointMismatchError, ValueError) as e:
+        raise ValueError(f"encoder.pretrained: {e} (encoder.model is {enc.model!r})") from None
+
+
+def _devices(params: Any) -> dict[str, str]:
+    """``{key: device}`` of every device a study's parameters name (``encoder.device``,
+    ``train.device``), None and ``auto`` left out."""
+    found = {}
+    for section in ("encoder", "train"):
+        device = getattr(getattr(params, section, None), "device", None)
+        if isinstance(device, str) and device != "auto":
+            found[f"{section}.device"] = device
+    return found
+
+
+def check_device_available(key: str, device: str) -> None:
+    """A CUDA or MPS device asked for must exist on this machine (checked before any work)."""
+    import torch
+
+    kind, _, number = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count()
+        if count <= (int(number) if number else 0):
+            raise ValueError(f"{key}: {device!r}, but this machine has {count} CUDA device(s)")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{key}: 'mps', but MPS is not available on this machine")
 
 
 def load_encoder(enc: EncoderParams, data: DataParams):
