@@ -289,3 +289,22 @@ def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, mo
     first_image.write_bytes(first_image.read_bytes() + b"\0")  # one image changed
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and len(calls) == 1
+
+
+def test_training_from_scratch_is_quiet_but_a_random_model_elsewhere_warns(caplog):
+    """Issue 21, section 7: the expert is random before training by design; anywhere else a random
+    model is a mistake worth a warning (e.g. ``pretrained: null`` in a study)."""
+    import logging
+
+    from vrlib.encoders import load_clip
+
+    def warned() -> bool:
+        found = any("No pretrained weights loaded" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        return found
+
+    with caplog.at_level(logging.WARNING):
+        pretrain.loop.untrained_expert(pretrain.PretrainConfig(epochs=1))
+        assert not warned()
+        load_clip("vrlib-tiny", None)
+        assert warned()

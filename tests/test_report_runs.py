@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 import vrlib
 from vrlib import report
-from vrlib.studies import StudySpec
+from vrlib.studies import StudySpec, params_file
 
 NOTEBOOK_CODE = """
 import pathlib, yaml, vrlib
@@ -53,6 +53,7 @@ def fake_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     nbformat.write(nb, nb_dir / "99_fake.ipynb")
     spec = StudySpec(name="fake", notebook="99_fake.ipynb", params=FakeParams, title="fake")
     monkeypatch.setattr(report, "get_study", lambda name: spec)
+    monkeypatch.setattr(params_file, "get_study", lambda name: spec)
     monkeypatch.setattr(report, "notebooks_dir", lambda: nb_dir)
     # As in a second checkout sharing the virtual environment: nothing points at this checkout.
     monkeypatch.delenv("PYTHONPATH", raising=False)
@@ -171,3 +172,12 @@ def test_a_run_removes_the_folders_of_dead_runs_and_keeps_live_ones(tmp_path, mo
     assert out == study_dir / "smoke" and (out / "01_zero_shot_aggregation.ipynb").is_file()
     assert not dead.exists() and live.is_dir() and other.is_dir()
     assert sorted(p.name for p in study_dir.iterdir()) == sorted([live.name, other.name, "smoke"])
+
+
+@pytest.mark.slow
+def test_a_report_kernel_says_nothing_about_unencrypted_tcp(fake_study: Path, capfd):
+    """Issue 21, section 7: IPKernelApp warned "running over TCP without encryption" per report."""
+    _run(fake_study, fail=False)
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+    assert not list(fake_study.glob("notebooks/kernel-ipc*"))  # no sockets left in the cwd

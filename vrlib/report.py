@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,7 +161,7 @@ def run_study(
     nb_in = notebooks_dir() / spec.notebook
     started = time.time()
     try:
-        with kernel_environment():
+        with kernel_environment(), tempfile.TemporaryDirectory(prefix="vrlib-kernel-") as sockets:
             papermill.execute_notebook(
                 str(nb_in),
                 str(work / spec.notebook),
@@ -169,6 +170,7 @@ def run_study(
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
+                kernel_manager_class=local_socket_kernel_manager(Path(sockets)),
             )
         metrics = work / "metrics.json"
         if metrics.exists():
@@ -186,6 +188,22 @@ def run_study(
     if readme:
         build_readme(Path(out_root))
     return out_dir
+
+
+def local_socket_kernel_manager(folder: Path) -> type:
+    """A kernel manager class whose kernel talks over Unix sockets in ``folder``.
+
+    Why: over TCP (jupyter_client's default, on 127.0.0.1) ipykernel warns on every report that
+    its traffic is not encrypted; sockets in a private temporary folder are local to this user,
+    and the kernel has nothing to warn about.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(transport="ipc", ip=str(folder / "kernel"), **kwargs)
+
+    return LocalSocketKernelManager
 
 
 def remove_dead_runs(out_dir: Path) -> list[Path]:
