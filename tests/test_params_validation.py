@@ -237,3 +237,21 @@ def test_refusing_a_bad_file_imports_neither_open_clip_nor_papermill(tmp_path: P
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_report_command_refuses_a_bad_file_in_one_line(tmp_path: Path):
+    """`python -m vrlib report` on a bad file: one `error:` line on stderr, exit status 2."""
+    import subprocess
+    import sys
+
+    bad = _write(tmp_path, "seed: 0\nseed: 1\n")
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "vrlib", "report", "zero_shot_aggregation", "--params", str(bad)]
+    run = subprocess.run(
+        [*cmd, "--out-root", str(tmp_path / "reports")],
+        capture_output=True, text=True, cwd=root, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
+    assert "'seed' appears twice" in run.stderr and not (tmp_path / "reports").exists()

@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -351,7 +352,7 @@ def report_from_cli(args: argparse.Namespace) -> int:
     try:
         out = run_study(args.study, args.params, args.out_root, readme=not args.no_readme)
     except (ParamsError, KeyError) as e:
-        print(f"error: {e}")
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
     print(out)
     return 0
