@@ -17,7 +17,7 @@ def register_micro(folder: Path) -> str:
     """Write the micro config to ``folder`` and register it with open_clip; returns its name."""
     import open_clip
 
-    import vrlib.encoders  # noqa: F401  (registers vrlib's own configs first)
+    import vrlib.encoders.weights  # noqa: F401  (registers vrlib's own configs first)
 
     path = folder / f"{MICRO}.json"
     path.write_text(json.dumps(MICRO_CONFIG))

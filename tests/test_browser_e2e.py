@@ -4,11 +4,14 @@ Why: widget bugs (a blank dropdown, a message only in the log console, a stale w
 All) are invisible to tests that set widget values in Python. This test drives the page as a
 person does: Run All, type a query and press Enter, pick a caption, look.
 
-Chromium comes from the system (Debian: ``apt-get install -y chromium``; ``.ci/run`` installs it),
-driven by the ``playwright`` package with ``executable_path``: Playwright's own browser download
-is not reachable where this runs. Without Chromium the test FAILS saying how to install it. Every
-wait is bounded; the server listens on 127.0.0.1 only, with a random token, and is stopped at the end.
-Run it alone with ``make test-browser``.
+Chromium is the system's (Debian: ``apt-get install -y chromium``) or Playwright's own build;
+``make test`` provisions one (``.ci/ensure_chromium.sh``). Without Chromium the test FAILS
+saying how to install it. Every wait is bounded; the server listens on 127.0.0.1 only, with a
+random token, and is stopped at the end. Run it alone with ``make test-browser``.
+
+The test writes only to its temporary folder; ``make browser-screenshot`` (part of ``make
+reproduce`` and ``make bench``) sets ``VRLIB_BROWSER_SCREENSHOT`` to keep the screenshot that
+documents the browser, ``reports/query_browser/real_browser.png``.
 """
 
 from __future__ import annotations
@@ -28,27 +31,36 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "reports" / "query_browser" / "real_browser.png"
+SCREENSHOT_ENV = "VRLIB_BROWSER_SCREENSHOT"  # where to keep the screenshot (default: tmp only)
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-INSTALL = "install it with `sudo apt-get install -y chromium` (Debian/Ubuntu), or set VRLIB_CHROMIUM=/path/to/chromium"
+INSTALL = (
+    "run `make test` (it installs one where it can), `sudo apt-get install -y chromium` "
+    "(Debian/Ubuntu) or `python -m playwright install chromium`, or set VRLIB_CHROMIUM=/path"
+)
 SERVER_START_S = 90
 RUN_ALL_S = 600  # the notebook loads the expert and extracts the smoke split's features
 QUERY_S = 120
 
 
-def chromium_path() -> str:
-    """The system Chromium, or a failure that says how to get one (never a silent skip)."""
+def chromium_path() -> str | None:
+    """The system Chromium; None where Playwright's own build is installed (Playwright then
+    launches it); else a failure that says how to get one (never a silent skip)."""
     path = (
         os.environ.get("VRLIB_CHROMIUM")
         or shutil.which("chromium")
         or shutil.which("chromium-browser")
     )
-    if not path or not Path(path).exists():
-        pytest.fail(f"Chromium not found for the real-browser test of the query browser: {INSTALL}")
-    return path
+    if path and Path(path).exists():
+        return path
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        if Path(pw.chromium.executable_path).exists():
+            return None
+    pytest.fail(f"Chromium not found for the real-browser test of the query browser: {INSTALL}")
 
 
 def free_port() -> int:
@@ -127,11 +139,11 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_query_browser_in_jupyterlab_in_headless_chromium(smoke_expert, tmp_path):
-    executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("the real-browser test needs the playwright package: pip install -e '.[dev]'")
+    executable = chromium_path()
     notebook = prepare_notebook(tmp_path / "lab")
     port, token = free_port(), secrets.token_hex(16)
     base = f"http://127.0.0.1:{port}"
@@ -147,7 +159,8 @@ def test_query_browser_in_jupyterlab_in_headless_chromium(smoke_expert, tmp_path
                     page = browser.new_page(viewport={"width": 1400, "height": 1100})
                     page.set_default_timeout(QUERY_S * 1000)
                     try:
-                        drive(page, f"{base}/lab/tree/{notebook.name}?token={token}")
+                        shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "browser.png")
+                        drive(page, f"{base}/lab/tree/{notebook.name}?token={token}", shot)
                     except Exception:
                         page.screenshot(path=str(tmp_path / "failure.png"))  # what the page showed
                         raise
@@ -157,7 +170,7 @@ def test_query_browser_in_jupyterlab_in_headless_chromium(smoke_expert, tmp_path
             stop(proc)
 
 
-def drive(page, url: str) -> None:
+def drive(page, url: str, screenshot: Path) -> None:
     """Run All, check the fresh widget, type a query + Enter, pick a caption, take a screenshot."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -201,7 +214,7 @@ def drive(page, url: str) -> None:
     rank = page.locator(".widget-html", has_text="ground-truth video at rank")
     rank.first.wait_for(timeout=QUERY_S * 1000)
     assert "ground-truth video at rank" in rank.first.inner_text()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     query.scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
-    assert SCREENSHOT.stat().st_size > 10_000
+    page.screenshot(path=str(screenshot), full_page=False)
+    assert screenshot.stat().st_size > 10_000

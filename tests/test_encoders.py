@@ -189,7 +189,8 @@ def test_offline_tag_fails_fast_with_local_path_hint(monkeypatch, tmp_path):
     assert (
         "HF_HUB_OFFLINE" in msg
         and "local checkpoint file" in msg
-        and "pretrained='/path/to/" in msg
+        and "`--pretrained FILE` on the command line" in msg  # the CLI user's spelling
+        and "pretrained=FILE) in Python" in msg
     )
 
 

@@ -52,3 +52,34 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     assert first_block.split() == ["make", "reproduce", "make", "test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_readme_links_stay_inside_the_repository():
+    """A clone has no ../shared: every path the README names exists in the checkout (issue 21)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    assert "../" not in readme
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    assert "docs/design.md" in links and "docs/style.md" in links
+    for link in links:
+        if not link.startswith(("http://", "https://")):
+            assert (ROOT / link).exists(), link
+
+
+def test_make_test_provisions_chromium_and_ci_only_calls_it():
+    """`make test` gets its Chromium like `make setup` gets .venv; .ci/run adds nothing."""
+    make = subprocess.run(
+        ["make", "-n", "-W", "pyproject.toml", "test", "VENV=/nonexistent-venv"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    steps = make.stdout.splitlines()
+    ensure = [i for i, s in enumerate(steps) if ".ci/ensure_chromium.sh" in s]
+    pytest_run = [i for i, s in enumerate(steps) if "-m pytest" in s]
+    assert ensure and pytest_run and ensure[0] < pytest_run[0]
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ci[-1] == "make test" and not any("apt-get" in line for line in ci)

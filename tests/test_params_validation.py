@@ -107,3 +107,151 @@ def test_split_of_a_folder_dataset_is_read_by_its_reader(tmp_path: Path, bikes_m
     check_params("failure_analysis", _write(tmp_path, common + "split: test\n", "ok.yaml"))
     msg = _refused_before_the_notebook(tmp_path, "failure_analysis", common + "split: val\n")
     assert "split ('val')" in msg and "unknown split 'val'" in msg and "all, test" in msg
+
+
+# --- issue 21, section 4: what studies 03 and 04 and every file get checked for ---------------
+
+
+@pytest.mark.parametrize(
+    ("study", "text", "needles"),
+    [
+        ("curriculum", "test_split: tset\n", ["test_split", "'tset'", "train, val, test"]),
+        ("curriculum", "model: frozen-nosuch\n", ["model", "frozen-nosuch", "frozen-tiny"]),
+        ("curriculum", "pool_frames: 4\n", ["schedules.8", "8 frames", "pool_frames is 4"]),
+        ("curriculum", "train:\n  temperature: 0\n", ["train.temperature", "greater than 0"]),
+        ("curriculum", "train:\n  temperature: -1\n", ["train.temperature", "greater than 0"]),
+        ("curriculum", "train:\n  grad_clip: -1\n", ["train.grad_clip", "greater than 0"]),
+        ("curriculum", "train:\n  device: banana\n", ["train.device", "'banana'", "cuda:N"]),
+        (
+            "curriculum",
+            "encoder:\n  model: vrlib-tiny\n",
+            ["encoder", "'vrlib-tiny' has no ViT image tower", "vrlib-tiny-vit"],
+        ),
+        ("caption_selection", "caption_size: 0\n", ["caption_size", "greater than or equal to 1"]),
+        ("caption_selection", "caption_size: -5\n", ["caption_size", "greater than or equal"]),
+        (
+            "caption_selection",
+            "captioners:\n  - {label: C, name: clipcap-tiny, options: {chekpoint: x.pt}}\n",
+            ["captioners.0", "'chekpoint'", "checkpoint", "decoding"],
+        ),
+        ("zero_shot_aggregation", "seed: true\n", ["seed", "true", "boolean"]),
+        ("zero_shot_aggregation", "kmeans_k: [2, false]\n", ["kmeans_k", "boolean"]),
+        ("zero_shot_aggregation", "encoder:\n  device: banana\n", ["encoder.device", "banana"]),
+        ("zero_shot_aggregation", "seed: 0\nseed: 1\n", ["'seed' appears twice", "lines 1 and 2"]),
+        (
+            "zero_shot_aggregation",
+            "data:\n  world_preset: smoke\n  world_preset: default\n",
+            ["'world_preset' appears twice", "lines 2 and 3"],
+        ),
+    ],
+)
+def test_more_bad_values_name_file_and_key(tmp_path: Path, study: str, text: str, needles):
+    path = _write(tmp_path, text)
+    with pytest.raises(ParamsError) as err:
+        load_params(study, path)
+    for needle in [str(path), *needles]:
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+def test_committed_study_04_and_03_files_still_validate():
+    from vrlib.report import params_path
+
+    for study in ("curriculum", "caption_selection"):
+        for name in ("default", "smoke"):
+            load_params(study, params_path(study, name))
+
+
+def test_study_04_missing_image_root_fails_at_the_check(tmp_path: Path):
+    msg = _refused_before_the_notebook(
+        tmp_path, "curriculum", f"image_root: {tmp_path / 'no-images'}\n"
+    )
+    assert "image_root" in msg and "no-images" in msg and "folder not found" in msg
+
+
+def test_study_03_missing_captioner_checkpoint_fails_at_the_check(tmp_path: Path):
+    text = "captioners:\n  - label: C\n    name: clipcap-tiny\n"
+    text += f"    options: {{checkpoint: {tmp_path / 'cap.pt'}}}\n"
+    msg = _refused_before_the_notebook(tmp_path, "caption_selection", text)
+    assert "captioners.0.options.checkpoint" in msg and "cap.pt: not found" in msg
+
+
+def test_cache_dir_that_is_a_file_fails_at_the_check(tmp_path: Path):
+    (tmp_path / "cache").write_text("not a folder")
+    msg = _refused_before_the_notebook(
+        tmp_path, "zero_shot_aggregation", f"cache_dir: {tmp_path / 'cache'}\n"
+    )
+    assert "cache_dir" in msg and "is a file" in msg
+
+
+def test_a_device_this_machine_lacks_fails_at_the_check(tmp_path: Path):
+    import torch
+
+    if torch.cuda.device_count() > 8:
+        pytest.skip("a machine with more than 8 GPUs has cuda:8")
+    msg = _refused_before_the_notebook(
+        tmp_path, "zero_shot_aggregation", "encoder:\n  device: cuda:8\n"
+    )
+    assert "encoder.device" in msg and "CUDA device(s)" in msg
+
+
+def test_checkpoint_of_another_architecture_fails_at_the_check(tmp_path: Path):
+    import torch
+
+    from vrlib.encoders import load_clip
+
+    ckpt = tmp_path / "resnet.pt"
+    torch.save(load_clip("vrlib-tiny", None).model.state_dict(), ckpt)
+    good = f"encoder:\n  model: vrlib-tiny\n  pretrained: {ckpt}\n"
+    check_params("query_browser", _write(tmp_path, good, "good.yaml"))
+    bad = f"encoder:\n  model: vrlib-tiny-vit\n  pretrained: {ckpt}\n"
+    msg = _refused_before_the_notebook(tmp_path, "query_browser", bad)
+    assert "encoder.pretrained" in msg and "does not match the architecture" in msg
+    assert "'vrlib-tiny-vit'" in msg
+
+
+def test_caption_file_whose_videos_are_all_missing_fails_at_the_check(tmp_path: Path):
+    root = tmp_path / "mine"
+    (root / "videos").mkdir(parents=True)
+    (root / "captions.csv").write_text("video_id,caption,split\na,a dog,test\nb,a cat,test\n")
+    text = f"data:\n  dataset: folder\n  root: {root}\nencoder:\n  pretrained: null\nsplit: test\n"
+    msg = _refused_before_the_notebook(tmp_path, "failure_analysis", text)
+    assert "split ('test')" in msg and "none of its 2 videos is there" in msg
+
+
+def test_refusing_a_bad_file_imports_neither_open_clip_nor_papermill(tmp_path: Path):
+    """A typo is refused before the heavy imports (issue 21: 7-12 s for a one-line mistake)."""
+    import subprocess
+    import sys
+
+    bad = _write(tmp_path, "kmeans_k: [0, 3]\n")
+    code = (
+        "import sys\nfrom vrlib.report import ParamsError, run_study\n"
+        f"try:\n    run_study('zero_shot_aggregation', {str(bad)!r}, out_root={str(tmp_path)!r})\n"
+        "except ParamsError:\n    pass\nelse:\n    raise SystemExit('accepted')\n"
+        "print(sorted(m for m in ('open_clip', 'papermill') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_report_command_refuses_a_bad_file_in_one_line(tmp_path: Path):
+    """`python -m vrlib report` on a bad file: one `error:` line on stderr, exit status 2."""
+    import subprocess
+    import sys
+
+    bad = _write(tmp_path, "seed: 0\nseed: 1\n")
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "vrlib", "report", "zero_shot_aggregation", "--params", str(bad)]
+    run = subprocess.run(
+        [*cmd, "--out-root", str(tmp_path / "reports")],
+        capture_output=True, text=True, cwd=root, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
+    assert "'seed' appears twice" in run.stderr and not (tmp_path / "reports").exists()

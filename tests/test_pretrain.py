@@ -203,7 +203,15 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     assert pretrain.pretrain_from_cli(args) == 0
     smoke = {**pretrain.PRESETS["vrlib-tiny"]["smoke"], "model_name": "vrlib-tiny"}
     assert calls == [(world, out, {**smoke, "epochs": 1, "seed": 3, "device": "cpu"})]
-    assert "val image->text R@1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "val image->text R@1" in printed
+    assert printed.splitlines()[-1] == str(out)  # `--pretrained "$(... | tail -1)"` works
+    # an unknown preset: one line, exit status 2, nothing trained
+    bad = argparse.Namespace(**{**cli, "preset": "nosuch"}, batch_size=None, lr=None, model=None)
+    assert pretrain.pretrain_from_cli(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "'nosuch'" in err and err.count("\n") == 1
+    assert len(calls) == 1
     # the ViT expert (study 04's), with recipe overrides, into its own file by default
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     args = argparse.Namespace(
@@ -281,3 +289,22 @@ def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, mo
     first_image.write_bytes(first_image.read_bytes() + b"\0")  # one image changed
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and len(calls) == 1
+
+
+def test_training_from_scratch_is_quiet_but_a_random_model_elsewhere_warns(caplog):
+    """Issue 21, section 7: the expert is random before training by design; anywhere else a random
+    model is a mistake worth a warning (e.g. ``pretrained: null`` in a study)."""
+    import logging
+
+    from vrlib.encoders import load_clip
+
+    def warned() -> bool:
+        found = any("No pretrained weights loaded" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        return found
+
+    with caplog.at_level(logging.WARNING):
+        pretrain.loop.untrained_expert(pretrain.PretrainConfig(epochs=1))
+        assert not warned()
+        load_clip("vrlib-tiny", None)
+        assert warned()

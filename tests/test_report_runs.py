@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 import vrlib
 from vrlib import report
-from vrlib.studies import StudySpec
+from vrlib.studies import StudySpec, params_file
 
 NOTEBOOK_CODE = """
 import pathlib, yaml, vrlib
@@ -53,6 +53,7 @@ def fake_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     nbformat.write(nb, nb_dir / "99_fake.ipynb")
     spec = StudySpec(name="fake", notebook="99_fake.ipynb", params=FakeParams, title="fake")
     monkeypatch.setattr(report, "get_study", lambda name: spec)
+    monkeypatch.setattr(params_file, "get_study", lambda name: spec)
     monkeypatch.setattr(report, "notebooks_dir", lambda: nb_dir)
     # As in a second checkout sharing the virtual environment: nothing points at this checkout.
     monkeypatch.delenv("PYTHONPATH", raising=False)
@@ -126,3 +127,57 @@ def test_portable_paths_leave_no_machine_path_in_a_report(tmp_path, monkeypatch)
         + '/m.json", "world": "$VRLIB_HOME/worlds/default-seed0"}'
     )
     assert (running / "fig.png").read_bytes() == str(checkout_root()).encode()
+
+
+def test_portable_paths_replace_whole_path_components_longest_root_first(tmp_path, monkeypatch):
+    """Checkout /x/proj and VRLIB_HOME=/x/proj_home: the home is not the checkout + '_home'."""
+    monkeypatch.setattr(report, "checkout_root", lambda: Path("/x/proj"))
+    monkeypatch.setenv("VRLIB_HOME", "/x/proj_home")
+    monkeypatch.setenv("HOME", "/x/proj/.user")
+    (tmp_path / "m.json").write_text(
+        '{"nb": "/x/proj/notebooks/a.ipynb", "world": "/x/proj_home/worlds/w", '
+        '"other": "/x/project/z", "root": "/x/proj", "user": "/x/proj/.user/data", '
+        '"nested": "/y/x/proj/q"}\nran in /x/proj.\n'
+    )
+    report.portable_paths(tmp_path)
+    assert (tmp_path / "m.json").read_text() == (
+        '{"nb": "./notebooks/a.ipynb", "world": "$VRLIB_HOME/worlds/w", '
+        '"other": "/x/project/z", "root": ".", "user": "~/data", '
+        '"nested": "/y/x/proj/q"}\nran in ..\n'
+    )
+
+
+def test_a_run_removes_the_folders_of_dead_runs_and_keeps_live_ones(tmp_path, monkeypatch):
+    """A report killed with its parent leaves `.NAME.running-<pid>/`; the next run removes it."""
+    import os
+    import subprocess
+
+    import papermill
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    study_dir = tmp_path / "reports" / "zero_shot_aggregation"
+    dead = study_dir / f".smoke.running-{gone.pid}"
+    live = study_dir / f".smoke.running-{os.getppid()}"
+    other = study_dir / f".default.running-{gone.pid}"  # another report's: not this run's to judge
+    for folder in (dead, live, other):
+        folder.mkdir(parents=True)
+
+    def notebook_ran(nb_in, nb_out, **kw):
+        Path(nb_out).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", notebook_ran)
+    params = report.params_path("zero_shot_aggregation", "smoke")
+    out = report.run_study("zero_shot_aggregation", params, tmp_path / "reports", readme=False)
+    assert out == study_dir / "smoke" and (out / "01_zero_shot_aggregation.ipynb").is_file()
+    assert not dead.exists() and live.is_dir() and other.is_dir()
+    assert sorted(p.name for p in study_dir.iterdir()) == sorted([live.name, other.name, "smoke"])
+
+
+@pytest.mark.slow
+def test_a_report_kernel_says_nothing_about_unencrypted_tcp(fake_study: Path, capfd):
+    """Issue 21, section 7: IPKernelApp warned "running over TCP without encryption" per report."""
+    _run(fake_study, fail=False)
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.err + captured.out
+    assert not list(fake_study.glob("notebooks/kernel-ipc*"))  # no sockets left in the cwd

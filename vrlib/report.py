@@ -7,83 +7,37 @@ Markdown, figures as PNG. ``reports/README.md`` is then rebuilt from every metri
 beside the papers' figures (``vrlib.papers``). Parameters are validated before the notebook
 starts, so a bad file fails in a second with the key named.
 
-Length: a little over 400 lines: the runner (fresh folder, kernel checks, swap on success) and
-the README roll-up both read and write the same metrics.json shape; the roll-up is the next seam
-to split along if it grows.
+The README roll-up lives in ``vrlib.rollup`` and the reading of parameter files in
+``vrlib.studies.params_file``; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
+import re
 import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from vrlib.io import atomic_write_text, read_json, replace_dir, write_json
-from vrlib.studies import get_study, notebooks_dir, parameters_dir, study_names
-from vrlib.studies.common import study_inputs
-
-
-class ParamsError(ValueError):
-    """A parameter file that is missing, not YAML, or has a bad or unknown key."""
-
-
-def params_path(study: str, name: str = "default") -> Path:
-    """``parameters/STUDY/NAME.yaml``."""
-    return parameters_dir() / study / f"{name}.yaml"
-
-
-def load_params(study: str, path: str | Path | None = None) -> BaseModel:
-    """Read and validate a study's parameter file; errors name the file and the key.
-
-    Args:
-        study: registered study name (e.g. ``zero_shot_aggregation``).
-        path: YAML file; ``None`` reads ``parameters/STUDY/default.yaml``.
-    """
-    spec = get_study(study)
-    path = Path(path) if path is not None else params_path(study)
-    if not path.is_file():
-        raise ParamsError(f"{path}: parameter file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ParamsError(f"{path}: not valid YAML ({e})") from None
-    if raw is None or raw == {}:
-        raise ParamsError(
-            f"{path}: empty parameter file; an empty file would silently run every default "
-            f"(copy {params_path(study)} and edit it)"
-        )
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
-    try:
-        return spec.params.model_validate(raw)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()
-        )
-        raise ParamsError(f"{path}: {problems}") from None
-
-
-def check_params(study: str, path: str | Path) -> BaseModel:
-    """:func:`load_params`, then what the file names on disk (data root, splits read by the
-    dataset's reader, checkpoint file), all before a notebook starts; errors name file and key."""
-    from vrlib.studies.common import check_inputs
-
-    params = load_params(study, path)
-    try:
-        check_inputs(params)
-    except ValueError as e:
-        raise ParamsError(f"{path}: {e}") from None
-    return params
+from vrlib.rollup import _load_runs, build_readme  # noqa: F401  (re-exported)
+from vrlib.studies import get_study, notebooks_dir, study_names
+from vrlib.studies.params_file import (  # noqa: F401  (re-exported: the report's API)
+    DuplicateKeyError,
+    ParamsError,
+    check_params,
+    load_params,
+    params_path,
+)
 
 
 def versions() -> dict[str, str]:
@@ -161,6 +115,8 @@ class StudyOutputs:
 
     def write_metrics(self, protocol: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
         """Write ``metrics.json`` with every row added so far."""
+        from vrlib.studies.common import study_inputs
+
         seed = getattr(self.params, "seed", None)
         doc = {
             "study": self.study,
@@ -191,19 +147,22 @@ def run_study(
     failed run is kept in ``.NAME.failed/`` (named in the error). The kernel imports the ``vrlib``
     of this checkout (see :func:`kernel_environment`). Returns the output folder.
     """
-    import papermill
-
     spec = get_study(study)
     path = Path(params) if params is not None else params_path(study)
-    check_params(study, path)  # fail fast, naming the key
+    check_params(
+        study, path
+    )  # fail fast, naming the key (papermill and open_clip not imported yet)
+    import papermill
+
     out_dir = Path(out_root).resolve() / study / path.stem
+    remove_dead_runs(out_dir)
     work = out_dir.with_name(f".{out_dir.name}.running-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     nb_in = notebooks_dir() / spec.notebook
     started = time.time()
     try:
-        with kernel_environment():
+        with kernel_environment(), tempfile.TemporaryDirectory(prefix="vrlib-kernel-") as sockets:
             papermill.execute_notebook(
                 str(nb_in),
                 str(work / spec.notebook),
@@ -212,6 +171,7 @@ def run_study(
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
+                kernel_manager_class=local_socket_kernel_manager(Path(sockets)),
             )
         metrics = work / "metrics.json"
         if metrics.exists():
@@ -231,6 +191,39 @@ def run_study(
     return out_dir
 
 
+def local_socket_kernel_manager(folder: Path) -> type:
+    """A kernel manager class whose kernel talks over Unix sockets in ``folder``.
+
+    Why: over TCP (jupyter_client's default, on 127.0.0.1) ipykernel warns on every report that
+    its traffic is not encrypted; sockets in a private temporary folder are local to this user,
+    and the kernel has nothing to warn about.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(transport="ipc", ip=str(folder / "kernel"), **kwargs)
+
+    return LocalSocketKernelManager
+
+
+def remove_dead_runs(out_dir: Path) -> list[Path]:
+    """Delete ``.NAME.running-<pid>/`` folders beside ``out_dir`` whose process is gone.
+
+    Why: a run killed with its parent (kill -9, a closed terminal) cannot clean up after itself;
+    the next run of the same report does. A folder of a live process (a concurrent run) stays.
+    """
+    from vrlib.io import _pid_alive
+
+    removed = []
+    for folder in sorted(out_dir.parent.glob(f".{out_dir.name}.running-*")):
+        pid = folder.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 _TEXT_OUTPUTS = (".ipynb", ".json", ".md", ".csv")
 
 
@@ -240,21 +233,40 @@ def portable_paths(folder: Path, renames: dict[Path, Path] | None = None) -> Non
     Why: papermill records the notebook's input and output paths and the parameters, and cells
     print the world's folder; committed reports must read the same on every machine. ``renames``
     first maps folders to their final place (the running folder to ``reports/STUDY/NAME``); then
-    the checkout becomes ``.``, ``$VRLIB_HOME`` and ``~`` replace their values.
+    the checkout becomes ``.``, ``$VRLIB_HOME`` and ``~`` replace their values. Only whole path
+    components are replaced, the longest root first: with the checkout at ``/x/proj``,
+    ``/x/proj_home`` is not the checkout, and a ``$VRLIB_HOME`` inside the checkout stays itself.
     """
     from vrlib.paths import vrlib_home
 
-    root = checkout_root()
-    pairs = [(str(a), str(b)) for a, b in (renames or {}).items()]
-    pairs += [(str(root), "."), (str(vrlib_home()), "$VRLIB_HOME"), (str(Path.home()), "~")]
+    renamed = [(str(a), str(b)) for a, b in (renames or {}).items()]
+    roots = [(str(checkout_root()), "."), (str(vrlib_home()), "$VRLIB_HOME")]
+    roots.append((str(Path.home()), "~"))
     for path in sorted(folder.rglob("*")):
         if path.suffix not in _TEXT_OUTPUTS or not path.is_file():
             continue
         text = original = path.read_text(encoding="utf-8")
-        for old, new in pairs:
-            text = text.replace(old, new)
+        for pairs in (renamed, roots):
+            text = replace_path_roots(text, pairs)
         if text != original:
             atomic_write_text(path, text)
+
+
+# A root ends where a path component ends: at a separator, the end, a quote, a space or
+# punctuation that no file name ends with (a "." only when a sentence ends there).
+_COMPONENT_END = r"""(?=$|[/\\\s"'`,;:)\]}>]|\.(?:$|[\s"']))"""
+_COMPONENT_START = r"(?<![\w.~$-])"
+
+
+def replace_path_roots(text: str, pairs: list[tuple[str, str]]) -> str:
+    """``text`` with each root of ``pairs`` replaced where it is a whole path prefix, longest first."""
+    pairs = sorted((p for p in pairs if p[0] not in ("", "/")), key=lambda p: -len(p[0]))
+    if not pairs:
+        return text
+    new = dict(pairs)
+    alternatives = "|".join(re.escape(old) for old, _ in pairs)
+    pattern = re.compile(f"{_COMPONENT_START}(?:{alternatives}){_COMPONENT_END}")
+    return pattern.sub(lambda m: new[m.group(0)], text)
 
 
 #: Set for a report's kernel: the checkout whose ``vrlib`` the notebook must import.
@@ -321,149 +333,33 @@ def reproduce(params_name: str = "default", out_root: str | Path = "reports") ->
 
 
 # ---------------------------------------------------------------------------------------------
-# reports/README.md
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    return str(v)
-
-
-def _load_runs(out_root: Path) -> dict[str, dict[str, dict]]:
-    """``{study: {run_name: metrics_doc}}`` for every metrics.json under ``out_root``."""
-    runs: dict[str, dict[str, dict]] = {}
-    for path in sorted(out_root.glob("*/*/metrics.json")):
-        if path.parent.name in ("scratch", "smoke") or path.parent.name.startswith("."):
-            continue
-        doc = json.loads(path.read_text())
-        runs.setdefault(doc["study"], {})[path.parent.name] = doc
-    return runs
-
-
-def _study_table(study: str, runs: dict[str, dict]) -> str:
-    """Markdown: paper's figure, ours on the default world, ours on real data (runs not named default).
-
-    A paper figure computed under another metric protocol than ours (``vrlib.papers``) carries a
-    footnote saying how, so no row silently compares unlike with unlike.
-    """
-    from vrlib.papers import PAPER_NOTES, paper_rows, protocol_differences
-
-    ours = runs.get("default", {}).get("rows", [])
-    our_protocol = runs.get("default", {}).get("protocol") or {}
-    real = {name: doc for name, doc in runs.items() if name != "default"}
-    paper = {(r["setting"], r["direction"], r["split"]): r for r in paper_rows(study)}
-    header = "| setting | split | dir | paper R@1 | paper R@5 | paper MdR | ours R@1 | ours R@5 | ours MdR |"
-    cols = "|---|---|---|---|---|---|---|---|---|"
-    for name in real:
-        header += f" {name} R@1 |"
-        cols += "---|"
-    lines, footnotes = [header, cols], []
-    for r in ours:
-        p = _match_paper(paper, r)
-        cells = [_setting_label(r), r["split"], r["direction"]]
-        cells += [_fmt(p.get(k)) if p else "" for k in ("R@1", "R@5", "MdR")]
-        differ = protocol_differences(p, our_protocol) if p else []
-        if differ:
-            footnotes.append("; ".join(differ))
-            cells[3] += f" [{len(footnotes)}]"
-        cells += [_fmt(r.get(k)) for k in ("R@1", "R@5", "MdR")]
-        for doc in real.values():
-            match = [
-                x
-                for x in doc["rows"]
-                if x["setting"] == r["setting"]
-                and x["direction"] == r["direction"]
-                and all(x.get(k) == r.get(k) for k in _QUALIFIERS)
-            ]
-            cells.append(_fmt(match[0]["R@1"]) if match else "")
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"[{i}] not like with like, metric protocol: {d}" for i, d in enumerate(footnotes, 1)]
-    notes += [f"Note: {n}." for n in PAPER_NOTES.get(study, [])]
-    return "\n".join(lines) + "".join(f"\n\n{n}" for n in notes)
-
-
-# Fields beside ``setting`` that some studies need to tell rows apart (study 03: the same rule
-# over different captioners and K).
-_QUALIFIERS = ("captioners", "k")
-
-
-def _setting_label(row: dict) -> str:
-    """``setting``, with its qualifiers when the row has them (``rand_top_k [C+B, k=2]``)."""
-    extra = [f"{k}={row[k]}" if k == "k" else str(row[k]) for k in _QUALIFIERS if k in row]
-    return f"{row['setting']} [{', '.join(extra)}]" if extra else row["setting"]
-
-
-def _match_paper(paper: dict, row: dict) -> dict | None:
-    """The paper row for ``row``: same setting, direction and split (a paper row on another split is
-    a different protocol and is never shown as if it were comparable)."""
-    return paper.get((row["setting"], row["direction"], row["split"]))
-
-
-# Measured for issue 10 (emulating another CPU with ATEN_CPU_CAPABILITY=avx2 vs avx512 and
-# MKL_CBWR=COMPATIBLE; thread count and encoder batch size 64 vs 32 changed nothing).
-CROSS_MACHINE_NOTE = (
-    "Across machines: each run's `metrics.json` records its inputs (`inputs.data_sha256` of the "
-    "world's annotation files, `inputs.encoder_fingerprint` of the weights); compare those first. "
-    "With the same inputs, frame and caption features computed on another CPU differ by up to "
-    "2e-7 (other SIMD kernels); k-means decides ties by index and is unaffected. Rows that train "
-    "a head (study 02) amplify that rounding through training and are not bitwise reproducible "
-    "across CPU models: a reproduction on an AMD EPYC differed by up to 1.7 R@1 there, so read "
-    "their differences below that as noise.\n"
-)
-
-
-def build_readme(out_root: Path) -> Path:
-    """Rebuild ``reports/README.md`` from every metrics.json under ``out_root``."""
-    runs = _load_runs(out_root)
-    parts = [
-        "# Reports\n",
-        "Generated by `python -m vrlib report` / `make reproduce` from the `metrics.json` of each run; "
-        "do not edit by hand. *paper*: the paper's figure (on MSR-VTT with CLIP); *ours*: this "
-        "workbench on the embedded default world (`default.yaml`); further columns: runs on real data "
-        "(empty until someone runs them). Metrics: R@K in percent, MdR = median rank.\n",
-        CROSS_MACHINE_NOTE,
-    ]
-    for study in study_names():
-        spec = get_study(study)
-        parts.append(f"## {spec.title} (`{study}`)\n")
-        if study not in runs:
-            parts.append("_not run yet_\n")
-            continue
-        doc = runs[study].get("default")
-        if doc:
-            parts.append(
-                f"Run: [`{study}/default/`]({study}/default/) — seed {doc.get('seed')}, "
-                f"{doc.get('wall_time_s')} s, torch {doc['versions'].get('torch')}.\n"
-            )
-        if any(d.get("rows") for d in runs[study].values()):
-            parts.append(_study_table(study, runs[study]) + "\n")
-        notes = (doc or {}).get("reading")
-        if notes:
-            parts.append(f"Reading: {notes}\n")
-    bench = out_root / "benchmarks.md"
-    if bench.exists():
-        parts.append("## Benchmarks\n\nSee [benchmarks.md](benchmarks.md).\n")
-    return atomic_write_text(out_root / "README.md", "\n".join(parts))
-
-
-# ---------------------------------------------------------------------------------------------
 # command line (called from vrlib.cli)
 
 
+def _terminate_as_exit() -> None:
+    """SIGTERM (a closed session, ``kill``) unwinds like Ctrl-C, so a run moves its folder to
+    ``.NAME.failed/`` instead of leaving ``.NAME.running-<pid>/`` behind."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def report_from_cli(args: argparse.Namespace) -> int:
+    _terminate_as_exit()
     try:
         out = run_study(args.study, args.params, args.out_root, readme=not args.no_readme)
     except (ParamsError, KeyError) as e:
-        print(f"error: {e}")
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
     print(out)
     return 0
 
 
 def reproduce_from_cli(args: argparse.Namespace) -> int:
+    _terminate_as_exit()
     for out in reproduce(args.params_name, args.out_root):
         print(out)
     return 0

@@ -8,7 +8,8 @@ Place in the data flow: decoded frames and captions (``vrlib.data``) -> embeddin
 feature extraction (``vrlib.features``), the expert's pretraining (``vrlib.pretrain``) and
 end-to-end training (``vrlib.train``).
 
-Modules: ``weights`` (tags resolved in the local caches or downloaded, local checkpoint files,
+Modules: ``names`` (model names and the spelling of ``pretrained``, checked without open_clip),
+``weights`` (tags resolved in the local caches or downloaded, local checkpoint files,
 the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``) -> ``text_inputs`` (cached text-tower inputs
 for text sides trained on cached captions).
 
@@ -17,28 +18,37 @@ Exports: ``ClipEncoder``, ``load_clip``, ``check_model_name``, ``check_pretraine
 ``text_inputs``, ``eot_index``, ``text_tower``.
 """
 
-from vrlib.encoders.clip import PRECISIONS, ClipEncoder, load_clip
-from vrlib.encoders.text_inputs import eot_index, text_inputs, text_tower
-from vrlib.encoders.weights import (
-    CHECKPOINT_SUFFIXES,
-    MODEL_CONFIG_DIR,
-    CheckpointMismatchError,
-    WeightsUnavailableError,
-    check_model_name,
-    check_pretrained,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "CHECKPOINT_SUFFIXES",
-    "MODEL_CONFIG_DIR",
-    "PRECISIONS",
-    "CheckpointMismatchError",
-    "ClipEncoder",
-    "WeightsUnavailableError",
-    "check_model_name",
-    "check_pretrained",
-    "eot_index",
-    "load_clip",
-    "text_inputs",
-    "text_tower",
-]
+# Exports, by the module that defines them. Imported on first use (PEP 562), so that
+# ``vrlib.encoders.names`` (model names checked from their JSON configs) and parameter validation
+# do not pay for importing open_clip.
+_WHERE = {
+    "PRECISIONS": "clip",
+    "ClipEncoder": "clip",
+    "load_clip": "clip",
+    "eot_index": "text_inputs",
+    "text_inputs": "text_inputs",
+    "text_tower": "text_inputs",
+    "CHECKPOINT_SUFFIXES": "names",
+    "MODEL_CONFIG_DIR": "names",
+    "check_model_name": "names",
+    "check_pretrained": "names",
+    "CheckpointMismatchError": "weights",
+    "WeightsUnavailableError": "weights",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"vrlib.encoders.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -25,16 +25,17 @@ from urllib.parse import urlparse
 
 import open_clip
 import torch
-from open_clip.factory import get_model_config
-from open_clip.pretrained import get_pretrained_cfg, list_pretrained_tags_by_model
+from open_clip.pretrained import get_pretrained_cfg
 
-MODEL_CONFIG_DIR = Path(__file__).parents[1] / "model_configs"
-
+from vrlib.encoders.names import (  # noqa: F401  (re-exported: load_clip and callers use them here)
+    CHECKPOINT_SUFFIXES,
+    MODEL_CONFIG_DIR,
+    check_model_name,
+    check_pretrained,
+    looks_like_path,
+)
 
 open_clip.add_model_config(MODEL_CONFIG_DIR)
-
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 _HF_DEFAULT_FILENAME = "open_clip_pytorch_model.bin"
@@ -58,8 +59,9 @@ class WeightsUnavailableError(RuntimeError):
         super().__init__(
             f"pretrained weights {model_name}:{tag} are not cached and cannot be downloaded "
             f"({reason}). Sources: {where}. Either download them once where the network is "
-            f"reachable (they are then cached), or pass a local checkpoint file instead: "
-            f"load_clip({model_name!r}, pretrained='/path/to/weights.safetensors') "
+            f"reachable (they are then cached), or give a local checkpoint file instead: "
+            f"`--pretrained FILE` on the command line, `pretrained: FILE` under `encoder:` in a "
+            f"parameter file, load_clip({model_name!r}, pretrained=FILE) in Python "
             f"(.safetensors, .bin, .pt/.pth; an open_clip state dict or a vrlib checkpoint)."
         )
 
@@ -159,10 +161,6 @@ def _resolve_tag(model_name: str, tag: str, cache_dir: str | None) -> str | None
     raise WeightsUnavailableError(model_name, tag, reason, _tag_sources(tag_cfg))
 
 
-def _looks_like_path(value: str) -> bool:
-    return "/" in value or os.sep in value or value.lower().endswith(CHECKPOINT_SUFFIXES)
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read weights from a file and unwrap the containers people save them in.
 
@@ -203,8 +201,26 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def check_checkpoint_fits(model_name: str, path: Path) -> None:
+    """Raise :class:`CheckpointMismatchError` unless the file at ``path`` fits ``model_name``.
+
+    Why: a parameter file's checkpoint is checked before a notebook starts. The model is built on
+    torch's meta device (shapes only: no memory, no initialisation), so this costs reading the
+    file, not building the model.
+    """
+    with torch.device("meta"), quiet_random_init_warning():
+        model = open_clip.create_model(model_name, pretrained=None, device="meta")
+    _checked_state(model, path)
+
+
 def _load_local_weights(model: torch.nn.Module, path: Path) -> None:
     """Load ``path`` into ``model``, naming missing, unexpected and mis-shaped keys on mismatch."""
+    model.load_state_dict(_checked_state(model, path), strict=True)
+
+
+def _checked_state(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path`` converted for ``model``; CheckpointMismatchError naming the
+    missing, unexpected and mis-shaped keys if it does not fit."""
     from open_clip.convert import convert_state_dict
 
     state = convert_state_dict(model, _read_state_dict(path))
@@ -232,44 +248,7 @@ def _load_local_weights(model: torch.nn.Module, path: Path) -> None:
         raise CheckpointMismatchError(
             f"{path}: does not match the architecture: {'; '.join(parts)}"
         )
-    model.load_state_dict(state, strict=True)
-
-
-def check_model_name(model_name: str) -> None:
-    """Raise ValueError listing the known models unless open_clip (or vrlib's configs) has it."""
-    if get_model_config(model_name) is None:
-        raise ValueError(
-            f"unknown model {model_name!r}; known: {', '.join(open_clip.list_models())}"
-        )
-
-
-def check_pretrained(
-    model_name: str, pretrained: str | os.PathLike, must_exist: bool = True
-) -> Path | None:
-    """The local checkpoint ``pretrained`` names, or None for an open_clip tag of ``model_name``.
-
-    Why apart: parameter files are checked with this before a notebook starts, and
-    :func:`load_clip` resolves ``pretrained`` with it, so the two agree. ``must_exist=False``
-    checks only the spelling (a tag, or something that looks like a path).
-
-    Raises:
-        FileNotFoundError: it looks like a path and no such file exists (``must_exist``).
-        ValueError: neither a tag of the model nor a path.
-    """
-    if isinstance(pretrained, str) and get_pretrained_cfg(model_name, pretrained):
-        return None
-    local_file = Path(pretrained).expanduser()
-    if local_file.is_file():
-        return local_file
-    if _looks_like_path(str(pretrained)):
-        if must_exist:
-            raise FileNotFoundError(f"{local_file}: checkpoint file not found")
-        return local_file
-    tags = list_pretrained_tags_by_model(model_name)
-    raise ValueError(
-        f"pretrained={pretrained!r} is neither a tag of {model_name} (known: {tags or 'none'}) "
-        "nor an existing file"
-    )
+    return state
 
 
 class _RandomInitWarning(logging.Filter):

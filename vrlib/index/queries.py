@@ -8,23 +8,46 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+#: ``--pretrained expert``: the embedded world's expert of the model, as in parameter files.
+EXPERT = "expert"
+
 
 def open_encoder(model: str, pretrained: str | None, device: str | None = None):
-    """``load_clip`` for an index: ``pretrained`` may also be the ``random(seed=N)`` an index recorded.
+    """``load_clip`` for an index: ``pretrained`` may also be the ``random(seed=N)`` an index
+    recorded, or ``expert``: the default world's expert of ``model`` (trained first if missing).
 
     (``load_clip`` hides open_clip's false "initialized randomly" warning for a local file.)
     """
     from vrlib.encoders import load_clip
 
+    if pretrained == EXPERT:
+        pretrained = str(expert_checkpoint(model))
     seed = re.fullmatch(r"random\(seed=(\d+)\)", pretrained or "")
     if pretrained is None or seed:
         return load_clip(model, None, device=device, init_seed=int(seed.group(1)) if seed else 0)
     return load_clip(model, pretrained, device=device)
+
+
+def expert_checkpoint(model: str) -> Path:
+    """The default world's expert of ``model`` (``vrlib-tiny``, ``vrlib-tiny-vit``), built if missing.
+
+    Raises ValueError naming the models that have an expert before any work starts.
+    """
+    from vrlib.pretrain import ensure_expert
+    from vrlib.pretrain.loop import PRESETS
+
+    if model not in PRESETS:
+        raise ValueError(
+            f"--pretrained expert exists for {', '.join(PRESETS)}, not {model!r}; "
+            "give an open_clip tag or a checkpoint file"
+        )
+    return ensure_expert("default", 0, model=model)
 
 
 def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
@@ -42,11 +65,36 @@ def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
     out = np.zeros((len(items), dim), np.float32)
     text_rows = [i for i, q in enumerate(items) if isinstance(q, str)]
     if text_rows:
-        out[text_rows] = encoder.encode_text([items[i] for i in text_rows]).cpu().numpy()
+        texts = [items[i] for i in text_rows]
+        warn_truncated(texts, encoder.tokenizer)
+        out[text_rows] = encoder.encode_text(texts).cpu().numpy()
     video_rows = [i for i, q in enumerate(items) if not isinstance(q, str)]
     if video_rows:
-        out[video_rows] = _embed_videos([Path(items[i]) for i in video_rows], encoder, manifest)
+        videos = [Path(items[i]).expanduser() for i in video_rows]
+        out[video_rows] = _embed_videos(videos, encoder, manifest)
     return out
+
+
+def warn_truncated(texts: list[str], tokenizer) -> list[int]:
+    """Warn for each text longer than the model reads (its context length): the text tower
+    sees only its first tokens, so the rest of a long query is silently ignored otherwise.
+    Returns the positions of the truncated texts."""
+    n_ctx, encode = getattr(tokenizer, "context_length", None), getattr(tokenizer, "encode", None)
+    if n_ctx is None or encode is None:
+        return []
+    room = n_ctx - 2  # start and end tokens
+    long = []
+    for i, text in enumerate(texts):
+        n = len(encode(text))
+        if n > room:
+            long.append(i)
+            warnings.warn(
+                f"query {i} was truncated: it is {n} tokens ({len(text)} characters) and the "
+                f"model reads the first {room}; the rest is ignored ({text[:40]!r}...)",
+                UserWarning,
+                stacklevel=3,
+            )
+    return long
 
 
 def _embed_videos(paths: list[Path], encoder, manifest: dict) -> np.ndarray:

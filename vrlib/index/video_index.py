@@ -437,7 +437,7 @@ class VideoIndex:
         An interrupted save (full disk, kill) leaves the previous index loadable; see
         :func:`~vrlib.index.store.write_index`.
         """
-        return write_index(self, Path(path), dtype, table_format)
+        return write_index(self, Path(path).expanduser(), dtype, table_format)
 
     @classmethod
     def load(cls, path: str | os.PathLike, encoder=None, repair: bool = False) -> VideoIndex:
@@ -449,7 +449,9 @@ class VideoIndex:
                 changed instead, so that :meth:`update` encodes them again (what ``vrlib index``
                 does on a damaged index).
         """
-        embeddings, table, manifest, frames, ann = read_index(Path(path), repair=repair)
+        embeddings, table, manifest, frames, ann = read_index(
+            Path(path).expanduser(), repair=repair
+        )
         index = cls(embeddings, table, manifest, frames)
         if ann is not None:
             index._ann = ann

@@ -79,11 +79,21 @@ def _ensure_expert(
 
 
 def pretrain_from_cli(args: argparse.Namespace) -> int:
-    """``python -m vrlib pretrain``: train (or resume) the expert of a preset world and print the summary."""
+    """``python -m vrlib pretrain``: train (or resume) the expert of a preset world, print the
+    summary, and the checkpoint's path alone on the last line (for ``$(... | tail -1)``).
+
+    An unknown preset or model is one ``error:`` line and exit status 2, before any work.
+    """
+    import sys
+
     from vrlib.paths import expert_path
 
     model = args.model or MODEL_NAME
-    settings = preset_settings(args.preset, model)
+    try:
+        settings = preset_settings(args.preset, model)
+    except ValueError as e:
+        print(f"error: --preset/--model: {e}", file=sys.stderr)
+        return 2
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     out = args.out or expert_path(args.preset, args.seed, model)
@@ -96,7 +106,7 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     )
     val = summary["val"]
     print(
-        f"{out}: {summary['epochs_done']} epochs, {summary['train_images']} train images, "
+        f"{summary['epochs_done']} epochs, {summary['train_images']} train images, "
         f"val image->text R@1 {val['i2t_R@1']:.1f}, text->image R@1 {val['t2i_R@1']:.1f}, "
         f"{summary['wall_time_s']:.0f} s; summary in {sidecar_path(out)}"
     )
@@ -106,4 +116,5 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
             f"ceiling (an ideal model, given the captions' ambiguity): image->text R@1 "
             f"{ceiling['i2t_R@1']:.1f}, text->image R@1 {ceiling['t2i_R@1']:.1f}"
         )
+    print(out)
     return 0

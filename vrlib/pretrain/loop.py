@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from vrlib.data.caption_ceiling import MissingAttributes
 from vrlib.data.minimal_pairs import hard_batches, image_records, partner_lists
 from vrlib.encoders import ClipEncoder, load_clip
+from vrlib.encoders.weights import quiet_random_init_warning
 from vrlib.io import atomic_save_torch, write_json
 from vrlib.pretrain.images import _shift, evaluate_image_text, image_set_sha, load_image_set
 
@@ -193,9 +194,17 @@ def _load_resume(out_path: Path, cfg: PretrainConfig) -> dict | None:
     return ckpt
 
 
+def untrained_expert(cfg: PretrainConfig, device: torch.device | str = "cpu") -> ClipEncoder:
+    """The expert before its first step: random weights (seeded), which is the point here, so
+    open_clip's "No pretrained weights loaded ... initialized randomly" is not shown. A random
+    model loaded anywhere else (``load_clip(name, None)``) still warns."""
+    with quiet_random_init_warning():
+        return load_clip(cfg.model_name, device=device, precision="fp32", init_seed=cfg.seed)
+
+
 def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dict | None) -> _Run:
     """Build the model, load the data once, and restore a checkpoint's state when resuming."""
-    encoder = load_clip(cfg.model_name, device=device, precision="fp32", init_seed=cfg.seed)
+    encoder = untrained_expert(cfg, device)
     train_pixels, train_captions = load_image_set(world_dir, "train", encoder)
     val_pixels, val_captions = load_image_set(world_dir, "val", encoder)
     batch_size = min(cfg.batch_size, len(train_pixels))

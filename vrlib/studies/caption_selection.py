@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
+from vrlib.studies.captioner_spec import CaptionerSpec
 from vrlib.studies.common import (
     DataParams,
     EncoderParams,
@@ -77,35 +78,6 @@ DEFAULT_TRAIN = TrainConfig(
 EXPERT_TEMPERATURE = "expert"
 
 
-class CaptionerSpec(Strict):
-    """One captioner of the study: its table label (``C``, ``B``) and how to load it.
-
-    ``options`` go to ``vrlib.captions.load_captioner``; for ``clipcap-tiny`` / ``blip-tiny`` the
-    world's ``preset`` and ``seed`` default to ``data.world_preset`` / ``data.world_seed``, and a
-    real ``clipcap`` gets the study's encoder as its ``encoder``.
-    """
-
-    label: str = Field(min_length=1)
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        from vrlib.captions import CAPTIONERS
-
-        if name not in CAPTIONERS.names():
-            raise ValueError(f"unknown captioner {name!r}; valid: {', '.join(CAPTIONERS.names())}")
-        return name
-
-    @field_validator("label")
-    @classmethod
-    def _plain(cls, label: str) -> str:
-        if "+" in label or "/" in label:
-            raise ValueError(f"captioner label {label!r} must not contain '+' or '/'")
-        return label
-
-
 @register_study(
     "caption_selection",
     "03_caption_selection.ipynb",
@@ -136,7 +108,7 @@ class CaptionSelectionParams(Strict):
     )
     decoding: dict[str, Any] = Field(default_factory=lambda: {"method": "greedy"})
     frames_per_video: int = Field(10, ge=1)  # M, the captioned frames
-    caption_size: int | None = 64  # frames decoded square at this size for captioning
+    caption_size: int | None = Field(64, ge=1)  # frames decoded square at this size for captioning
     train_sampling: SamplingParams = SamplingParams(strategy="segment_random", n=10)
     test_sampling: SamplingParams = SamplingParams(strategy="uniform", n=10)
     frame_epochs: int = Field(5, ge=1)
@@ -216,6 +188,11 @@ class CaptionSelectionParams(Strict):
     def split_keys(self) -> dict[str, str]:
         """``{parameter key: split}`` of the splits the study reads."""
         return {"train_split": self.train_split, "test_split": self.test_split}
+
+    def check_files(self) -> None:
+        """What the captioners name on disk (called by ``check_inputs``)."""
+        for i, spec in enumerate(self.captioners):
+            spec.check_files(f"captioners.{i}")
 
     def runs(self) -> list[RunSpec]:
         """Every trained run: Table 2 per captioner, C+B and pooled top K, the upper bounds."""

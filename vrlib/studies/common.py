@@ -10,9 +10,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 EXPERT = "expert"
 # Files that identify a dataset's content apart from its videos: world.json (generator version
@@ -23,9 +30,34 @@ _LOADED_FINGERPRINTS: dict[tuple[str, str | None, str, int], str] = {}
 
 
 class Strict(BaseModel):
-    """Base for parameter models: unknown keys are errors, values are immutable."""
+    """Base for parameter models: unknown keys are errors, values are immutable, and a YAML
+    ``true``/``false`` is refused where a number is meant (pydantic would read ``seed: true`` as 1).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _takes_numbers_not_bools(field.annotation):
+            items = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(v, bool) for v in items):
+                raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean)")
+        return value
+
+
+def _takes_numbers_not_bools(annotation: Any) -> bool:
+    """``int``, ``float``, ``int | None``, ``list[int]``...: numbers, and no ``bool`` or ``Any``."""
+    seen: set[Any] = set()
+
+    def walk(t: Any) -> None:
+        seen.add(t)
+        for arg in get_args(t):
+            walk(arg)
+
+    walk(annotation)
+    return bool(seen & {int, float}) and not seen & {bool, Any}
 
 
 class DataParams(Strict):
@@ -71,15 +103,22 @@ class EncoderParams(Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from vrlib.encoders import check_model_name
+        from vrlib.encoders.names import check_model_name
 
         check_model_name(name)
         return name
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str | None) -> str | None:
+        from vrlib.encoders.names import check_device
+
+        return device if device is None else check_device(device)
+
     @model_validator(mode="after")
     def _known_weights(self) -> EncoderParams:
         """The spelling of ``pretrained`` (a tag of the model, or a path), as ``load_clip`` reads it."""
-        from vrlib.encoders import check_pretrained
+        from vrlib.encoders.names import check_pretrained
 
         if self.pretrained not in (None, EXPERT):
             check_pretrained(self.model, self.pretrained, must_exist=False)
@@ -180,40 +219,6 @@ def check_expert(data: DataParams, enc: EncoderParams) -> None:
             "encoder.pretrained: 'expert' is the embedded world's vrlib-tiny and needs data.root: "
             "null; for real data give an open_clip tag (e.g. openai) or a local checkpoint path"
         )
-
-
-def check_inputs(params) -> None:
-    """What parameter files name on disk, checked before any work starts; errors name the key.
-
-    The data root must be a folder and each split must read with the dataset's own reader
-    (annotation files present and well-formed, the split known to files that define it); a
-    checkpoint path must be a file. The embedded world (``root: null``) is built on demand and
-    not checked here.
-
-    Args:
-        params: a study's parameters with ``data``, ``encoder`` and ``split_keys()``.
-    """
-    from vrlib.data.datasets import DatasetError, load_dataset
-    from vrlib.encoders import check_pretrained
-
-    data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
-    if data is None or enc is None:
-        return
-    if data.root is not None:
-        root = Path(data.root).expanduser()
-        if not root.is_dir():
-            raise ValueError(f"data.root: {root}: folder not found")
-        kw = {"video_dir": data.video_dir} if data.video_dir else {}
-        for key, split in params.split_keys().items():
-            try:
-                load_dataset(data.dataset, root, split, on_error="skip", **kw)
-            except DatasetError as e:
-                raise ValueError(f"{key} ({split!r}): {e}") from None
-    if enc.pretrained not in (None, EXPERT):
-        try:
-            check_pretrained(enc.model, enc.pretrained)
-        except FileNotFoundError as e:
-            raise ValueError(f"encoder.pretrained: {e}") from None
 
 
 def load_encoder(enc: EncoderParams, data: DataParams):

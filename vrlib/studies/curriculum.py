@@ -34,7 +34,8 @@ claim "holds" when the 95% interval shows it: above 0 (greater); above -``noninf
 and at no more compute than claimed (reaches); two one-sided tests inside
 +-``equivalence_margin`` (within noise). Identical outputs are never "holds".
 
-The claims and the reading live in ``curriculum_claims``; decoding and training in
+The parameters and their checks live in ``vrlib.studies.curriculum_params`` (re-exported here),
+the claims and the reading in ``curriculum_claims``; decoding and training in
 ``vrlib.train.clips`` / ``vrlib.train.curriculum``.
 """
 
@@ -43,94 +44,19 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
-from vrlib.studies import register_study
-from vrlib.studies.common import DataParams, EncoderParams, Strict
+from vrlib.studies.curriculum_params import CurriculumParams, TrainParams  # noqa: F401
 from vrlib.studies.temporal_twins import twin_index
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train.clips import ClipSet, geometric_mean_recall
-from vrlib.train.curriculum import CurriculumConfig, Stage
+from vrlib.train.curriculum import CurriculumConfig
 
 TABLE4 = ("frames-1", "frames-4", "frames-1=>4", "frames-8", "frames-1=>4=>8")
 UNTRAINED = "untrained"  # step 0: the model before any training step
-
-
-def _stages(*frames_steps: tuple[int, int]) -> list[Stage]:
-    return [Stage(frames=f, steps=s) for f, s in frames_steps]
-
-
-class TrainParams(Strict):
-    """The ``CurriculumConfig`` fields every run shares (schedule, data and seed are per run)."""
-
-    video_batch: int = Field(8, ge=2)
-    image_batch: int = Field(16, ge=2)
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    grad_clip: float | None = 1.0
-    temperature: float = 0.05
-    views: int = Field(8, ge=1)
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    device: str = "auto"
-
-
-@register_study(
-    "curriculum",
-    "04_curriculum.ipynb",
-    "04 — Frame curriculum, joint image+video training (Bain 2021, Frozen in Time)",
-)
-class CurriculumParams(Strict):
-    """Parameters of study 04 (``parameters/curriculum/*.yaml``)."""
-
-    seed: int = 0  # data subsets and the bootstrap
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
-    ablation_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    data: DataParams = DataParams()
-    image_root: str | None = None  # a folder with annotations/images.jsonl; None = the world's
-    encoder: EncoderParams = EncoderParams()
-    model: str = "frozen-tiny"
-    pool_frames: int = Field(16, ge=1)
-    test_captions_per_video: int | None = Field(3, ge=1)
-    train: TrainParams = TrainParams()
-    schedules: dict[str, list[Stage]] = Field(default_factory=lambda: {
-        "1": _stages((1, 12)), "4": _stages((4, 12)), "1=>4": _stages((1, 6), (4, 6)),
-        "8": _stages((8, 12)), "1=>4=>8": _stages((1, 4), (4, 4), (8, 4)),
-    })  # fmt: skip
-    expansion: Literal["zeros", "nearest", "bilinear"] = "zeros"
-    expansions: list[Literal["zeros", "nearest", "bilinear"]] = ["zeros", "nearest", "bilinear"]
-    expansion_schedule: str = "1=>4=>8"
-    table4_data: Literal["joint", "images", "videos"] = "videos"
-    expansion_data: Literal["joint", "images", "videos"] = "joint"
-    sources: list[Literal["images", "videos", "joint"]] = ["images", "videos", "joint"]
-    sources_schedule: str = "4"
-    blocks: list[Literal["frozen", "timesformer"]] = ["frozen"]
-    curve_schedules: list[str] = ["8", "1=>4=>8"]
-    curve_every: int = Field(4, ge=1)
-    # Declared margins, in T2V R@1 points: "reaches X" holds only if the lower bound of the
-    # difference is above -noninferiority_margin; "within noise" (expansions) is two one-sided
-    # tests inside +-equivalence_margin.
-    noninferiority_margin: float = Field(1.0, gt=0)
-    equivalence_margin: float = Field(1.0, gt=0)
-    n_boot: int = Field(2000, ge=100)
-    train_split: str = "train"
-    test_split: str = "test"
-
-    @model_validator(mode="after")
-    def _check(self) -> CurriculumParams:
-        needed = {self.expansion_schedule, self.sources_schedule, *self.curve_schedules}
-        missing = sorted(needed - set(self.schedules))
-        if missing:
-            raise ValueError(f"schedule(s) {missing} are not in schedules {sorted(self.schedules)}")
-        totals = {name: sum(s.steps for s in st) for name, st in self.schedules.items()}
-        if len(set(totals.values())) > 1:
-            raise ValueError(f"every schedule must have the same total steps (paper), got {totals}")
-        return self
 
 
 @dataclass(frozen=True)
