@@ -329,3 +329,20 @@ def test_bug_notebook_outputs_have_no_stray_path_or_false_warning(smoke_expert, 
     executed = json.dumps(nbformat.read(out / NOTEBOOK.name, as_version=4).cells)
     assert "PosixPath(" not in executed and "No pretrained weights loaded" not in executed
     assert '"output_type": "error"' not in executed
+
+
+def test_bug_the_audio_tag_has_one_name_in_docs_and_code():
+    """The tag is ``audio`` in the data; docs called it "sound-only" (one word everywhere)."""
+    from vrlib.data.synthetic.captions import CAPTION_TAGS
+
+    assert "audio" in CAPTION_TAGS
+    files = [
+        ROOT / "README.md",
+        *(ROOT / "notebooks").glob("*.ipynb"),
+        *(ROOT / "vrlib").rglob("*.py"),
+    ]
+    files += [*(ROOT / "docs").rglob("*.md")]
+    stale = [
+        str(f.relative_to(ROOT)) for f in files if re.search(r"sound[- ]only", f.read_text(), re.I)
+    ]
+    assert not stale, f"call the audio tag `audio`, not sound-only: {stale}"

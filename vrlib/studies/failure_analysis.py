@@ -1,8 +1,8 @@
 """Study 05 — failure analysis (Portillo-Quintero et al. 2021, §3.6).
 
 Which captions does a zero-shot model rank worst, and why: rank against video length (their
-Figure 1), the worst-ranked captions with frame strips, the share of sound-only captions among
-the worst, R@1 per caption tag and per number of shots. The breakdowns live in ``vrlib.analysis``;
+Figure 1), the worst-ranked captions with frame strips, the share of ``audio`` captions (about
+sound, which no frame shows) among the worst, R@1 per caption tag and per number of shots. The breakdowns live in ``vrlib.analysis``;
 the reading, computed from them, here.
 """
 
@@ -61,7 +61,7 @@ def reading(
     worst, overall = audio["share_worst_%"], audio["share_all_%"]
     over = relation(worst, overall, above="over", below="not over", within="not over")
     text = (
-        f"Sound-only captions are {worst:.0f}% of the {worst_k} worst-ranked captions vs "
+        f"Audio captions are {worst:.0f}% of the {worst_k} worst-ranked captions vs "
         f"{overall:.0f}% of all captions ({over}-represented, as the paper observed on MSR-VTT). "
     )
     bins = [b for b in by_length if b["n"] > 0]
