@@ -196,6 +196,9 @@ def check_inputs(params) -> None:
     from vrlib.data.datasets import DatasetError, load_dataset
     from vrlib.encoders import check_pretrained
 
+    study_files = getattr(params, "check_files", None)
+    if study_files is not None:
+        study_files()  # what only this study names on disk (the browser's index folder)
     data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
     if data is None or enc is None:
         return
