@@ -211,6 +211,8 @@ def test_bug_player_opens_under_the_played_row_at_its_natural_size(setup, played
     rows[played].children[2].click()  # ▶ play on that row
     shown = list(b.results.children)
     assert shown.index(b.panel) == played + 1 and b.player in b.panel.children
+    assert "vrlib-player" in b.panel._dom_classes  # what the real-browser test finds
+    assert all("vrlib-result" in r._dom_classes for r in rows)
     assert [r for r in shown if r is not b.panel] == rows  # the rows themselves stay in order
     gif = Image.open(__import__("io").BytesIO(b.player.value))
     assert gif.size == (48, 48)  # twice the strip's frame size

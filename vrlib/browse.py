@@ -151,6 +151,7 @@ class QueryBrowser:
         self.panel = w.HBox(
             [self.player, self.detail], layout=w.Layout(align_items="flex-start", margin="0 0 8px 220px")
         )  # fmt: skip
+        self.panel.add_class("vrlib-player")  # CSS classes: what the real-browser test looks for
         rows = [
             self.header,
             w.HBox([self.query, self.search_button, self.top_k, self.export_button, self.export_note]),
@@ -321,7 +322,9 @@ class QueryBrowser:
             button = w.Button(description="captions", layout=w.Layout(width="90px"))
             button.on_click(lambda _, h=hit: self.show_captions(h))
             items.append(button)
-        return w.HBox(items, layout=w.Layout(align_items="center"))
+        row = w.HBox(items, layout=w.Layout(align_items="center"))
+        row.add_class("vrlib-result")
+        return row
 
     def _close_panel(self) -> None:
         self.player.layout.display = "none"
