@@ -125,7 +125,8 @@ def test_searchable_caption_picker_with_tags(setup):
     ds, _, _, _ = setup
     b = _browser(setup)
     tagged = next(i for i, c in enumerate(ds.captions) if c.tags)
-    assert b.caption_label(tagged).startswith(f"[{', '.join(ds.captions[tagged].tags)}]")
+    c = ds.captions[tagged]
+    assert b.caption_label(tagged) == f"{c.video_id} · [{', '.join(c.tags)}] {c.text}"
     word = ds.captions[tagged].tags[0]
     b.caption_filter.value = word
     shown = [i for _, i in b.caption.options]
@@ -133,6 +134,16 @@ def test_searchable_caption_picker_with_tags(setup):
     assert shown == expected[: b.max_caption_options] and shown
     b.caption_filter.value = "zzz-no-such-words"
     assert b.caption.options == () and "0 of 0" in b.caption_count.value
+
+
+def test_bug_long_captions_show_their_video_id_first(setup):
+    ds, _, _, _ = setup
+    b = _browser(setup)
+    longest = max(range(len(ds.captions)), key=lambda i: len(ds.captions[i].text))
+    assert len(ds.captions[longest].text) > 100  # longer than the picker is wide
+    label = b.caption_label(longest)
+    assert label.startswith(ds.captions[longest].video_id + " ")
+    assert all(lab.split(" ")[0] == ds.captions[i].video_id for lab, i in b.caption.options)
 
 
 def test_ground_truth_outside_the_top_k_is_shown(setup):
@@ -186,6 +197,75 @@ def test_play_shows_an_animated_strip_and_captions_show_tags(setup):
     vid = b.hits[0].video_id
     expected = [c.text for c in ds.captions if c.video_id == vid]
     assert expected and all(t.replace("'", "&#x27;") in b.detail.value for t in expected)
+    assert b.player.layout.display == "none"  # the captions list replaces the player
+
+
+@pytest.mark.parametrize("played", [0, 1, 2])
+def test_bug_player_opens_under_the_played_row_at_its_natural_size(setup, played):
+    """It was drawn below all results, stretched to the output's width (~960 px) and blurred."""
+    from PIL import Image
+
+    b = _browser(setup, strip_size=24)
+    _type_and_enter(b, "free query")
+    rows = list(b.results.children)
+    rows[played].children[2].click()  # ▶ play on that row
+    shown = list(b.results.children)
+    assert shown.index(b.panel) == played + 1 and b.player in b.panel.children
+    assert "vrlib-player" in b.panel._dom_classes  # what the real-browser test finds
+    assert all("vrlib-result" in r._dom_classes for r in rows)
+    assert [r for r in shown if r is not b.panel] == rows  # the rows themselves stay in order
+    gif = Image.open(__import__("io").BytesIO(b.player.value))
+    assert gif.size == (48, 48)  # twice the strip's frame size
+    assert (b.player.layout.width, b.player.layout.height) == ("48px", "48px")
+    assert b.hits[played].video_id in b.detail.value
+    b.results.children[0].children[3].click()  # captions of the first row move the panel there
+    assert list(b.results.children).index(b.panel) == 1
+
+
+def test_player_opens_under_the_ground_truth_row_outside_the_top_k(setup):
+    ds, _, _, _ = setup
+    b = _browser(setup, top_k=1)
+    i = next(
+        i for i in range(len(ds.captions)) if b.search(ds.captions[i].text, i) and b.target_hit
+    )
+    b.play(b.target_hit)
+    shown = list(b.results.children)
+    assert shown[-1] is b.panel and shown.index(b.panel) == 3  # row, note, ground truth, panel
+    assert b.target_hit.video_id == ds.captions[i].video_id
+
+
+def test_bug_empty_query_hides_the_player_and_the_detail(setup):
+    b = _browser(setup)
+    _type_and_enter(b, "free query")
+    b.results.children[0].children[2].click()  # ▶ play
+    assert b.player.layout.display == "" and b.detail.value
+    _type_and_enter(b, "  ")
+    assert b.panel not in b.results.children and b.results.children == ()
+    assert b.player.layout.display == "none" and b.detail.value == ""
+
+
+def test_bug_picking_the_still_selected_caption_again_searches_it_again(setup):
+    ds, videos, enc, _ = setup
+    b = _browser(setup)
+    b.caption.value = 5
+    assert b.searches == 1 and b.target_rank is not None
+    _type_and_enter(b, "free query")  # another query while caption 5 is still highlighted
+    assert b.caption.value is None and b.target_rank is None and b.searches == 2
+    b.caption.value = 5  # the same caption, picked again
+    assert b.searches == 3 and b.query.value == ds.captions[5].text
+    target = int(ds.caption_to_video[5])
+    scores = videos @ enc.table[ds.captions[5].text]
+    assert b.target_rank == 1 + int((scores > scores[target]).sum())
+
+
+def test_typing_over_a_picked_caption_deselects_it_and_enter_on_it_keeps_ground_truth(setup):
+    ds, _, _, _ = setup
+    b = _browser(setup)
+    b.caption.value = 5
+    _type_and_enter(b, ds.captions[5].text)  # Enter on the caption's own text: still that caption
+    assert b.caption.value == 5 and b.target_rank is not None and b.searches == 2
+    b.query.value = "free"  # typing, no Enter yet
+    assert b.caption.value is None and b.searches == 2
 
 
 def test_top_k_slider_reruns_the_last_query(setup):
@@ -251,3 +331,20 @@ def test_bug_notebook_outputs_have_no_stray_path_or_false_warning(smoke_expert, 
     executed = json.dumps(nbformat.read(out / NOTEBOOK.name, as_version=4).cells)
     assert "PosixPath(" not in executed and "No pretrained weights loaded" not in executed
     assert '"output_type": "error"' not in executed
+
+
+def test_bug_the_audio_tag_has_one_name_in_docs_and_code():
+    """The tag is ``audio`` in the data; docs called it "sound-only" (one word everywhere)."""
+    from vrlib.data.synthetic.captions import CAPTION_TAGS
+
+    assert "audio" in CAPTION_TAGS
+    files = [
+        ROOT / "README.md",
+        *(ROOT / "notebooks").glob("*.ipynb"),
+        *(ROOT / "vrlib").rglob("*.py"),
+    ]
+    files += [*(ROOT / "docs").rglob("*.md")]
+    stale = [
+        str(f.relative_to(ROOT)) for f in files if re.search(r"sound[- ]only", f.read_text(), re.I)
+    ]
+    assert not stale, f"call the audio tag `audio`, not sound-only: {stale}"

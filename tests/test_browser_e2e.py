@@ -214,6 +214,23 @@ def drive(page, url: str, screenshot: Path) -> None:
     rank = page.locator(".widget-html", has_text="ground-truth video at rank")
     rank.first.wait_for(timeout=QUERY_S * 1000)
     assert "ground-truth video at rank" in rank.first.inner_text()
+
+    # ▶ play on the second result: the GIF opens between it and the next row, at its own size
+    # (2 x strip_size = 192 px at smoke.yaml), not stretched to the output's width below all rows.
+    rows = page.locator(".vrlib-result")
+    rows.nth(1).get_by_role("button", name="▶ play").click()
+    player = page.locator(".vrlib-player .widget-image")
+    player.wait_for(state="visible", timeout=QUERY_S * 1000)
+    box, played, after = (
+        player.bounding_box(),
+        rows.nth(1).bounding_box(),
+        rows.nth(2).bounding_box(),
+    )
+    assert abs(box["width"] - 192) <= 2 and abs(box["height"] - 192) <= 2, box
+    assert (
+        played["y"] + played["height"] <= box["y"] + 1
+        and box["y"] + box["height"] <= after["y"] + 1
+    )
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     query.scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot), full_page=False)

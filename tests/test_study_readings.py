@@ -59,7 +59,7 @@ def test_zero_shot_reading_words_follow_the_numbers():
 
 def test_failure_reading_says_over_only_when_the_worst_share_is_higher():
     over = fa.reading({"share_worst_%": 40.0, "share_all_%": 5.0}, 0.123, 20)
-    assert over.startswith("Sound-only captions are 40% of the 20 worst-ranked captions vs 5%")
+    assert over.startswith("Audio captions are 40% of the 20 worst-ranked captions vs 5%")
     assert "(over-represented" in over and "rank: 0.12." in over
     assert "(not over-represented" in fa.reading({"share_worst_%": 5.0, "share_all_%": 5.0}, 0.0, 3)
 

@@ -11,11 +11,18 @@ Choices, and why:
   query is what a person expects of Enter). The box syncs on every keystroke, because the
   front end sends Enter before it commits the text; typing alone does not search.
 * Captions are picked from a filterable list (type in "find caption" to narrow thousands of
-  captions to a few), labelled with their tags (paraphrase, partial, sound-only, temporal, ...);
-  picking one puts its text in the query box, so the box and the results always agree.
+  captions to a few), each labelled with its video id first (a long caption cannot hide it),
+  then its tags (paraphrase, partial, audio, temporal, ...), then the text; picking one puts its
+  text in the query box, so the box and the results always agree. Typing another query (or
+  searching one) deselects the caption, because a list only reports a *change* of selection:
+  picking the same caption again then searches it again.
 * The ground-truth video is shown below the top-k when it ranks outside it.
 * Playback is an animated strip (GIF) of the clip rather than an HTML5 ``<video>``: a notebook
   server only serves files under its root, and the GIF works for any path and in exported HTML.
+  It opens right under the row that was played, at its natural size (twice the strip's frame
+  size), with the file's path beside it; a captions list opens in the same place. A widget image
+  without a fixed size is stretched to the output's width (about 960 px, blurred, below all the
+  results), hence the explicit pixel size.
 * A hint appears when scores are nearly flat (standard deviation over all videos below
   ``flat_threshold``): a weak model then returns nearly the same order for every query.
 """
@@ -123,6 +130,7 @@ class QueryBrowser:
             description="Query", layout=w.Layout(width="60%"),
         )  # fmt: skip
         self._watch_submit(self.query, lambda _: self.submit())
+        self.query.observe(lambda _: self._deselect_stale_caption(), names="value")
         self.search_button = w.Button(description="Search", button_style="primary")
         self.search_button.on_click(lambda _: self.submit())
         self.top_k = w.IntSlider(
@@ -131,16 +139,25 @@ class QueryBrowser:
         self.top_k.observe(lambda _: self._redo(), names="value")
         self.export_button = w.Button(description="Export CSV")
         self.export_button.on_click(lambda _: self.export())
+        self.export_note = w.HTML()
         self.status = w.HTML(HINT)
         self.results = w.VBox()
+        self._rows: list[tuple[Hit | None, object]] = []  # (hit, its row) as shown, notes too
+        player_px = f"{2 * strip_size}px"  # the GIF's own size (see clip_gif in play)
+        self.player = w.Image(
+            format="gif", layout=w.Layout(display="none", width=player_px, height=player_px)
+        )
         self.detail = w.HTML()
-        self.player = w.Image(format="gif", layout=w.Layout(display="none"))
+        self.panel = w.HBox(
+            [self.player, self.detail], layout=w.Layout(align_items="flex-start", margin="0 0 8px 220px")
+        )  # fmt: skip
+        self.panel.add_class("vrlib-player")  # CSS classes: what the real-browser test looks for
         rows = [
             self.header,
-            w.HBox([self.query, self.search_button, self.top_k, self.export_button]),
-        ]
+            w.HBox([self.query, self.search_button, self.top_k, self.export_button, self.export_note]),
+        ]  # fmt: skip
         rows += self._caption_picker(w) if dataset is not None else []
-        self.widget = w.VBox([*rows, self.status, self.results, self.player, self.detail])
+        self.widget = w.VBox([*rows, self.status, self.results])
 
     # -- construction helpers ---------------------------------------------------------------
 
@@ -179,9 +196,10 @@ class QueryBrowser:
         return [w.HBox([self.caption_filter, self.caption_count]), self.caption]
 
     def caption_label(self, i: int) -> str:
+        """``video_id · [tags] text``: the id first, so a long caption cannot push it out of view."""
         c = self.dataset.captions[i]
         tags = f"[{', '.join(c.tags)}] " if c.tags else ""
-        return f"{tags}{c.text}  ({c.video_id})"
+        return f"{c.video_id} · {tags}{c.text}"
 
     def _filter_captions(self) -> None:
         words = self.caption_filter.value.lower().split()
@@ -199,14 +217,37 @@ class QueryBrowser:
         display(self.widget)
 
     def submit(self) -> list[Hit]:
-        """What Enter and the Search button do: search the box's text, shown in the status if blank."""
+        """What Enter and the Search button do: search the box's text, shown in the status if blank.
+
+        The box still holding the selected caption's text searches that caption (ground truth
+        included); any other text is a free query.
+        """
         try:
-            return self.search(self.query.value)
+            return self.search(self.query.value, caption_index=self._selected_caption())
         except ValueError as e:
             self.hits, self.target_rank, self.target_hit = [], None, None
-            self.results.children = ()
+            self._rows, self.results.children = [], ()
+            self._close_panel()
             self.status.value = f"<span style='color:#b00'>{html.escape(str(e))}</span> — {HINT}"
             return []
+
+    def _selected_caption(self) -> int | None:
+        if self.dataset is None or self.caption.value is None:
+            return None
+        return (
+            self.caption.value
+            if self.dataset.captions[self.caption.value].text == self.query.value
+            else None
+        )
+
+    def _deselect_stale_caption(self) -> None:
+        """Typing another query deselects the caption, so that picking it again is a change."""
+        if (
+            self.dataset is not None
+            and self.caption.value is not None
+            and self._selected_caption() is None
+        ):
+            self.caption.value = None
 
     def _on_caption(self, change) -> None:
         index = change["new"]
@@ -227,6 +268,8 @@ class QueryBrowser:
             raise ValueError("empty query: type some words first")
         self.searches += 1
         self._last = (text, caption_index)
+        if caption_index is None and self.dataset is not None:
+            self.caption.value = None  # a free query: picking a caption again is then a change
         q = self.index.embed_queries([text])  # (1, d)
         scores = self.index.scores(q)[0]  # (N,) exact, for ranks and the flat-scores hint
         target = None
@@ -279,7 +322,23 @@ class QueryBrowser:
             button = w.Button(description="captions", layout=w.Layout(width="90px"))
             button.on_click(lambda _, h=hit: self.show_captions(h))
             items.append(button)
-        return w.HBox(items, layout=w.Layout(align_items="center"))
+        row = w.HBox(items, layout=w.Layout(align_items="center"))
+        row.add_class("vrlib-result")
+        return row
+
+    def _close_panel(self) -> None:
+        self.player.layout.display = "none"
+        self.detail.value = ""
+
+    def _open_panel(self, hit: Hit) -> None:
+        """Show the player/detail panel right under ``hit``'s row."""
+        rows = [row for _, row in self._rows]
+        at = next(
+            i
+            for i, (h, _) in enumerate(self._rows)
+            if h is not None and h.video_index == hit.video_index
+        )
+        self.results.children = [*rows[: at + 1], self.panel, *rows[at + 1 :]]
 
     def _render(self, text: str, caption_index: int | None, scores: np.ndarray) -> None:
         import ipywidgets as w
@@ -296,19 +355,19 @@ class QueryBrowser:
                 "so their order means little.</span>"
             )
         self.status.value = status
-        rows = [self._row(h, i) for i, h in enumerate(self.hits)]
+        self._rows = [(h, self._row(h, i)) for i, h in enumerate(self.hits)]
         if self.target_hit is not None:
             note = w.HTML(f"<i>ground truth, outside the top {len(self.hits)}:</i>")
-            rows += [note, self._row(self.target_hit, None)]
-        self.results.children = rows
-        self.detail.value = ""
-        self.player.layout.display = "none"
+            self._rows += [(None, note), (self.target_hit, self._row(self.target_hit, None))]
+        self.results.children = [row for _, row in self._rows]
+        self._close_panel()
 
     def play(self, hit: Hit) -> bytes:
         """Show (and return) an animated strip of the hit's video (what its ▶ button does)."""
         path = self.index.table.at[hit.video_index, "path"]
         self.player.value = clip_gif(path, size=2 * self.strip_size)
         self.player.layout.display = ""
+        self._open_panel(hit)
         when = f", best match at {hit.time:.1f}s" if hit.time is not None else ""
         self.detail.value = (
             f"<b>{html.escape(hit.video_id)}</b>{when}<br><small>{html.escape(str(path))}</small>"
@@ -323,7 +382,9 @@ class QueryBrowser:
             f"<li>{html.escape(c.text)} <small>{html.escape(', '.join(c.tags))}</small></li>"
             for c in caps
         )
+        self.player.layout.display = "none"
         self.detail.value = f"<b>{html.escape(hit.video_id)}</b><ul>{items}</ul>"
+        self._open_panel(hit)
         return [c.text for c in caps]
 
     def results_frame(self):
@@ -348,7 +409,7 @@ class QueryBrowser:
 
         path = Path(path) if path else self.export_dir / f"query_results_{self.searches:03d}.csv"
         atomic_write_text(path, self.results_frame().to_csv(index=False))
-        self.detail.value = (
+        self.export_note.value = (
             f"exported {len(self.results_frame())} rows to <code>{html.escape(str(path))}</code>"
         )
         return path

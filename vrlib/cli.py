@@ -161,7 +161,13 @@ def _index(args: argparse.Namespace) -> int:
 def _search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", type=Path, help="index folder written by `python -m vrlib index`")
     p.add_argument("text", nargs="?", default=None, help="the query sentence")
-    p.add_argument("--video", type=Path, default=None, help="search by this video instead")
+    p.add_argument(
+        "--video", type=Path, default=None,
+        help="search by this video instead. Scores are cosine similarities; under a k-means index "
+        "each centroid of the query video is scored by its best match in a video and the k scores "
+        "are averaged, so a video scores 1.0 against itself (a reversed twin, the same frames in "
+        "another order, may tie it: k-means ignores order)",
+    )  # fmt: skip
     p.add_argument("-k", type=int, default=10, help="results to show (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--method", choices=("auto", "exact", "ann"), default="auto")

@@ -51,10 +51,27 @@ def expert_checkpoint(model: str) -> Path:
 
 
 def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
-    """``(Q, d)`` float32 embeddings of texts (``str``) and videos (``Path``), in the given order.
+    """``(Q, d)`` float32: one embedding per query, a video's several (k-means) reduced to the
+    normalised mean of its centroids. Search uses :func:`embed_query_sets`, which keeps them all."""
+    return np.stack([one_embedding(s) for s in embed_query_sets(queries, encoder, manifest, dim)])
 
-    A video is sampled and aggregated as the manifest says; a multi-embedding aggregation
-    (k-means) is reduced to the normalised mean of its centroids.
+
+def one_embedding(embeddings: np.ndarray) -> np.ndarray:
+    """``(d,)``: the only row of ``(1, d)``, or the normalised mean of several ``(m, d)``."""
+    if len(embeddings) == 1:
+        return embeddings[0]
+    mean = embeddings.mean(axis=0)
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+def embed_query_sets(queries, encoder, manifest: dict, dim: int) -> list[np.ndarray]:
+    """One ``(m, d)`` float32 array per query, in the given order: a text (``str``) has one
+    embedding; a video (``Path``) is sampled and aggregated as the manifest says, so under a
+    multi-embedding aggregation (k-means) it has ``k``, like the indexed videos.
+
+    Why keep them: the index scores a video by its best embedding for each of them, so a query
+    video finds itself first (score 1). Reduced to the mean of its centroids, a query video
+    scored below its own reversed twin (0.721 against 0.729).
     """
     items = [queries] if isinstance(queries, str | os.PathLike) else list(queries)
     if not items:
@@ -62,16 +79,20 @@ def embed_queries(queries, encoder, manifest: dict, dim: int) -> np.ndarray:
     empty = [i for i, q in enumerate(items) if isinstance(q, str) and not q.strip()]
     if empty:
         raise ValueError(f"empty query (query {empty[0]} is blank)")
-    out = np.zeros((len(items), dim), np.float32)
+    out: list[np.ndarray] = [np.zeros((1, dim), np.float32)] * len(items)
     text_rows = [i for i, q in enumerate(items) if isinstance(q, str)]
     if text_rows:
         texts = [items[i] for i in text_rows]
         warn_truncated(texts, encoder.tokenizer)
-        out[text_rows] = encoder.encode_text(texts).cpu().numpy()
+        embedded = encoder.encode_text(texts).cpu().numpy()  # (T, d)
+        for i, emb in zip(text_rows, embedded, strict=True):
+            out[i] = emb[None].astype(np.float32)
     video_rows = [i for i, q in enumerate(items) if not isinstance(q, str)]
     if video_rows:
-        videos = [Path(items[i]).expanduser() for i in video_rows]
-        out[video_rows] = _embed_videos(videos, encoder, manifest)
+        paths = [Path(items[i]).expanduser() for i in video_rows]
+        videos = _embed_videos(paths, encoder, manifest)
+        for i, emb in zip(video_rows, videos, strict=True):
+            out[i] = emb.reshape(-1, dim).astype(np.float32)  # (m, d)
     return out
 
 
@@ -112,8 +133,4 @@ def _embed_videos(paths: list[Path], encoder, manifest: dict) -> np.ndarray:
         cache_dir=None, on_error="raise", seed=manifest["seed"], progress=False,
     )  # fmt: skip
     agg = manifest["aggregation"]
-    emb = aggregate(feats.features, agg["method"], **agg["options"]).cpu().numpy()
-    if emb.ndim == 3:  # (Q, k, d) -> (Q, d): the normalised mean of the centroids
-        emb = emb.mean(axis=1)
-        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    return emb
+    return aggregate(feats.features, agg["method"], **agg["options"]).cpu().numpy()  # (Q, [k,] d)

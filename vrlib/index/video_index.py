@@ -18,9 +18,11 @@ Choices where a user of this field expects something specific:
 * Frame features are kept by default (float16, about ``T x d x 2`` bytes a video), so a result
   can say *when* in the video it matches best; ``keep_frames=False`` saves that space.
 * A query of type ``str`` is a text; a ``pathlib.Path`` is a video (video -> video search,
-  embedded exactly as the indexed videos were; a multi-embedding aggregation such as k-means is
-  reduced to the normalised mean of its centroids on the query side). A query video that is in
-  the index finds itself first.
+  embedded exactly as the indexed videos were). A score is a cosine similarity; under a
+  multi-embedding aggregation such as k-means, a video scores by its best embedding, and a query
+  video, which then has ``k`` embeddings too, by the mean of each one's best match (see
+  :meth:`VideoIndex.search`). A query video that is in the index so scores 1 and comes first.
+  (Reducing the query to the mean of its centroids, as before, let another video outscore it.)
 * An index remembers the fingerprint of the encoder that built it (model, config, weights,
   precision); any other encoder is refused, since its embeddings live in another space.
 
@@ -49,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from vrlib.index.queries import embed_queries
+from vrlib.index.queries import embed_queries, embed_query_sets, one_embedding
 from vrlib.index.search import ANN_THRESHOLD, AnnIndex, AnnParams, exact_scores, exact_topk
 from vrlib.index.store import (
     FrameStore,
@@ -357,8 +359,9 @@ class VideoIndex:
 
     def embed_queries(self, queries, encoder=None) -> np.ndarray:
         """``(Q, d)`` float32 query embeddings: texts (``str``) or videos (``Path``), or given arrays."""
-        if isinstance(queries, np.ndarray):
-            return np.atleast_2d(queries).astype(np.float32)
+        if isinstance(queries, np.ndarray):  # (Q, d), or (Q, m, d) reduced as one_embedding does
+            given = np.atleast_2d(queries).astype(np.float32)
+            return np.stack([one_embedding(s) for s in given]) if given.ndim == 3 else given
         return embed_queries(
             queries, self._checked(encoder), self.manifest, self.embeddings.shape[-1]
         )
@@ -369,26 +372,51 @@ class VideoIndex:
         """Rank the videos for each query.
 
         Args:
-            queries: a text, a video ``Path``, a list of them, or query embeddings ``(Q, d)``.
+            queries: a text, a video ``Path``, a list of them, or query embeddings ``(Q, d)``
+                (or ``(Q, m, d)``: ``m`` embeddings a query, as a k-means video has).
             k: results per query.
             encoder: query encoder (default: the attached one); must match the manifest.
             method: ``"exact"`` (chunked matmul), ``"ann"`` (faiss IVF) or ``"auto"`` (ANN only
                 above :data:`~vrlib.index.search.ANN_THRESHOLD` embedding rows).
 
         Returns:
-            One list of :class:`SearchHit` per query, best first.
+            One list of :class:`SearchHit` per query, best first. A score is a cosine similarity:
+            of a video's best embedding for a query of one embedding; for a query of ``m`` (a
+            video under k-means), the mean over them of each one's best match (ColBERT's MaxSim
+            averaged), computed exactly. A video so scores 1 against itself; only a video with
+            the same set of embeddings ties it (under an order-blind aggregation, its reversed twin).
         """
         if method not in ("auto", "exact", "ann"):
             raise ValueError(f"unknown method {method!r}; valid: auto, exact, ann")
-        q = self.embed_queries(queries, encoder)  # (Q, d)
-        flat = self.embeddings.reshape(-1, self.embeddings.shape[-1])  # (N*m, d)
-        per_video = flat.shape[0] // max(1, len(self))
-        want = min(k, len(self)) * per_video
-        if method == "ann" or (method == "auto" and len(flat) > ANN_THRESHOLD):
-            scores, rows = self.ann().search(q, want)
-        else:
-            scores, rows = exact_topk(q, flat if self._on_device is None else self._on_device, want)
-        return [self._hits(q[i], scores[i], rows[i] // per_video, k) for i in range(len(q))]
+        sets = self._query_sets(queries, encoder)  # Q arrays (m_i, d): a k-means video has k
+        hits: list[list[SearchHit]] = [[] for _ in sets]
+        single = [i for i, s in enumerate(sets) if len(s) == 1]
+        if single:
+            q = np.concatenate([sets[i] for i in single])  # (Q1, d)
+            flat = self.embeddings.reshape(-1, self.embeddings.shape[-1])  # (N*m, d)
+            per_video = flat.shape[0] // max(1, len(self))
+            want = min(k, len(self)) * per_video
+            if method == "ann" or (method == "auto" and len(flat) > ANN_THRESHOLD):
+                scores, rows = self.ann().search(q, want)
+            else:
+                on = flat if self._on_device is None else self._on_device
+                scores, rows = exact_topk(q, on, want)
+            for j, i in enumerate(single):
+                hits[i] = self._hits(q[j], scores[j], rows[j] // per_video, k)
+        for i, s in enumerate(sets):
+            if len(s) > 1:  # each embedding scored as a text is, then averaged (exact)
+                score = self.scores(s).mean(axis=0)  # (m, N) -> (N,)
+                top = np.argsort(-score, kind="stable")[:k]
+                hits[i] = self._hits(one_embedding(s), score[top], top, k)
+        return hits
+
+    def _query_sets(self, queries, encoder) -> list[np.ndarray]:
+        if isinstance(queries, np.ndarray):  # (Q, d) embeddings, or (Q, m, d) sets of them
+            given = queries.astype(np.float32)
+            return list(given) if given.ndim == 3 else [row[None] for row in np.atleast_2d(given)]
+        return embed_query_sets(
+            queries, self._checked(encoder), self.manifest, self.embeddings.shape[-1]
+        )
 
     def _hits(self, query: np.ndarray, scores, rows, k: int) -> list[SearchHit]:
         hits: list[SearchHit] = []

@@ -1,10 +1,11 @@
 """Study 05 — failure analysis (Portillo-Quintero et al. 2021, §3.6).
 
 Which captions does a zero-shot model rank worst, and why: rank against video length (their
-Figure 1), the worst-ranked captions with frame strips, the share of sound-only captions among
-the worst, R@1 per caption tag and per number of shots. The breakdowns live in ``vrlib.analysis``;
-the reading, computed from them, here. R@1 per length bin carries a cluster-bootstrap interval
-(videos with all their captions resampled, ``toolkit.cluster_bootstrap``).
+Figure 1), the worst-ranked captions with frame strips, the share of ``audio`` captions (about
+sound, which no frame shows) among the worst, R@1 per caption tag and per number of shots. The
+breakdowns live in ``vrlib.analysis``; the reading, computed from them, here. R@1 per length bin
+carries a cluster-bootstrap interval (videos with all their captions resampled,
+``toolkit.cluster_bootstrap``).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def reading(
     over = relation(worst, overall, above="over", below="not over", within="not over")
     paper = "as the paper observed" if over == "over" else "unlike what the paper observed"
     text = (
-        f"Sound-only captions are {worst:.0f}% of the {worst_k} worst-ranked captions vs "
+        f"Audio captions are {worst:.0f}% of the {worst_k} worst-ranked captions vs "
         f"{overall:.0f}% of all captions ({over}-represented, {paper} on MSR-VTT). "
     )
     bins = [b for b in by_length if b["n"] > 0]

@@ -113,6 +113,9 @@ def check_inputs(params) -> None:
     if cache_dir is not None and Path(cache_dir).expanduser().exists():
         if not Path(cache_dir).expanduser().is_dir():
             raise ValueError(f"cache_dir: {Path(cache_dir).expanduser()} is a file, not a folder")
+    extra = getattr(params, "check_files", None)
+    if extra is not None:
+        extra()  # what a study names on disk beyond data and encoder (the browser's index)
     for key, device in _devices(params).items():
         check_device_available(key, device)
     data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
@@ -120,9 +123,6 @@ def check_inputs(params) -> None:
         check_split_files(data, params.split_keys())
     if enc is not None and enc.pretrained not in (None, EXPERT):
         check_checkpoint(enc)
-    extra = getattr(params, "check_files", None)
-    if extra is not None:
-        extra()  # what a study names on disk beyond data and encoder
 
 
 def check_split_files(data: DataParams, split_keys: dict[str, str]) -> None:

@@ -16,8 +16,8 @@ studies (see DESIGN.md, "The embedded default world"):
   shots (frame aggregation, Portillo-Quintero 2021);
 - some videos have a **reversed twin** (the same frames in reverse order, the opposite caption):
   no order-blind aggregation can tell a pair apart, a temporal model can (CLIP2Video);
-- about 20 captions per video: full, paraphrased, partial and a few about sound only (as in
-  MSR-VTT); ``tags`` say which, and ``temporal`` marks the captions whose truth depends on order
+- about 20 captions per video: full, paraphrased, partial and a few ``audio`` ones, about
+  sound (as in MSR-VTT); ``tags`` say which, and ``temporal`` marks the captions whose truth depends on order
   or direction;
 - the annotations are also written in MSR-VTT's own file formats (CLIP4Clip's ``msrvtt_data``)
   so the real readers run on it.

@@ -103,7 +103,7 @@ _CHANGED_ATTRIBUTES = {
     "appears": (),
     "disappears": (),
 }
-# Sound-only captions, like MSR-VTT's: nothing in the frames can match them.
+# Captions tagged ``audio``, like MSR-VTT's about sound: nothing in the frames can match them.
 AUDIO_CAPTIONS = (
     "a loud beep is heard",
     "music plays while someone speaks",
@@ -284,7 +284,7 @@ def video_captions(
 
     Shares: one canonical full description, ~35% paraphrased full descriptions, one or two
     appearance-only full descriptions (multi-shot videos), partial descriptions, and one or two
-    about sound only. ``temporal`` marks captions with an event or an order between shots.
+    ``audio`` ones about sound. ``temporal`` marks captions with an event or an order between shots.
     """
     d = _Draw(rng)
     out: dict[str, list[str]] = {}
