@@ -15,7 +15,7 @@ from vrlib.data.synthetic import captions as gen
 
 
 def events_with(shots: int, seed: int = 0) -> list[dict]:
-    cfg = syn.resolve_config("smoke", max_shots=shots, min_duration=4.0 * shots - 3.0)
+    cfg = syn.resolve_config("smoke", max_shots=shots, min_duration=max(2.0, 4.0 * shots - 3.0))
     for k in range(200):
         _, events = syn.sample_video(np.random.default_rng([seed, k]), cfg)
         if len(events) == shots and (shots > 1 or events[0]["static"]):

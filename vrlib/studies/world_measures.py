@@ -170,11 +170,18 @@ def zero_shot_t2v(
 
 
 def world_measurements(
-    preset: str = "default", seed: int = 0, device: str | None = None
+    preset: str = "default",
+    seed: int = 0,
+    device: str | None = None,
+    expert: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The four numbers of issue 18's "Done when", on the preset's world and expert.
 
     Builds what is missing (the world, the same world with ``video_shift`` 0, the expert).
+
+    Args:
+        expert: a ``vrlib-tiny`` checkpoint to measure instead of the preset's expert
+            (``ensure_expert``), e.g. one trained for fewer epochs as a preview.
 
     Returns:
         ``{"world": {preset, seed, video_shift, test_videos}, "unseen_words": ...,
@@ -191,9 +198,8 @@ def world_measurements(
     world = ensure_world(world_dir(preset, seed), preset=preset, seed=seed)
     no_shift = {"video_shift": 0.0}
     plain = ensure_world(world_dir(preset, seed, no_shift), preset=preset, seed=seed, **no_shift)
-    encoder = load_clip(
-        "vrlib-tiny", pretrained=str(ensure_expert(preset, seed, device=device)), device=device
-    )
+    checkpoint = expert if expert is not None else ensure_expert(preset, seed, device=device)
+    encoder = load_clip("vrlib-tiny", pretrained=str(checkpoint), device=device)
     shifted, unshifted = zero_shot_t2v(world, encoder), zero_shot_t2v(plain, encoder)
     drop = unshifted["R@1"] - shifted["R@1"]
     return {
