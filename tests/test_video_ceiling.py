@@ -48,14 +48,16 @@ def test_every_generated_caption_is_possible_for_its_video_and_twins_differ() ->
     events = events_with(2)
     reverse = syn.reverse_events(events, events[-1]["frames"][1])
     captions = gen.video_captions(events, 20, np.random.default_rng(0))
-    videos = [events, reverse]
-    out = vc.ideal_video_recall([c for c, _ in captions], [0] * len(captions), videos)
-    assert out["impossible"] == 0
+    twin_captions = gen.video_captions(reverse, 20, np.random.default_rng(0))
+    texts = [c for c, _ in captions + twin_captions]
+    owners = [0] * len(captions) + [1] * len(twin_captions)
+    out = vc.ideal_video_recall(texts, owners, [events, reverse])
+    assert out["impossible"] == 0 and out["t2v_R@1"] > 50.0
     canonical = captions[0][0]
     assert vc.caption_likelihood(canonical, events) > vc.caption_likelihood(canonical, reverse)
     audio = next(c for c, tags in captions if "audio" in tags)
     assert vc.caption_likelihood(audio, events) == vc.caption_likelihood(audio, reverse) > 0
-    assert out["num_videos"] == 2 and out["num_captions"] == len(captions)
+    assert out["num_videos"] == 2 and out["num_captions"] == len(texts)
 
 
 def test_video_ceiling_of_the_smoke_world(smoke_world: Path) -> None:
@@ -68,3 +70,18 @@ def test_video_ceiling_of_the_smoke_world(smoke_world: Path) -> None:
     assert 100.0 / out["num_videos"] < out["t2v_R@1"] <= out["t2v_R@5"] <= 100.0
     with pytest.raises(ValueError, match="no videos in split 'nope'"):
         vc.video_ceiling(smoke_world, "nope")
+
+
+def test_world_measurements_of_the_smoke_world(smoke_world: Path, smoke_expert: Path) -> None:
+    """The report entry point runs end to end and its numbers are consistent with their parts."""
+    from vrlib.studies.world_measures import world_measurements
+
+    out = world_measurements("smoke", 0)
+    unseen = out["unseen_words"]
+    assert (unseen["token_fraction"] == 0.0) == (unseen["words"] == []) and unseen["tokens"] > 0
+    assert 0.0 <= out["direction_probe"]["pairwise"] <= 100.0
+    assert out["direction_probe"]["n_test"] > 0
+    zs = out["zero_shot"]
+    assert zs["drop_R@1"] == pytest.approx(zs["no_shift"]["R@1"] - zs["shift"]["R@1"])
+    assert out["video_ceiling"] == vc.video_ceiling(smoke_world, "test")
+    assert out["world"]["test_videos"] == out["video_ceiling"]["num_videos"]
