@@ -166,16 +166,22 @@ def _partial(caption: str, tables: list[ShotTables]) -> float:
 
 
 def caption_likelihood(
-    caption: str, events: list[dict], tables: list[ShotTables] | None = None, n: int = 20
+    caption: str,
+    events: list[dict],
+    tables: list[ShotTables] | None = None,
+    n: int = 20,
+    canonical: str | None = None,
 ) -> float:
     """Probability that one caption draw of ``video_captions(events, n, ...)`` is ``caption``
-    (``tables``: the shots' :func:`shot_tables`, computed when not given)."""
+    (``tables``: the shots' :func:`shot_tables`, and ``canonical``: the video's canonical
+    caption, computed when not given)."""
     shots = len(events)
     tables = tables if tables is not None else [shot_tables(ev) for ev in events]
+    if canonical is None:
+        canonical = gen._full_caption(events, gen._Draw(None))
     w = {"canonical": 1 / n, "full": round(0.35 * n) / n, "audio": 1.5 / n}
     w["look"] = 1.5 / n if shots > 1 else 0.0
     w["partial"] = 1.0 - sum(w.values())
-    canonical = _canonical(json.dumps(events, sort_keys=True))
     p = w["canonical"] * (caption == canonical) + w["full"] * _full(caption, tables)
     p += w["partial"] * _partial(caption, tables) + w["audio"] * (caption in AUDIO_CAPTIONS) / len(
         AUDIO_CAPTIONS
@@ -185,18 +191,14 @@ def caption_likelihood(
     return float(p)
 
 
-@lru_cache(maxsize=4096)
-def _canonical(events_json: str) -> str:
-    return gen._full_caption(json.loads(events_json), gen._Draw(None))
-
-
 def likelihood_matrix(captions: list[str], videos: list[list[dict]], n: int = 20) -> np.ndarray:
     """``P(caption | video)``: float64 ``(len(captions), len(videos))`` of events lists."""
     tables = [[shot_tables(ev) for ev in events] for events in videos]
     out = np.zeros((len(captions), len(videos)))
     for j, (events, t) in enumerate(zip(videos, tables, strict=True)):
+        canonical = gen._full_caption(events, gen._Draw(None))
         for i, c in enumerate(captions):
-            out[i, j] = caption_likelihood(c, events, t, n)
+            out[i, j] = caption_likelihood(c, events, t, n, canonical)
     return out
 
 
