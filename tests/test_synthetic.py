@@ -362,7 +362,7 @@ def test_twin_frames_are_the_original_frames_reversed(world: dict) -> None:
         b, _ = decode(world["root"] / twin["path"])
         assert a.shape == b.shape
         reversed_diff = np.abs(a[::-1].astype(int) - b).mean(axis=(1, 2, 3))
-        assert reversed_diff.max() < 3.0, orig["video_id"]  # H.264 noise only
+        assert reversed_diff.max() < 6.0, orig["video_id"]  # H.264 noise only (crf 26 at shift 0.4)
         same_order_diff = np.abs(a.astype(int) - b).mean()
         assert same_order_diff > 5 * reversed_diff.mean(), orig["video_id"]  # the order did change
 
