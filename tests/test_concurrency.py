@@ -50,7 +50,10 @@ def test_two_processes_build_one_world_and_the_waiter_reuses_it(tmp_path: Path):
     results = {line for o in outputs for line in o.splitlines() if line.startswith("RESULT")}
     assert len(results) == 1, outputs  # the same world.json: built once, reused by the other
     record = json.loads((out / "world.json").read_text())
-    assert len(list((out / "images").rglob("*.png"))) == record["num_images"] == 12
+    from vrlib.data.synthetic import PRESETS
+
+    motion = round(PRESETS["smoke"]["motion_image_share"] * 12)  # stills of motion, added
+    assert len(list((out / "images").rglob("*.png"))) == record["num_images"] == 12 + motion
     assert len(list((out / "videos").glob("*.mp4"))) == record["num_videos"] == 6
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no build left
 

@@ -7,6 +7,8 @@ cache, keyed by preset and seed so that different presets never overwrite each o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -16,9 +18,18 @@ def vrlib_home() -> Path:
     return Path(os.environ.get("VRLIB_HOME", Path.home() / ".cache" / "vrlib")).expanduser()
 
 
-def world_dir(preset: str = "default", seed: int = 0) -> Path:
-    """Folder of the embedded synthetic world for ``preset`` and ``seed``."""
-    return vrlib_home() / "worlds" / f"{preset}-seed{seed}"
+def world_dir(preset: str = "default", seed: int = 0, overrides: dict | None = None) -> Path:
+    """Folder of the embedded synthetic world for ``preset`` and ``seed``.
+
+    ``overrides`` (``WorldConfig`` fields changed from the preset, e.g. ``{"video_shift": 0.0}``
+    for a world without the image->video gap) get a folder of their own, named by a hash of
+    them, so a variant never replaces the preset's world.
+    """
+    name = f"{preset}-seed{seed}"
+    if overrides:
+        digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()
+        name += f"-{digest[:12]}"
+    return vrlib_home() / "worlds" / name
 
 
 def expert_path(preset: str = "default", seed: int = 0, model: str = "vrlib-tiny") -> Path:

@@ -14,6 +14,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
 from vrlib.captions.base import words
 
 ATTRIBUTE_KINDS = ("shape", "colour", "size", "position", "background")
@@ -171,6 +173,66 @@ def evaluate_captioner(
     n = len(images.captions) if limit is None else min(limit, len(images.captions))
     captions = captioner.caption(images.frames[:n])
     return evaluate_captions(captions, images.attributes[:n], [[c] for c in images.captions[:n]])
+
+
+def video_frame_samples(
+    world_dir, split: str = "test", per_video: int = 3
+) -> tuple[list[tuple[str, list[int]]], list[dict]]:
+    """Which frames of ``split``'s videos to caption: ``per_video`` evenly spaced good frames of
+    each (bad frames, ``meta["bad_frames"]``, show no scene to check), and each frame's scene.
+
+    Returns:
+        ``[(video path, [frame indices])]`` and, frame by frame in that order, the scenes
+        (``synthetic.scene_at``: background and objects).
+    """
+    import json
+    from pathlib import Path
+
+    from vrlib.data.synthetic import scene_at
+
+    root = Path(world_dir)
+    rows = [
+        json.loads(x)
+        for x in (root / "annotations" / "videos.jsonl").read_text().splitlines()
+        if x.strip()
+    ]
+    picks, scenes = [], []
+    for v in rows:
+        if v["split"] != split:
+            continue
+        meta = v["meta"]
+        good = sorted(set(range(meta["num_frames"])) - set(meta.get("bad_frames", [])))
+        chosen = (
+            [good[int(j)] for j in np.linspace(0, len(good) - 1, per_video).round()] if good else []
+        )
+        picks.append((str(root / v["path"]), chosen))
+        scenes += [scene_at(meta["events"], i) for i in chosen]
+    return picks, scenes
+
+
+def evaluate_captioner_on_frames(
+    captioner, world_dir, split: str = "test", per_video: int = 3, limit: int | None = None
+) -> dict[str, float]:
+    """Caption video frames (decoded from the mp4, nuisances and all) and score them against the
+    scene each frame shows (:func:`evaluate_captions`; references: the frame's canonical caption).
+
+    Why beside :func:`evaluate_captioner`: study 03's captioners caption video frames, which the
+    image->video gap (``video_shift``) makes harder than the stills they learned from.
+
+    Args:
+        per_video: good frames per video, evenly spaced (:func:`video_frame_samples`).
+        limit: score only the first ``limit`` videos (quick checks).
+    """
+    from vrlib.data.synthetic import describe_scene
+    from vrlib.data.video import read_frames
+
+    picks, scenes = video_frame_samples(world_dir, split, per_video)
+    picks = picks if limit is None else picks[:limit]
+    frames = [read_frames(path, idx) for path, idx in picks if idx]
+    scenes = scenes[: sum(len(idx) for _, idx in picks)]
+    captions = captioner.caption(np.concatenate(frames)) if frames else []
+    references = [[describe_scene(s)] for s in scenes]
+    return evaluate_captions(captions, scenes, references) | {"frames_per_video": per_video}
 
 
 def majority_caption(scenes: Sequence[dict]) -> str:

@@ -2,8 +2,10 @@
 
 Why: study 03 needs image captioners of different architectures and quality, and none can be
 downloaded here. Like the image-text expert (``vrlib.pretrain``), they learn from the world's
-train-split images and captions only (no video, no motion words), so what they say about a video
-frame is what an image captioner would say.
+train-split images and captions only (no video; the stills of motion included), so what they say
+about a video frame is what an image captioner would say. Half their training images carry the
+world's video nuisances (``with_video_nuisances``) at the preset's ``video_shift``, the
+augmentation a real captioner meant for video frames would have had.
 
 The loop mirrors ``vrlib.pretrain``: inputs are prepared once in memory (the frozen expert's
 image embeddings for ClipCap, pixels for BLIP), AdamW with warmup and cosine decay minimises
@@ -67,6 +69,8 @@ class CaptionerConfig:
     vision_layers: int = 2
     image_size: int = 32  # BLIP's input side: 16 patches of 8 px still resolve the 5 positions
     max_tokens: int = 32
+    augment_shift: float = 0.0  # strength of the world's video nuisances put on training images
+    augment_share: float = 0.5  # share of training images that get them (the rest stay clean)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -77,6 +81,11 @@ class CaptionerConfig:
         if self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(
                 f"lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
+            )
+        if not (0.0 <= self.augment_shift <= 1.0 and 0.0 <= self.augment_share <= 1.0):
+            raise ValueError(
+                f"augment_shift and augment_share must be in [0, 1], got {self.augment_shift}, "
+                f"{self.augment_share}"
             )
 
     def net_config(self, vocab_size: int, embed_dim: int) -> NetConfig:
@@ -154,6 +163,26 @@ def _inputs(kind: str, frames: np.ndarray, expert: Any, image_size: int) -> torc
             for i in range(0, len(frames), 512)
         ]
     )
+
+
+def with_video_nuisances(frames: np.ndarray, shift: float, share: float, seed: int) -> np.ndarray:
+    """A copy of ``frames`` (N, H, W, 3) where ``share`` of them carry the video-only nuisances
+    of strength ``shift`` (colour cast, lighting, blur, jitter: ``synthetic.nuisance``).
+
+    Why: a captioner that will caption video frames is trained, as a real one would be, with
+    augmentation that looks like what video frames suffer. Compression and the video-only
+    background renditions are not reproduced on stills. Each image draws from (seed, index).
+    """
+    from vrlib.data.synthetic import apply_shift, sample_shift
+
+    out = frames.copy()
+    if shift <= 0 or share <= 0:
+        return out
+    for i in range(len(frames)):
+        rng = np.random.default_rng([seed, 13, i])
+        if rng.random() < share:
+            out[i] = apply_shift([frames[i]], sample_shift(rng, shift, 1), rng)[0]
+    return out
 
 
 # ----------------------------------------------------------------------------- training
@@ -260,7 +289,8 @@ def train_captioner(
     net_cfg = cfg.net_config(len(vocab), expert.embed_dim if expert else 0)
     torch.manual_seed(cfg.seed)
     net = build_net(kind, net_cfg).to(device)
-    x_train = _inputs(kind, train.frames, expert, net_cfg.image_size).to(device)
+    augmented = with_video_nuisances(train.frames, cfg.augment_shift, cfg.augment_share, cfg.seed)
+    x_train = _inputs(kind, augmented, expert, net_cfg.image_size).to(device)
     x_val = _inputs(kind, val.frames, expert, net_cfg.image_size).to(device)
     t_train = vocab.encode(train.captions, cfg.max_tokens).to(device)  # (N, L)
     t_val = vocab.encode(val.captions, cfg.max_tokens).to(device)
@@ -369,7 +399,11 @@ def ensure_captioner(
     expert = ensure_expert(preset, seed, device=device)  # also ensures the world
     world = world_dir(preset, seed)
     out = captioner_path(kind, preset, seed)
-    settings = {**PRESETS[preset][kind], "seed": seed}
+    from vrlib.data.synthetic import resolve_config
+
+    # Trained with the preset world's video nuisances as augmentation (the README says so).
+    shift = resolve_config(preset).video_shift
+    settings = {**PRESETS[preset][kind], "seed": seed, "augment_shift": shift}
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
         wanted = asdict(CaptionerConfig(kind=kind, **settings))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,25 @@ class _ScriptedDraws:
         return self.branch(int(n), (1.0 / int(n),) * int(n))
 
 
+def enumerate_outputs(generate: Callable[[_ScriptedDraws], Hashable]) -> dict[Hashable, float]:
+    """Every output ``generate(draws)`` can return, with its probability.
+
+    ``generate`` takes the random generator as its only argument and may call only
+    ``random() < p`` and ``integers(n)`` on it (what the world's caption code does). Each path
+    through its draws is visited once, depth first; outputs of different paths add up.
+    """
+    out: dict[Hashable, float] = {}
+    pending: list[tuple[int, ...]] = [()]
+    while pending:
+        script = pending.pop()
+        draws = _ScriptedDraws(script)
+        output = generate(draws)
+        for pos in range(len(script), len(draws.taken)):  # siblings of the default branches
+            pending += [(*draws.taken[:pos], alt) for alt in range(1, draws.options[pos])]
+        out[output] = out.get(output, 0.0) + draws.probability
+    return out
+
+
 def caption_distribution(attributes: dict[str, Any]) -> dict[str, float]:
     """Every caption ``describe_scene`` can write for these attributes, with its probability.
 
@@ -81,14 +101,8 @@ def caption_distribution(attributes: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for order in orders:
         scene = {**attributes, "objects": list(order)}
-        pending: list[tuple[int, ...]] = [()]
-        while pending:
-            script = pending.pop()
-            draws = _ScriptedDraws(script)
-            text = describe_scene(scene, draws)
-            for pos in range(len(script), len(draws.taken)):  # siblings of the default branches
-                pending += [(*draws.taken[:pos], alt) for alt in range(1, draws.options[pos])]
-            out[text] = out.get(text, 0.0) + draws.probability / len(orders)
+        for text, p in enumerate_outputs(lambda draws, s=scene: describe_scene(s, draws)).items():
+            out[text] = out.get(text, 0.0) + p / len(orders)
     return {text: float(f"{p:.12g}") for text, p in out.items()}
 
 

@@ -83,7 +83,7 @@ def embed_query_sets(queries, encoder, manifest: dict, dim: int) -> list[np.ndar
     text_rows = [i for i, q in enumerate(items) if isinstance(q, str)]
     if text_rows:
         texts = [items[i] for i in text_rows]
-        warn_truncated(texts, encoder.tokenizer)
+        warn_truncated(texts, getattr(encoder, "tokenizer", None))
         embedded = encoder.encode_text(texts).cpu().numpy()  # (T, d)
         for i, emb in zip(text_rows, embedded, strict=True):
             out[i] = emb[None].astype(np.float32)

@@ -1,9 +1,11 @@
 """Pretrain the image-text expert: ``vrlib-tiny`` trained from scratch on a world's still images.
 
 Why: no pretrained CLIP can be downloaded where the workbench is built and tested, so the studies
-need an image-text model made locally. Like CLIP, it sees only still images and their captions
-(shape, colour, size, position, background; never motion): what it knows about video comes from
-the studies built on top of it, exactly as with a real CLIP.
+need an image-text model made locally. Like CLIP, it sees only still images and their captions:
+plain scenes (shape, colour, size, position, background) and, as on the web, stills that show
+motion or change (onion-skin trails, before->after strips, ``synthetic.motion``) captioned with the
+words of time. It never sees a video: what it knows about videos comes from the studies built on
+top of it, exactly as with a real CLIP.
 
 The loop is kept in plain sight (nanoGPT style): images are decoded and preprocessed once into one
 in-memory tensor, then AdamW with linear warmup and cosine decay minimises CLIP's symmetric

@@ -316,6 +316,29 @@ def video_captions(
     return list(out.items())
 
 
+def motion_caption(events: list[dict], rng: np.random.Generator) -> str:
+    """The caption of a still that shows these events (a motion trail or a before->after strip,
+    ``vrlib.data.synthetic.motion``), drawn like one of a video's captions.
+
+    Why: web photos of motion come with captions that use the words of time ("a ball flies to
+    the left", "before and after"); these teach the expert every word a video caption uses.
+    Full descriptions (two in three), partial ones, an appearance-only one for strips of several
+    shots; and in one in ten a sound-only sentence is appended, as alt-text often carries words
+    the picture cannot show.
+    """
+    d = _Draw(rng)
+    roll = rng.random()
+    if roll < 0.65 or (roll < 0.8 and len(events) == 1):
+        text = _full_caption(events, d)
+    elif roll < 0.8:
+        text, _ = _appearance_caption(events, d)
+    else:
+        text, _ = _partial_caption(events, d)
+    if rng.random() < 0.1:
+        text += " and " + AUDIO_CAPTIONS[int(rng.integers(len(AUDIO_CAPTIONS)))]
+    return text
+
+
 def describe_frame(meta: dict, frame_index: int, rng: np.random.Generator | None = None) -> str:
     """Caption of one video frame from its annotation (an oracle frame captioner, no motion words)."""
     return describe_scene(scene_at(meta["events"], frame_index), rng)

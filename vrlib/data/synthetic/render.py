@@ -83,41 +83,74 @@ SHAPE_MASKS = {
 }
 
 
-def render(background: str, objects: list[dict], size: int) -> np.ndarray:
+def draw(img: np.ndarray, obj: dict, alpha: float = 1.0) -> np.ndarray:
+    """Draw one object (shape, colour, x, y, radius as frame fractions) onto ``img`` in place.
+
+    ``alpha`` < 1 blends it with what is below: the ghosts of a motion trail
+    (``vrlib.data.synthetic.motion``).
+    """
+    size = img.shape[0]
+    cx, cy, r = obj["x"] * size, obj["y"] * size, obj["radius"] * size
+    x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, size)
+    y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, size)
+    u = (np.arange(x0, x1) + 0.5 - cx)[None, :] / r  # (1, w)
+    v = (np.arange(y0, y1) + 0.5 - cy)[:, None] / r  # (h, 1)
+    u, v = np.broadcast_arrays(u, v)  # (h, w)
+    mask = SHAPE_MASKS[obj["shape"]](u, v)
+    patch = img[y0:y1, x0:x1]
+    if alpha >= 1.0:
+        patch[mask] = COLOURS[obj["colour"]]
+    else:
+        colour = np.asarray(COLOURS[obj["colour"]], np.float64)
+        patch[mask] = np.round((1 - alpha) * patch[mask] + alpha * colour).astype(np.uint8)
+    return img
+
+
+def render(background: str, objects: list[dict], size: int, style: str = "still") -> np.ndarray:
     """Draw ``objects`` (dicts with shape, colour, x, y, radius as frame fractions) in order.
+
+    Args:
+        style: ``"still"``, or ``"video"`` for the renditions of the background that only videos
+            show (``vrlib.data.synthetic.nuisance``; the background keeps its name and caption).
 
     Returns:
         uint8 (size, size, 3) RGB.
     """
-    img = _background(background, size).copy()
+    if style == "video":
+        from vrlib.data.synthetic.nuisance import video_background
+
+        img = video_background(background, size).copy()
+    else:
+        img = _background(background, size).copy()
     for obj in objects:
-        cx, cy, r = obj["x"] * size, obj["y"] * size, obj["radius"] * size
-        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, size)
-        y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, size)
-        u = (np.arange(x0, x1) + 0.5 - cx)[None, :] / r  # (1, w)
-        v = (np.arange(y0, y1) + 0.5 - cy)[:, None] / r  # (h, 1)
-        u, v = np.broadcast_arrays(u, v)  # (h, w)
-        img[y0:y1, x0:x1][SHAPE_MASKS[obj["shape"]](u, v)] = COLOURS[obj["colour"]]
+        draw(img, obj)
     return img
 
 
 def render_video(num_frames: int, events: list[dict], size: int) -> list[np.ndarray]:
-    """All frames, uint8 (size, size, 3) RGB each, drawn from :func:`scene_at`."""
+    """All frames, uint8 (size, size, 3) RGB each, drawn from :func:`scene_at` (without the
+    video's nuisances and bad frames, which ``nuisance.degrade_video`` adds)."""
     frames = []
     for i in range(num_frames):
         scene = scene_at(events, i)
-        frames.append(render(scene["background"], scene["objects"], size))
+        style = events[scene["shot"]].get("background_style", "still")
+        frames.append(render(scene["background"], scene["objects"], size, style))
     return frames
 
 
-def encode_mp4(frames: list[np.ndarray], fps: int) -> bytes:
-    """H.264 (libx264, yuv420p, pinned options) in an mp4 container, as bytes."""
+def x264_options(crf: int = 20) -> dict[str, str]:
+    """The pinned options with this constant rate factor (higher: heavier compression)."""
+    return {**X264_OPTIONS, "crf": str(crf)}
+
+
+def encode_mp4(frames: list[np.ndarray], fps: int, crf: int = 20) -> bytes:
+    """H.264 (libx264, yuv420p, pinned options, ``crf``) in an mp4 container, as bytes."""
     import av
 
     height, width = frames[0].shape[:2]
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps, options=dict(X264_OPTIONS))
+        stream = container.add_stream("libx264", rate=fps, options=x264_options(crf))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
         for i, frame in enumerate(frames):

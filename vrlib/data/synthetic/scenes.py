@@ -148,7 +148,9 @@ def _num_shots(duration: float, cfg: WorldConfig, n: int, rng: np.random.Generat
     return max(1, min(k, n // round(cfg.min_shot_seconds * cfg.fps)))
 
 
-def _static_object(rng: np.random.Generator, ev: dict) -> dict | None:
+def _static_object(
+    rng: np.random.Generator, ev: dict, avoid: frozenset[tuple[str, str]] = frozenset()
+) -> dict | None:
     """A small motionless object clear of the moving object's whole path, or None."""
     s, e = ev["start"], ev["end"]
     reach = max(s["radius"], e["radius"]) + SIZES["small"] + 0.03
@@ -158,6 +160,7 @@ def _static_object(rng: np.random.Generator, ev: dict) -> dict | None:
         x, y = POSITIONS[str(rng.choice(list(POSITIONS)))]
         if (
             shape != ev["shape"]
+            and (shape, colour) not in avoid
             and _point_segment_distance((x, y), (s["x"], s["y"]), (e["x"], e["y"])) >= reach
         ):
             return _object(shape, colour, x, y, SIZES["small"])
@@ -173,14 +176,27 @@ def _point_segment_distance(
     return float(np.hypot(*(np.add(a, t * ab) - np.asarray(p))))
 
 
-def _sample_event(
-    rng: np.random.Generator, cfg: WorldConfig, shot: int, frames: tuple[int, int], background: str
+def sample_event(
+    rng: np.random.Generator,
+    cfg: WorldConfig,
+    shot: int,
+    frames: tuple[int, int],
+    background: str,
+    avoid: frozenset[tuple[str, str]] = frozenset(),
 ) -> dict:
-    """One shot: background, a moving/changing object, maybe a static one, and when it changes."""
+    """One shot: background, a moving/changing object, maybe a static one, and when it changes.
+
+    ``avoid``: (shape, colour) combinations no object of the shot may have (the concepts held
+    out of training videos); empty, it draws exactly what it always drew.
+    """
     kinds = list(_EVENT_KINDS)
     kind = kinds[rng.choice(len(kinds), p=[_EVENT_KINDS[k][0] for k in kinds])]
     etype = str(rng.choice(_EVENT_KINDS[kind][1]))
     shape, colour = str(rng.choice(SHAPES)), str(rng.choice(_allowed_colours(background)))
+    for _ in range(100 if (shape, colour) in avoid else 0):  # bounded: never spins
+        if (shape, colour) not in avoid:
+            break
+        shape, colour = str(rng.choice(SHAPES)), str(rng.choice(_allowed_colours(background)))
     size = str(rng.choice(list(SIZES)))
     r0 = r1 = SIZES[size]
     if etype in ("grows", "shrinks"):
@@ -202,6 +218,10 @@ def _sample_event(
     colour_end = colour
     if etype == "changes_colour":
         colour_end = str(rng.choice(_allowed_colours(background, (colour,))))
+        for _ in range(100 if (shape, colour_end) in avoid else 0):
+            if (shape, colour_end) not in avoid:
+                break
+            colour_end = str(rng.choice(_allowed_colours(background, (colour,))))
     start, end = frames
     if etype in ("changes_colour", "appears", "disappears"):
         switch = start + int(round((end - start) * rng.uniform(0.35, 0.65)))
@@ -229,12 +249,15 @@ def _sample_event(
         "static": None,
     }
     if rng.random() < cfg.static_object_prob:
-        ev["static"] = _static_object(rng, ev)
+        ev["static"] = _static_object(rng, ev, avoid)
     return ev
 
 
-def sample_video(rng: np.random.Generator, cfg: WorldConfig) -> tuple[int, list[dict]]:
-    """Number of frames and the shots' events of one original video."""
+def sample_video(
+    rng: np.random.Generator, cfg: WorldConfig, avoid: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[int, list[dict]]:
+    """Number of frames and the shots' events of one original video (none of whose objects is a
+    (shape, colour) in ``avoid``)."""
     lo, hi = math.log(cfg.min_duration), math.log(cfg.max_duration)
     n = max(1, int(round(math.exp(rng.uniform(lo, hi)) * cfg.fps)))
     k = _num_shots(n / cfg.fps, cfg, n, rng)
@@ -242,7 +265,7 @@ def sample_video(rng: np.random.Generator, cfg: WorldConfig) -> tuple[int, list[
     events, start, previous = [], 0, None
     for shot, length in enumerate(_shot_lengths(n, k, min_len, rng)):
         background = str(rng.choice([b for b in BACKGROUNDS if b != previous]))
-        events.append(_sample_event(rng, cfg, shot, (start, start + length), background))
+        events.append(sample_event(rng, cfg, shot, (start, start + length), background, avoid))
         start, previous = start + length, background
     return n, events
 
@@ -270,4 +293,14 @@ def reverse_events(events: list[dict], num_frames: int) -> list[dict]:
                 "end": ev["start"],
             }
         )
+    return out
+
+
+def concepts(events: list[dict]) -> set[tuple[str, str]]:
+    """Every (shape, colour) an object of these events shows, at any time."""
+    out = set()
+    for ev in events:
+        out.update((ev["shape"], ev[k]["colour"]) for k in ("start", "end"))
+        if ev["static"]:
+            out.add((ev["static"]["shape"], ev["static"]["colour"]))
     return out

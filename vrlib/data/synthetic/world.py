@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from vrlib.data.synthetic.config import WORLD_VERSION, WorldConfig, resolve_config
-from vrlib.data.synthetic.plan import assign_splits, plan_videos
-from vrlib.data.synthetic.render import X264_OPTIONS
+from vrlib.data.synthetic.nuisance import crf_for
+from vrlib.data.synthetic.plan import apply_concept_holdout, assign_splits, plan_videos
+from vrlib.data.synthetic.render import x264_options
 from vrlib.data.synthetic.writers import (
     annotation_rows,
     jsonl_text,
@@ -90,14 +91,16 @@ def _write(out: Path, preset: str, seed: int, cfg: WorldConfig) -> None:
     images = write_images(out, cfg, seed)
     videos = plan_videos(cfg, seed)
     splits = assign_splits(videos, cfg, seed)
-    write_videos(out, videos, cfg)
-    video_rows, caption_rows = annotation_rows(videos, cfg, seed)
+    held_out = apply_concept_holdout(videos, cfg, seed)
+    write_videos(out, videos, cfg, seed)
+    video_rows, caption_rows = annotation_rows(videos, cfg, seed, held_out)
     atomic_write_text(out / "annotations" / "images.jsonl", jsonl_text(images))
     atomic_write_text(out / "annotations" / "videos.jsonl", jsonl_text(video_rows))
     atomic_write_text(out / "annotations" / "captions.jsonl", jsonl_text(caption_rows))
     write_json(out / "splits.json", splits)
     write_msrvtt(out, video_rows, caption_rows, seed)
-    write_json(out / "world.json", _world_record(preset, seed, cfg, len(images), len(videos)))
+    record = _world_record(preset, seed, cfg, len(images), len(videos))
+    write_json(out / "world.json", record | {"held_out_concepts": [list(c) for c in held_out]})
 
 
 def generator_sha() -> str:
@@ -141,7 +144,7 @@ def _world_record(
         "encoder": {
             "codec": "libx264",
             "pix_fmt": "yuv420p",
-            "options": X264_OPTIONS,
+            "options": x264_options(crf_for(cfg.video_shift)),
             "av": av.__version__,
         },
     }

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vrlib.data.synthetic.captions import describe_scene, video_captions
+from vrlib.data.synthetic.captions import describe_scene, motion_caption, video_captions
 from vrlib.data.synthetic.config import EVENT_TYPES, WORLD_VERSION, WorldConfig
+from vrlib.data.synthetic.motion import render_motion_image, sample_motion_image
+from vrlib.data.synthetic.nuisance import apply_bad_frames, apply_shift
 from vrlib.data.synthetic.plan import PlannedVideo, image_splits
 from vrlib.data.synthetic.render import encode_mp4, render, render_video
-from vrlib.data.synthetic.scenes import sample_image
+from vrlib.data.synthetic.scenes import concepts, sample_image
 from vrlib.io import atomic_write_bytes, atomic_write_text, write_json
 
 
@@ -33,47 +35,83 @@ def _progress(iterable, total: int, desc: str):
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
-def write_images(out: Path, cfg: WorldConfig, seed: int) -> list[dict]:
-    from PIL import Image
+def image_rows(cfg: WorldConfig, seed: int) -> list[dict]:
+    """Every image's annotation row (no pixels): the plain stills, then the motion stills.
 
+    Why apart from :func:`write_images`: the captions of a world can be read (e.g. to check that
+    every video word occurs in an image caption) without rendering a pixel.
+    """
     splits = image_splits(cfg.num_images, cfg, seed)
     rows = []
-    for i in _progress(range(cfg.num_images), cfg.num_images, "world images"):
+    for i in range(cfg.num_images):
         rng = np.random.default_rng([seed, 0, i])
         attributes = sample_image(rng, cfg)
-        pixels = render(attributes["background"], attributes["objects"], cfg.size)
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="PNG")
-        rel = f"images/img_{i:06d}.png"
-        atomic_write_bytes(out / rel, buf.getvalue())
-        rows.append(
-            {
-                "image_id": f"img_{i:06d}",
-                "path": rel,
-                "caption": describe_scene(attributes, rng),
-                "split": splits[i],
-                "attributes": attributes,
-            }
-        )
+        rows.append(_image_row(i, describe_scene(attributes, rng), splits[i], attributes))
+    for m in range(round(cfg.motion_image_share * cfg.num_images)):
+        rng = np.random.default_rng([seed, 8, m])
+        attributes = sample_motion_image(rng, cfg)
+        caption = motion_caption(attributes["motion"]["events"], rng)
+        rows.append(_image_row(cfg.num_images + m, caption, "train", attributes))
     return rows
 
 
-def write_videos(out: Path, videos: list[PlannedVideo], cfg: WorldConfig) -> None:
+def _image_row(i: int, caption: str, split: str, attributes: dict) -> dict:
+    return {
+        "image_id": f"img_{i:06d}",
+        "path": f"images/img_{i:06d}.png",
+        "caption": caption,
+        "split": split,
+        "attributes": attributes,
+    }
+
+
+def write_images(out: Path, cfg: WorldConfig, seed: int) -> list[dict]:
+    from PIL import Image
+
+    rows = image_rows(cfg, seed)
+    for row in _progress(rows, len(rows), "world images"):
+        attributes = row["attributes"]
+        if "motion" in attributes:
+            pixels = render_motion_image(attributes, cfg.size)
+        else:
+            pixels = render(attributes["background"], attributes["objects"], cfg.size)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        atomic_write_bytes(out / row["path"], buf.getvalue())
+    return rows
+
+
+def video_frames(v: PlannedVideo, cfg: WorldConfig, seed: int) -> list[np.ndarray]:
+    """An original video's frames as its mp4 holds them before compression: the scene, its bad
+    frames, then the video-only nuisances (``nuisance``)."""
+    frames = render_video(v.num_frames, v.events, cfg.size)
+    if v.bad_frames:
+        frames = apply_bad_frames(frames, v.bad_frames)
+    if v.shift is not None:
+        frames = apply_shift(frames, v.shift, np.random.default_rng([seed, 12, v.caption_seed]))
+    return frames
+
+
+def write_videos(out: Path, videos: list[PlannedVideo], cfg: WorldConfig, seed: int = 0) -> None:
     """Render each original once; its twin is the same frame list reversed."""
     frames_of: dict[str, list[np.ndarray]] = {}
     for v in _progress(videos, len(videos), "world videos"):
         if v.reversed_of is None:
-            frames = render_video(v.num_frames, v.events, cfg.size)
+            frames = video_frames(v, cfg, seed)
             if v.twin:
                 frames_of[v.video_id] = frames
         else:
             frames = frames_of.pop(v.reversed_of)[::-1]
-        atomic_write_bytes(out / "videos" / f"{v.video_id}.mp4", encode_mp4(frames, cfg.fps))
+        crf = v.shift["crf"] if v.shift is not None else 20
+        atomic_write_bytes(out / "videos" / f"{v.video_id}.mp4", encode_mp4(frames, cfg.fps, crf))
 
 
 def annotation_rows(
-    videos: list[PlannedVideo], cfg: WorldConfig, seed: int
+    videos: list[PlannedVideo], cfg: WorldConfig, seed: int, held_out: list | None = None
 ) -> tuple[list[dict], list[dict]]:
+    """videos.jsonl and captions.jsonl rows; ``held_out``: the concepts kept out of training
+    videos (a video's ``meta["held_out_concepts"]`` lists those it shows)."""
+    held = {tuple(c) for c in held_out or []}
     video_rows, caption_rows = [], []
     for v in videos:
         meta = {
@@ -87,6 +125,13 @@ def annotation_rows(
             "reversed_of": v.reversed_of,
             "twin": v.twin,
         }
+        if v.shift is not None:
+            meta["shift"] = v.shift
+        if v.bad_frames is not None:
+            meta["bad_frames"] = sorted(v.bad_frames)
+            meta["bad_frame_kinds"] = [v.bad_frames[i] for i in sorted(v.bad_frames)]
+        if held:
+            meta["held_out_concepts"] = sorted(map(list, concepts(v.events) & held))
         video_rows.append(
             {
                 "video_id": v.video_id,

@@ -1,0 +1,221 @@
+"""The world's own measurements: is each planted mechanism there, and how large is it?
+
+Why: the embedded world is a positive control (DESIGN.md). A study that finds no effect means
+something only if the world is shown to contain it, so four numbers are measured on the world and
+its expert, each by one function here, and :func:`world_measurements` returns them together for a
+report section:
+
+- :func:`unseen_words`: the share of test caption words that no training image caption uses
+  (0 when the stills teach every word of time, ``motion_image_share``);
+- :func:`frozen_direction_probe`: a linear probe on the frozen expert's caption embeddings, trained
+  on train-split captions, that prefers a test caption's own direction ("moves left") over its
+  reversed twin's ("moves right"); chance 50% (as ``temporal_probes.direction_probe`` measures
+  it in study 02, on the same captions);
+- :func:`zero_shot_t2v`: the expert's zero-shot text->video R@1 (mean of uniformly sampled
+  frames), on the world and on the same world with ``video_shift`` 0, so the cost of the
+  image->video gap is known;
+- the video ceiling (``vrlib.data.video_ceiling``): what an ideal model reaches given the
+  captions' ambiguity, so headroom = ceiling - zero-shot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vrlib.studies.temporal_probes import DIRECTIONS, OPPOSITE, fit_linear_probe
+
+ZERO_SHOT_FRAMES = 12  # uniformly sampled frames per video for the zero-shot mean
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def unseen_words(image_captions: Iterable[str], video_captions: Iterable[str]) -> dict[str, Any]:
+    """How much of the video captions' text never occurs in the image captions.
+
+    Returns:
+        ``token_fraction`` (share of word tokens), ``caption_fraction`` (share of captions with
+        at least one such word), ``words`` (those words, sorted) and ``tokens`` (how many).
+    """
+    seen = {w for c in image_captions for w in _words(c)}
+    tokens = unseen = captions = hit = 0
+    missing: set[str] = set()
+    for caption in video_captions:
+        ws = _words(caption)
+        new = [w for w in ws if w not in seen]
+        tokens, unseen, captions, hit = (
+            tokens + len(ws),
+            unseen + len(new),
+            captions + 1,
+            hit + bool(new),
+        )
+        missing.update(new)
+    return {
+        "token_fraction": unseen / tokens if tokens else float("nan"),
+        "caption_fraction": hit / captions if captions else float("nan"),
+        "words": sorted(missing),
+        "tokens": tokens,
+    }
+
+
+def world_unseen_words(world_dir: str | os.PathLike, split: str = "test") -> dict[str, Any]:
+    """:func:`unseen_words` of a world: train image captions against ``split``'s video captions."""
+    root = Path(world_dir)
+    images = [
+        r["caption"] for r in _jsonl(root / "annotations/images.jsonl") if r["split"] == "train"
+    ]
+    videos = {
+        v["video_id"] for v in _jsonl(root / "annotations/videos.jsonl") if v["split"] == split
+    }
+    captions = [
+        c["caption"] for c in _jsonl(root / "annotations/captions.jsonl") if c["video_id"] in videos
+    ]
+    return unseen_words(images, captions)
+
+
+def direction_labels(world_dir: str | os.PathLike, split: str) -> tuple[list[str], np.ndarray]:
+    """``split``'s captions and, per caption, the index in ``DIRECTIONS`` of the event it
+    describes (-1 if none): temporal captions of single-event videos, as study 02 labels them."""
+    root = Path(world_dir)
+    kind = {}
+    for v in _jsonl(root / "annotations/videos.jsonl"):
+        if v["split"] == split:
+            events = v["meta"]["events"]
+            kind[v["video_id"]] = events[0]["type"] if len(events) == 1 else None
+    rows = [c for c in _jsonl(root / "annotations/captions.jsonl") if c["video_id"] in kind]
+    labels = [
+        DIRECTIONS.index(kind[c["video_id"]])
+        if "temporal" in c["tags"] and kind[c["video_id"]] in DIRECTIONS
+        else -1
+        for c in rows
+    ]
+    return [c["caption"] for c in rows], np.asarray(labels, dtype=np.int64)
+
+
+def frozen_direction_probe(
+    world_dir: str | os.PathLike, encoder: Any, seed: int = 0
+) -> dict[str, Any]:
+    """Train a linear direction probe on the frozen caption embeddings of the train split; score
+    it on the test split.
+
+    Returns:
+        ``pairwise`` (% of test captions whose own direction outscores the opposite one, the
+        direction of their reversed twin's captions; 50 = blind), ``accuracy`` (% arg max right,
+        chance 1/8), ``n_train``, ``n_test``.
+    """
+    from vrlib.features import extract_text_features
+
+    data = {}
+    for split in ("train", "test"):
+        texts, labels = direction_labels(world_dir, split)
+        keep = labels >= 0
+        chosen = [t for t, k in zip(texts, keep, strict=True) if k]
+        if not chosen:
+            raise ValueError(f"{world_dir}: no direction-labelled captions in split {split!r}")
+        emb = extract_text_features(chosen, encoder, cache_dir=None, progress=False)
+        data[split] = (
+            torch.nn.functional.normalize(emb.float(), dim=-1),
+            torch.from_numpy(labels[keep]),
+        )
+    probe = fit_linear_probe(*data["train"], len(DIRECTIONS), seed=seed)
+    x, y = data["test"]
+    with torch.no_grad():
+        logits = probe(x)  # (n, 8)
+    opposite = torch.tensor([DIRECTIONS.index(OPPOSITE[DIRECTIONS[k]]) for k in y.tolist()])
+    rows = torch.arange(len(y))
+    return {
+        "pairwise": float(100.0 * (logits[rows, y] > logits[rows, opposite]).double().mean()),
+        "accuracy": float(100.0 * (logits.argmax(1) == y).double().mean()),
+        "n_train": len(data["train"][1]),
+        "n_test": len(y),
+    }
+
+
+def zero_shot_t2v(
+    world_dir: str | os.PathLike, encoder: Any, split: str = "test", frames: int = ZERO_SHOT_FRAMES
+) -> dict[str, float]:
+    """The encoder's zero-shot text->video R@1/5/10 and MdR: the mean of ``frames`` uniformly
+    sampled frame embeddings against every caption (features cached like the studies')."""
+    from vrlib.data.datasets import load_dataset
+    from vrlib.data.sampling import SamplingConfig
+    from vrlib.features import extract_frame_features, extract_text_features
+    from vrlib.metrics import evaluate
+    from vrlib.paths import feature_cache_dir
+
+    ds = load_dataset("synthetic", Path(world_dir), split)
+    cache = feature_cache_dir()
+    feats = extract_frame_features(
+        ds, encoder, SamplingConfig("uniform", n=frames), cache_dir=cache
+    )
+    x, mask = feats.padded()  # (V, T, D), (V, T)
+    video = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)  # (V, D)
+    video = torch.nn.functional.normalize(video, dim=-1)
+    text = extract_text_features([c.text for c in ds.captions], encoder, cache_dir=cache)
+    text = torch.nn.functional.normalize(text.float(), dim=-1)
+    result = evaluate(text @ video.T, ds.caption_to_video)["t2v"]
+    return {k: float(result[k]) for k in ("R@1", "R@5", "R@10", "MdR")} | {"videos": len(ds.videos)}
+
+
+def world_measurements(
+    preset: str = "default",
+    seed: int = 0,
+    device: str | None = None,
+    expert: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """The four numbers of issue 18's "Done when", on the preset's world and expert.
+
+    Builds what is missing (the world, the same world with ``video_shift`` 0, the expert).
+
+    Args:
+        expert: a ``vrlib-tiny`` checkpoint to measure instead of the preset's expert
+            (``ensure_expert``), e.g. one trained for fewer epochs as a preview.
+
+    Returns:
+        ``{"world": {preset, seed, video_shift, test_videos}, "unseen_words": ...,
+        "direction_probe": ..., "zero_shot": {"shift": R@K at the world's video_shift,
+        "no_shift": R@K at 0, "drop_R@1", "drop_share"}, "video_ceiling": ...}``.
+    """
+    from vrlib.data.synthetic import ensure_world, resolve_config
+    from vrlib.data.video_ceiling import video_ceiling
+    from vrlib.encoders import load_clip
+    from vrlib.paths import world_dir
+    from vrlib.pretrain import ensure_expert
+
+    cfg = resolve_config(preset)
+    world = ensure_world(world_dir(preset, seed), preset=preset, seed=seed)
+    no_shift = {"video_shift": 0.0}
+    plain = ensure_world(world_dir(preset, seed, no_shift), preset=preset, seed=seed, **no_shift)
+    checkpoint = expert if expert is not None else ensure_expert(preset, seed, device=device)
+    encoder = load_clip("vrlib-tiny", pretrained=str(checkpoint), device=device)
+    shifted, unshifted = zero_shot_t2v(world, encoder), zero_shot_t2v(plain, encoder)
+    drop = unshifted["R@1"] - shifted["R@1"]
+    return {
+        "world": {
+            "preset": preset,
+            "seed": seed,
+            "video_shift": cfg.video_shift,
+            "test_videos": shifted["videos"],
+        },  # fmt: skip
+        "unseen_words": world_unseen_words(world, "test"),
+        "direction_probe": frozen_direction_probe(world, encoder, seed),
+        "zero_shot": {
+            "shift": shifted,
+            "no_shift": unshifted,
+            "drop_R@1": drop,
+            "drop_share": drop / unshifted["R@1"] if unshifted["R@1"] else float("nan"),
+        },
+        "video_ceiling": video_ceiling(world, "test"),
+    }
