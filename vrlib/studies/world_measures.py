@@ -170,7 +170,7 @@ def zero_shot_t2v(
 
 
 def world_measurements(
-    preset: str = "default",
+    preset: str = "mechanisms",
     seed: int = 0,
     device: str | None = None,
     expert: str | os.PathLike | None = None,
