@@ -22,8 +22,14 @@ DEFAULT_INDEX_NAME = ".vrlib-index"
 
 
 def index_from_cli(args) -> int:
-    """Build or update the index of ``args.video_dir``; prints a summary and the skipped files."""
+    """Build or update the index of ``args.video_dir``; prints a summary and the skipped files.
+
+    Under torchrun or Slurm (more than one rank) or with ``--merge``, the encoding is shared
+    between ranks first (:mod:`vrlib.index.shards`) and rank 0 writes the index.
+    """
     from vrlib.data.sampling import SamplingConfig
+    from vrlib.features import process_rank
+    from vrlib.index.shards import run_share
 
     out = args.out or args.video_dir / DEFAULT_INDEX_NAME
     sampling = SamplingConfig(strategy="fps", target_fps=args.fps, max_frames=args.max_frames)
@@ -32,41 +38,21 @@ def index_from_cli(args) -> int:
         "batch_size": args.batch_size,
         "num_workers": args.workers,
     }
-    encoder = _encoder_or_none(args.model, args.pretrained, args.device)
+    rank, world_size = process_rank()
+    encoder = _encoder_or_none(args.model, args.pretrained, _rank_device(args.device, world_size))
     if encoder is None:
         return 2
-    if (out / MANIFEST).is_file():
-        index = VideoIndex.load(out)
-        try:
-            index.attach(encoder)
-        except IndexMismatchError as e:
-            print(f"error: {out}: {e} (or choose another --out)", file=sys.stderr)
-            return 2
-        if Path(index.manifest["video_dir"]) != args.video_dir.expanduser().resolve():
-            print(
-                f"error: {out} indexes {index.manifest['video_dir']}, not {args.video_dir}",
-                file=sys.stderr,
-            )
-            return 2
-        built = (index.manifest["aggregation"]["method"], index.sampling)
-        if built != (args.aggregation, sampling):
-            print(
-                f"error: {out} was built with aggregation {built[0]!r} and sampling {built[1].key()}; "
-                "an update keeps them: rerun with the same options or choose another --out",
-                file=sys.stderr,
-            )
-            return 2
-        counts = index.update(**extract)
-    else:
-        index = VideoIndex.build(
-            args.video_dir,
-            encoder,
-            sampling=sampling,
-            aggregation=args.aggregation,
-            keep_frames=not args.no_frames,
-            **extract,
-        )
-        counts = {"added": len(index), "skipped": len(index.manifest["skipped"])}
+    is_new = not (out / MANIFEST).is_file()
+    index = _open_or_new(args, out, encoder, sampling)
+    if isinstance(index, int):
+        return index
+    if world_size > 1 or getattr(args, "merge", None):
+        status = run_share(index, args, rank, world_size, extract)
+        if status is not None:
+            return status
+    counts = index.update(**extract)
+    if is_new:
+        counts = {"added": counts["added"], "skipped": counts["skipped"]}
     if args.ann:
         index.ann()
     index.save(out, dtype=args.dtype)
@@ -75,6 +61,47 @@ def index_from_cli(args) -> int:
     for s in index.manifest["skipped"]:
         print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
     return 0
+
+
+def _rank_device(device: str | None, world_size: int) -> str | None:
+    """Under torchrun with GPUs, rank ``LOCAL_RANK`` encodes on ``cuda:LOCAL_RANK`` by default."""
+    import os
+
+    if device is not None or world_size == 1 or "LOCAL_RANK" not in os.environ:
+        return device
+    import torch
+
+    return f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else None
+
+
+def _open_or_new(args, out: Path, encoder, sampling) -> VideoIndex | int:
+    """The index at ``out`` checked against the options (exit status 2 if they differ), or a new one."""
+    if not (out / MANIFEST).is_file():
+        return VideoIndex.build(
+            args.video_dir, encoder, sampling=sampling, aggregation=args.aggregation,
+            keep_frames=not args.no_frames, encode=False,
+        )  # fmt: skip
+    index = VideoIndex.load(out)
+    try:
+        index.attach(encoder)
+    except IndexMismatchError as e:
+        print(f"error: {out}: {e} (or choose another --out)", file=sys.stderr)
+        return 2
+    if Path(index.manifest["video_dir"]) != args.video_dir.expanduser().resolve():
+        print(
+            f"error: {out} indexes {index.manifest['video_dir']}, not {args.video_dir}",
+            file=sys.stderr,
+        )
+        return 2
+    built = (index.manifest["aggregation"]["method"], index.sampling)
+    if built != (args.aggregation, sampling):
+        print(
+            f"error: {out} was built with aggregation {built[0]!r} and sampling {built[1].key()}; "
+            "an update keeps them: rerun with the same options or choose another --out",
+            file=sys.stderr,
+        )
+        return 2
+    return index
 
 
 def _encoder_or_none(model: str, pretrained: str, device: str | None):
