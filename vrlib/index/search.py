@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def exact_topk(
     Returns:
         ``scores (Q, k')`` float32 and ``rows (Q, k')`` int64, best first, ``k' = min(k, N)``.
     """
-    emb = torch.as_tensor(embeddings)
+    emb = _tensor(embeddings)
     q = torch.as_tensor(queries, dtype=torch.float32, device=emb.device)
     if q.ndim != 2 or emb.ndim != 2 or q.shape[1] != emb.shape[1]:
         raise ValueError(
@@ -110,6 +111,15 @@ def exact_topk(
             s, i = torch.topk(s, min(k, s.shape[1]), dim=1)
         best_s, best_i = _merge(torch.cat([best_s, s], 1), torch.cat([best_i, i + start], 1), k)
     return best_s.cpu().numpy(), best_i.cpu().numpy()
+
+
+def _tensor(embeddings) -> torch.Tensor:
+    """A tensor sharing the memory of ``embeddings`` (read-only arrays too: search only reads)."""
+    if isinstance(embeddings, np.ndarray) and not embeddings.flags.writeable:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(embeddings)
+    return torch.as_tensor(embeddings)
 
 
 def _matvec_half_topk(

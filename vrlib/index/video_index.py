@@ -106,7 +106,8 @@ class VideoIndex:
     def __init__(self, embeddings, table, manifest: dict, frames: FrameStore | None = None):
         if len(embeddings) != len(table):
             raise ValueError(f"{len(embeddings)} embeddings for {len(table)} ids")
-        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        half = np.asarray(embeddings).dtype == np.float16  # searched as stored (search.py)
+        self.embeddings = np.asarray(embeddings, dtype=np.float16 if half else np.float32)
         self.table = table.reset_index(drop=True)
         self.manifest = manifest
         self.frames = frames
