@@ -39,6 +39,9 @@ def index_from_cli(args) -> int:
         "num_workers": args.workers,
     }
     rank, world_size = process_rank()
+    if args.merge is not None and args.merge < 1:
+        print(f"error: --merge takes the number of ranks (>= 1), got {args.merge}", file=sys.stderr)
+        return 2
     encoder = _encoder_or_none(args.model, args.pretrained, _rank_device(args.device, world_size))
     if encoder is None:
         return 2
@@ -46,13 +49,13 @@ def index_from_cli(args) -> int:
     index = _open_or_new(args, out, encoder, sampling)
     if isinstance(index, int):
         return index
-    if world_size > 1 or getattr(args, "merge", None):
+    if world_size > 1 or args.merge is not None:
         status = run_share(index, args, rank, world_size, extract)
         if status is not None:
             return status
     counts = index.update(**extract)
     if is_new:
-        counts = {"added": counts["added"], "skipped": counts["skipped"]}
+        counts = {k: counts[k] for k in ("added", "skipped", "encoded", "cached")}
     if args.ann:
         index.ann()
     index.save(out, dtype=args.dtype)
