@@ -15,9 +15,10 @@ the IVF-PQ part's codes; its float16 vectors go to a temporary file, not to memo
    *isotropic* Gaussian unit vectors (d = 512: no cluster structure, the worst case for any
    partitioning index; queries are fresh draws) and over a *mixture fitted to real embeddings*:
    the frame embeddings of the embedded world's videos by its expert, tiled to N and each copy
-   perturbed by Gaussian noise with the real embeddings' covariance, scaled so that a copy lies
-   from its source at about the median distance between a real frame embedding and its nearest
-   neighbour (copies are as distinct as real near-duplicates); queries are the expert's text
+   perturbed by Gaussian noise with the real embeddings' covariance times h^2, h by Scott's rule
+   with the covariance's effective dimension (a Gaussian kernel density estimate of the real
+   embeddings: anisotropic and clustered as they are; nearest-neighbour distances cannot set the
+   scale, since frames of one shot, and reversed twins, are near-duplicates); queries are the expert's text
    embeddings of the world's captions (so the modality gap between text and frames is there, as
    in use). The curve gives recall@10 and latency for every power-of-two ``nprobe``; the tuned
    row is :func:`vrlib.index.search.tune_nprobe` for recall 0.95 on one set of 100 queries,
@@ -49,6 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vrlib.index.search import (  # noqa: E402
+    RERANK_FACTOR,
     AnnIndex,
     AnnParams,
     _merge,
@@ -83,11 +85,11 @@ class RealisticMixture:
         self.factor = (vectors * np.sqrt(np.clip(values, 0, None))).astype(
             np.float32
         )  # L: L L^T = cov
-        sims = torch.from_numpy(self.frames) @ torch.from_numpy(self.frames).T
-        sims.fill_diagonal_(-2.0)
-        nearest = torch.sqrt(torch.clamp(2 - 2 * sims.max(dim=1).values, min=0))
-        self.neighbour_distance = float(nearest.median())
-        self.scale = self.neighbour_distance / float(np.sqrt(np.trace(cov)))
+        # Gaussian kernel density estimate: bandwidth by Scott's rule, n^(-1 / (d_eff + 4)), with
+        # the effective dimension of the covariance (participation ratio), not the nominal d
+        self.effective_dim = float(np.trace(cov) ** 2 / np.trace(cov @ cov))
+        self.scale = len(self.frames) ** (-1 / (self.effective_dim + 4))
+        self.copy_distance = float(self.scale * np.sqrt(np.trace(cov)))  # typical ||copy - source||
 
     @property
     def dim(self) -> int:
@@ -205,7 +207,7 @@ def recall_curve(name: str, x: np.ndarray, queries: np.ndarray) -> dict:
 
 
 def curve_table(results: list[dict]) -> str:
-    probes = sorted({p for r in results for p, _, _ in r["curve"]})
+    probes = sorted({p for r in results for p, _, _ in r["curve"] if p & (p - 1) == 0})
     head = (
         "| nprobe | " + " | ".join(f"{r['name']} recall@10 / ms per query" for r in results) + " |"
     )
@@ -214,7 +216,7 @@ def curve_table(results: list[dict]) -> str:
         cells = []
         for r in results:
             hit = [(rec, ms) for q, rec, ms in r["curve"] if q == p]
-            cells.append(f"{hit[0][0]:.3f} / {hit[0][1]:.2f}" if hit else "")
+            cells.append(f"{hit[0][0]:.3f} / {hit[0][1]:.2f}" if hit else "-")
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines.append("")
     for r in results:
@@ -304,7 +306,7 @@ def pq_text(r: dict) -> str:
         f"index switches to IVF-PQ, whose {per_vec:.0f} bytes a vector measured here (codes + "
         f"8-byte ids) give {per_vec * gb:.1f} GB at 100M (with 64-byte codes for d = 512, "
         f"{(64 + 8) * gb:.1f} GB), while the float16 vectors stay on disk as `embeddings.npy`, "
-        f"memory-mapped, and only the {4 * K} candidates of a query are read from it for exact "
+        f"memory-mapped, and only the {RERANK_FACTOR * K} candidates of a query are read from it for exact "
         "rescoring. At 100M, nlist grows to about sqrt(N) = 8,192-16,384 (coarse centroids "
         f"{16_384 * 512 * 4 / 2**20:.0f} MB at d = 512), training k-means on about 1M sampled vectors; "
         f"adding costs one centroid assignment per vector: {r['build'] / r['n'] * 1e8 / 3600:.1f} h "
@@ -344,8 +346,9 @@ def main() -> int:
     text = (
         "## Index search at scale (`benchmarks/bench_index.py`)\n\n"
         f"`{cmd}` on {machine_line()}, faiss {faiss.__version__}, {minutes:.0f} min. Realistic "
-        f"set: {source}, tiled to {args.n:,} and perturbed (copy-to-source distance "
-        f"{mix.neighbour_distance:.3f}, the median real nearest-neighbour distance); its queries "
+        f"set: {source}, tiled to {args.n:,} and perturbed (kernel density estimate: bandwidth "
+        f"{mix.scale:.2f} of the real covariance, effective dimension {mix.effective_dim:.1f} of "
+        f"{mix.dim}, typical copy-to-source distance {mix.copy_distance:.2f}); its queries "
         f"are the expert's text embeddings of the world's captions.\n\n"
         "### Exact search against the memory bound\n\n" + exact_table(exact, args.n, 512) + "\n\n"
         f"### Recall@10 and latency by nprobe (IVF-Flat), {QUERIES} test queries\n\n"

@@ -60,7 +60,7 @@ MATVEC_MAX_QUERIES = 4  # float16 on CPU: up to this many queries, one mat-vec e
 MATVEC_CHUNK = 262_144  # rows per mat-vec (smaller chunks measured slower: per-call overhead)
 GEMM_CHUNK = 32_768  # rows per float32 buffer for batched queries (64 MB at d = 512)
 RESCORE_MARGIN = 16
-RERANK_FACTOR = 4
+RERANK_FACTOR = 10  # IVF-PQ: candidates rescored per result (reads 10 k rows a query)
 ANN_KINDS = ("auto", "flat", "pq")
 
 
