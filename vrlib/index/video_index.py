@@ -279,6 +279,7 @@ class VideoIndex:
         ]
         stamp(self.manifest, len(self))
         self._ann = self._on_device = None  # both describe the old embeddings
+        self.manifest.pop("ann", None)
         return {
             "added": sum(v not in known for v in feats.video_ids),
             "changed": sum(v in known for v in feats.video_ids),
