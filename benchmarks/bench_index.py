@@ -339,6 +339,7 @@ def main() -> int:
     mix = RealisticMixture(frames)
     # IVF-PQ first, so that the process's peak memory is its own (plus torch and the expert)
     pq = ivfpq_at_scale(mix, text_q, args.pq_n, args.pq_bytes) if args.pq_n else None
+    print(pq, flush=True)
     exact = exact_vs_bound(args.n, 512, args.rounds)
     hard = isotropic(args.n + 2 * QUERIES, 512, seed=0)
     results = [recall_curve("isotropic", hard[: args.n], hard[args.n :].astype(np.float32))]
