@@ -138,7 +138,12 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aggregation", default="mean", help="registered aggregation (default mean)")
     p.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1)")
     p.add_argument("--max-frames", type=int, default=32, help="at most this many frames a video")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="stored embeddings (default float16: half the bytes a search reads)",
+    )
     p.add_argument("--no-frames", action="store_true", help="do not keep frame features")
     p.add_argument("--ann", action="store_true", help="also build and save the faiss IVF index")
     p.add_argument(
@@ -147,6 +152,19 @@ def _index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=0, help="decoding processes")
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=24 * 3600.0,
+        help="under torchrun/Slurm: seconds rank 0 waits for the other ranks' shares (default 1 day)",
+    )
+    p.add_argument(
+        "--merge",
+        type=int,
+        default=None,
+        metavar="WORLD_SIZE",
+        help="encode nothing: write the index from the shares of a finished WORLD_SIZE-rank run",
+    )
 
 
 @command(

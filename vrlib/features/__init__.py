@@ -13,7 +13,8 @@ Modules: ``decode`` (decoding in DataLoader workers, packing frames into full en
 inputs of a trained text side).
 
 Exports: ``FrameFeatures``, ``extract_frame_features``, ``extract_text_features``,
-``extract_text_inputs``, ``CACHE_FORMAT``, ``ON_ERROR``.
+``extract_text_inputs``, ``process_rank``, ``share_done`` (sharding over processes),
+``CACHE_FORMAT``, ``ON_ERROR``.
 """
 
 from vrlib.features.cache import CACHE_FORMAT
@@ -22,6 +23,8 @@ from vrlib.features.pipeline import (
     FrameFeatures,
     extract_frame_features,
     extract_text_features,
+    process_rank,
+    share_done,
 )
 from vrlib.features.text_cache import extract_text_inputs
 
@@ -32,4 +35,6 @@ __all__ = [
     "extract_frame_features",
     "extract_text_features",
     "extract_text_inputs",
+    "process_rank",
+    "share_done",
 ]

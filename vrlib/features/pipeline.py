@@ -3,9 +3,11 @@
 Frames are decoded, preprocessed and encoded (reusing and filling the cache) into a
 ``FrameFeatures``; captions are encoded into one tensor (or tokens and mask).
 
-Scaling beyond one machine: with ``rank``/``world_size`` (default: ``$RANK``/``$WORLD_SIZE``) a
-call handles only videos ``i`` with ``i % world_size == rank`` and writes its done marker; a final
-call with ``world_size=1`` finds every entry in the cache and encodes nothing.
+Scaling beyond one machine: with ``rank``/``world_size`` (default: :func:`process_rank`, i.e.
+``$RANK``/``$WORLD_SIZE`` of torchrun, else ``$SLURM_PROCID``/``$SLURM_NTASKS`` of Slurm) a call
+handles only videos ``i`` with ``i % world_size == rank`` and writes its done marker, which names
+the videos of that share (:func:`share_done` checks it); a final call with ``world_size=1`` finds
+every entry in the cache and encodes nothing.
 """
 
 from __future__ import annotations
@@ -118,12 +120,54 @@ class FrameFeatures:
         )
 
 
+def process_rank() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: torchrun's ``RANK``/``WORLD_SIZE``, else Slurm's
+    ``SLURM_PROCID``/``SLURM_NTASKS``, else ``(0, 1)``."""
+    for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        if rank_var in os.environ or world_var in os.environ:
+            try:
+                return int(os.environ.get(rank_var, 0)), int(os.environ.get(world_var, 1))
+            except ValueError as e:
+                raise ValueError(f"${rank_var}/${world_var} must be integers: {e}") from None
+    return 0, 1
+
+
 def _resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    rank = int(os.environ.get("RANK", 0)) if rank is None else int(rank)
-    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else int(world_size)
+    env_rank, env_world = process_rank() if rank is None or world_size is None else (0, 1)
+    rank = env_rank if rank is None else int(rank)
+    world_size = env_world if world_size is None else int(world_size)
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
     return rank, world_size
+
+
+def share_done(
+    dataset: Any,
+    encoder: Any,
+    sampling: Any,
+    cache_dir: str | os.PathLike,
+    rank: int,
+    world_size: int,
+    seed: int = 0,
+    epoch: int = 0,
+) -> bool:
+    """Whether rank ``rank`` of ``world_size`` finished its share of ``dataset`` in the cache.
+
+    True when its done marker exists and names exactly the videos (content keys: id, path, size,
+    mtime) of that share: a marker left by an earlier run over other videos does not count.
+    """
+    items = [v for i, v in enumerate(dataset.videos) if i % world_size == rank]
+    key = _sha(_run_config(encoder, sampling, seed, epoch))
+    marker = Path(cache_dir) / key[:20] / f"done_r{rank}of{world_size}.json"
+    try:
+        done = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return done.get("key") == key and done.get("share") == _share_digest(items)
+
+
+def _share_digest(items: Sequence[Any]) -> str:
+    return _sha(sorted(content_key(item) for item in items))
 
 
 def _check_args(on_error: str, batch_size: int, shard_size: int, num_workers: int) -> None:
@@ -170,8 +214,8 @@ def extract_frame_features(
         seed: seeds random sampling strategies; each video draws from (seed, epoch, video id).
         shard_size: newly encoded videos per cache shard (the most work a kill can lose).
         progress: show a tqdm progress bar.
-        rank: this process's rank; default ``$RANK`` or 0.
-        world_size: number of processes sharing the work; default ``$WORLD_SIZE`` or 1.
+        rank: this process's rank; default from :func:`process_rank`.
+        world_size: number of processes sharing the work; default from :func:`process_rank`.
         epoch: the training epoch, for strategies that draw new frames each epoch
             (``sampling.varies_by_epoch``, e.g. ``segment_random``); part of the cache key only
             for those.
@@ -217,8 +261,9 @@ def extract_frame_features(
     }
     if cache:
         cache.mark_done(
-            {"rank": rank, "world_size": world_size, **stats, "skipped_videos": skipped}
-        )
+            {"rank": rank, "world_size": world_size, "share": _share_digest(items), **stats,
+             "skipped_videos": skipped}
+        )  # fmt: skip
     return _assemble(items, content_keys, found, skipped, key, stats)
 
 

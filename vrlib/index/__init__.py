@@ -6,9 +6,10 @@ features through the resumable feature cache (``vrlib.features``), aggregates th
 browser (``vrlib.browse``) and the ``index`` / ``search`` commands use the same object.
 
 Modules: ``video_index`` (``VideoIndex``: build / update / search / save / load) -> ``search``
-(exact chunked top-k, the faiss IVF index) · ``store`` (folder listing, manifest, files, all-or-nothing saves) · ``integrity`` (checksums,
-damaged files named) ·
-``queries`` (query embeddings, the encoder an index names) -> ``commands`` (what
+(exact one-pass top-k, the faiss IVF-Flat / IVF-PQ index, ``nprobe`` tuned for a target recall) ·
+``store`` (folder listing, manifest, files, all-or-nothing saves) · ``integrity`` (checksums, damaged
+files named) · ``queries`` (query embeddings, the encoder an index names) -> ``shards`` (encoding
+shared by torchrun / Slurm ranks) -> ``commands`` (what
 ``python -m vrlib index`` and ``search`` do).
 
 Exports: ``VideoIndex``, ``SearchHit``, ``IndexMismatchError``, ``open_encoder``, ``default_sampling``.

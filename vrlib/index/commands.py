@@ -42,18 +42,28 @@ def index_from_cli(args) -> int:
 
     The arguments are checked first (one ``error:`` line, no lock taken, no folder created). The
     rest of the run holds the index's lock: a second run on the same ``--out`` waits, then finds
-    the first one's index and only what changed since (usually nothing) left to do.
+    the first one's index and only what changed since (usually nothing) left to do. Under torchrun
+    or Slurm (more than one rank) or with ``--merge``, the encoding is shared between ranks first
+    (:mod:`vrlib.index.shards`) and rank 0 writes the index; only rank 0 takes the lock, so the
+    ranks encode side by side.
     """
+    from vrlib.features import process_rank
+
     try:
         args.video_dir = args.video_dir.expanduser()
         out = (args.out or args.video_dir / DEFAULT_INDEX_NAME).expanduser()
         _check_index_args(args)
         sampling = _sampling(args)
+        if args.merge is not None and args.merge < 1:
+            raise UsageError(f"--merge takes the number of ranks (>= 1), got {args.merge}")
     except UsageError as e:
         return _refuse(e)
+    rank, world_size = process_rank()
+    if rank != 0:
+        return _index_holding_the_lock(args, out, sampling, rank, world_size)
     with index_lock(out):
         finish_interrupted_save(out)
-        return _index_holding_the_lock(args, out, sampling)
+        return _index_holding_the_lock(args, out, sampling, rank, world_size)
 
 
 def _sampling(args):
@@ -65,47 +75,28 @@ def _sampling(args):
         raise UsageError(f"--fps/--max-frames: {e}") from None
 
 
-def _index_holding_the_lock(args, out: Path, sampling) -> int:
+def _index_holding_the_lock(args, out: Path, sampling, rank: int, world_size: int) -> int:
+    from vrlib.index.shards import run_share
+
     extract = {
         "cache_dir": args.cache_dir,
         "batch_size": args.batch_size,
         "num_workers": args.workers,
     }
-    encoder = _encoder_or_none(args.model, args.pretrained, args.device)
+    encoder = _encoder_or_none(args.model, args.pretrained, _rank_device(args.device, world_size))
     if encoder is None:
         return 2
-    if (out / MANIFEST).is_file():
-        index = VideoIndex.load(out, repair=True)  # damaged rows are encoded again
-        try:
-            index.attach(encoder)
-        except IndexMismatchError as e:
-            print(f"error: {out}: {e} (or choose another --out)", file=sys.stderr)
-            return 2
-        if Path(index.manifest["video_dir"]) != args.video_dir.expanduser().resolve():
-            print(
-                f"error: {out} indexes {index.manifest['video_dir']}, not {args.video_dir}",
-                file=sys.stderr,
-            )
-            return 2
-        differ = _differing_options(index, args.aggregation, sampling)
-        if differ:
-            print(
-                f"error: {out} was built with {', '.join(differ)}; an update keeps them: "
-                "rerun with the same options or choose another --out",
-                file=sys.stderr,
-            )
-            return 2
-        counts = index.update(**extract)
-    else:
-        index = VideoIndex.build(
-            args.video_dir,
-            encoder,
-            sampling=sampling,
-            aggregation=args.aggregation,
-            keep_frames=not args.no_frames,
-            **extract,
-        )
-        counts = {"added": len(index), "skipped": len(index.manifest["skipped"])}
+    is_new = not (out / MANIFEST).is_file()
+    index = _open_or_new(args, out, encoder, sampling)
+    if isinstance(index, int):
+        return index
+    if world_size > 1 or args.merge is not None:
+        status = run_share(index, args, rank, world_size, extract)
+        if status is not None:
+            return status
+    counts = index.update(**extract)
+    if is_new:
+        counts = {k: counts[k] for k in ("added", "skipped", "encoded", "cached")}
     if args.ann:
         index.ann()
     index.save(out, dtype=args.dtype)
@@ -148,6 +139,48 @@ def _differing_options(index, aggregation: str, sampling) -> list[str]:
     if method != aggregation:
         differ.append(f"--aggregation {method} (not {aggregation})")
     return differ
+
+
+def _rank_device(device: str | None, world_size: int) -> str | None:
+    """Under torchrun with GPUs, rank ``LOCAL_RANK`` encodes on ``cuda:LOCAL_RANK`` by default."""
+    import os
+
+    if device is not None or world_size == 1 or "LOCAL_RANK" not in os.environ:
+        return device
+    import torch
+
+    return f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else None
+
+
+def _open_or_new(args, out: Path, encoder, sampling) -> VideoIndex | int:
+    """The index at ``out`` checked against the options (exit status 2 naming what differs), or a
+    new one. A damaged index comes back with its damaged rows marked changed (encoded again)."""
+    if not (out / MANIFEST).is_file():
+        return VideoIndex.build(
+            args.video_dir, encoder, sampling=sampling, aggregation=args.aggregation,
+            keep_frames=not args.no_frames, encode=False,
+        )  # fmt: skip
+    index = VideoIndex.load(out, repair=True)
+    try:
+        index.attach(encoder)
+    except IndexMismatchError as e:
+        print(f"error: {out}: {e} (or choose another --out)", file=sys.stderr)
+        return 2
+    if Path(index.manifest["video_dir"]) != args.video_dir.expanduser().resolve():
+        print(
+            f"error: {out} indexes {index.manifest['video_dir']}, not {args.video_dir}",
+            file=sys.stderr,
+        )
+        return 2
+    differ = _differing_options(index, args.aggregation, sampling)
+    if differ:
+        print(
+            f"error: {out} was built with {', '.join(differ)}; an update keeps them: "
+            "rerun with the same options or choose another --out",
+            file=sys.stderr,
+        )
+        return 2
+    return index
 
 
 def _encoder_or_none(model: str, pretrained: str, device: str | None):

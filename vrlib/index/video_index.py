@@ -30,7 +30,7 @@ Storage layout (see :mod:`vrlib.index.store`)::
 
     manifest.json        model, weights fingerprint, sampling, aggregation, dates, skipped files,
                          SHA-256 of every other file (checked on load)
-    embeddings.npy       (N, d) or (N, k, d), float32 (default) or float16, row i = ids row i
+    embeddings.npy       (N, d) or (N, k, d), float16 (default) or float32, row i = ids row i
     ids.parquet          row, video_id, path, size, mtime_ns   (or ids.jsonl)
     frames.npy, frame_times.npy, frame_offsets.npy   kept frame features (optional)
     ann.faiss            the IVF index when one was built
@@ -52,7 +52,15 @@ from typing import Any
 import numpy as np
 
 from vrlib.index.queries import embed_queries, embed_query_sets, one_embedding
-from vrlib.index.search import ANN_THRESHOLD, AnnIndex, AnnParams, exact_scores, exact_topk
+from vrlib.index.search import (
+    ANN_THRESHOLD,
+    AnnIndex,
+    AnnParams,
+    exact_scores,
+    exact_topk,
+    tune_nprobe,
+    tuning_set,
+)
 from vrlib.index.store import (
     FrameStore,
     IndexMismatchError,
@@ -101,7 +109,8 @@ class VideoIndex:
     def __init__(self, embeddings, table, manifest: dict, frames: FrameStore | None = None):
         if len(embeddings) != len(table):
             raise ValueError(f"{len(embeddings)} embeddings for {len(table)} ids")
-        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        half = np.asarray(embeddings).dtype == np.float16  # searched as stored (search.py)
+        self.embeddings = np.asarray(embeddings, dtype=np.float16 if half else np.float32)
         self.table = table.reset_index(drop=True)
         self.manifest = manifest
         self.frames = frames
@@ -150,7 +159,8 @@ class VideoIndex:
             aggregation, aggregation_options: a registered aggregation and its options.
             keep_frames: keep frame features for best-matching times.
             **extract: passed to :meth:`update` (``cache_dir``, ``batch_size``, ``num_workers``,
-                ``seed``, ``progress``).
+                ``seed``, ``progress``); ``encode=False`` returns the empty index (to encode it
+                in shards first, :mod:`vrlib.index.shards`).
         """
         from vrlib.aggregate import AGGREGATIONS
 
@@ -165,8 +175,9 @@ class VideoIndex:
         )
         index = cls.from_arrays(np.zeros((0, encoder.embed_dim), np.float32), [], [], manifest)
         index.frames = FrameStore.empty(encoder.embed_dim) if keep_frames else None
-        index.update(encoder, **extract)
-        return index
+        if extract.pop("encode", True):
+            index.update(encoder, **extract)
+        return index.attach(encoder)
 
     @classmethod
     def from_arrays(
@@ -243,12 +254,8 @@ class VideoIndex:
         from vrlib.paths import feature_cache_dir
 
         encoder = self._checked(encoder)
-        if not self.manifest.get("video_dir"):
-            raise ValueError("this index was not built from a folder; nothing to update")
-        files = list_videos(self.manifest["video_dir"])
+        files, unchanged, todo = self.pending()
         known = {r.video_id: (r.size, r.mtime_ns) for r in self.table.itertuples()}
-        unchanged = [v for v, f in files.items() if known.get(v) == (f.size, f.mtime_ns)]
-        todo = [f.item for v, f in files.items() if known.get(v) != (f.size, f.mtime_ns)]
         feats = extract_frame_features(
             SimpleNamespace(videos=todo),
             encoder,
@@ -259,6 +266,8 @@ class VideoIndex:
             on_error="skip",
             seed=self.manifest["seed"] if seed is None else seed,
             progress=progress,
+            rank=0,
+            world_size=1,  # an index holds every video: ranks share work via encode_share()
         )
         agg = self.manifest["aggregation"]
         new = (
@@ -273,6 +282,7 @@ class VideoIndex:
         ]
         stamp(self.manifest, len(self))
         self._ann = self._on_device = None  # both describe the old embeddings
+        self.manifest.pop("ann", None)
         return {
             "added": sum(v not in known for v in feats.video_ids),
             "changed": sum(v in known for v in feats.video_ids),
@@ -282,6 +292,16 @@ class VideoIndex:
             "encoded": int(feats.stats.get("encoded", 0)),
             "cached": int(feats.stats.get("cached", 0)),
         }
+
+    def pending(self) -> tuple[dict, list[str], list]:
+        """``(files by id, ids unchanged since indexed, items to encode)`` of the folder now."""
+        if not self.manifest.get("video_dir"):
+            raise ValueError("this index was not built from a folder; nothing to update")
+        files = list_videos(self.manifest["video_dir"])
+        known = {r.video_id: (r.size, r.mtime_ns) for r in self.table.itertuples()}
+        unchanged = [v for v, f in files.items() if known.get(v) == (f.size, f.mtime_ns)]
+        todo = [f.item for v, f in files.items() if known.get(v) != (f.size, f.mtime_ns)]
+        return files, unchanged, todo
 
     def _merge(self, files: dict, unchanged: list[str], feats, new: np.ndarray | None) -> None:
         """Rows of ``unchanged`` (old) and of ``feats`` (new), in video-id order."""
@@ -449,21 +469,40 @@ class VideoIndex:
         return self
 
     def ann(self, params: AnnParams | None = None) -> AnnIndex:
-        """The faiss IVF index over the embeddings, built on first use (or with new ``params``)."""
+        """The faiss IVF index over the embeddings, built on first use (or with new ``params``).
+
+        Without ``params.nprobe``, ``nprobe`` is tuned for ``params.target_recall`` (recall@10,
+        0.95 by default) on ``params.tune_queries`` rows of the index, each left out of its own
+        results (:func:`~vrlib.index.search.tuning_set`); the choice and the recall it reached are
+        recorded in ``manifest["ann"]`` and saved with the index. Text queries sit apart from video
+        embeddings in CLIP space (the modality gap), so their recall can differ: measure it with
+        :func:`~vrlib.index.search.tune_nprobe` on your own queries where it matters.
+        """
         if self._ann is None or params is not None:
-            flat = self.embeddings.reshape(-1, self.embeddings.shape[-1])
-            self._ann = AnnIndex.build(flat, params or AnnParams(seed=self.manifest["seed"]))
+            params = params or AnnParams(seed=self.manifest["seed"])
+            flat = self.embeddings.reshape(-1, self.embeddings.shape[-1])  # (N*m, d)
+            ann = AnnIndex.build(flat, params)
+            if params.nprobe is None:
+                q, truth, own = tuning_set(flat, params.tune_queries, seed=params.seed)
+                tuned = tune_nprobe(ann, q, truth, params.target_recall, exclude=own)
+                info = tuned.manifest()
+            else:
+                info = {"nprobe": ann.nprobe, "target_recall": None}
+            self.manifest["ann"] = {"kind": ann.kind, "nlist": int(ann.index.nlist), **info}
+            self._ann = ann
         return self._ann
 
     # -- persistence ------------------------------------------------------------------------
 
     def save(
-        self, path: str | os.PathLike, dtype: str = "float32", table_format: str = "parquet"
+        self, path: str | os.PathLike, dtype: str = "float16", table_format: str = "parquet"
     ) -> Path:
         """Write the index folder: built beside it, then swapped in whole; returns the folder.
 
         An interrupted save (full disk, kill) leaves the previous index loadable; see
-        :func:`~vrlib.index.store.write_index`.
+        :func:`~vrlib.index.store.write_index`. ``dtype``: float16 by default (half the bytes an
+        exact search reads, scores within about 1e-3 of float32); ``"float32"`` keeps full
+        precision.
         """
         return write_index(self, Path(path).expanduser(), dtype, table_format)
 
@@ -482,5 +521,8 @@ class VideoIndex:
         )
         index = cls(embeddings, table, manifest, frames)
         if ann is not None:
+            ann.nprobe = manifest.get("ann", {}).get("nprobe") or ann.nprobe  # the tuned value
+            if ann.kind == "pq":  # rescore its candidates from the stored vectors
+                ann.vectors = embeddings.reshape(-1, embeddings.shape[-1])
             index._ann = ann
         return index.attach(encoder) if encoder is not None else index
