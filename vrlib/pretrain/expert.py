@@ -97,13 +97,17 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     out = args.out or expert_path(args.preset, args.seed, model)
-    summary = pretrain_expert(
-        _world(args.preset, args.seed, args.world),
-        out,
-        seed=args.seed,
-        device=args.device,
-        **settings,
-    )
+    # the same lock as ensure_expert: a study (or another pretrain) that wants this checkpoint
+    # meanwhile waits for it instead of training it a second time into the same file
+    with exclusive(out, f"training the expert {out}"):
+        remove_stale_temporaries(out)
+        summary = pretrain_expert(
+            _world(args.preset, args.seed, args.world),
+            out,
+            seed=args.seed,
+            device=args.device,
+            **settings,
+        )
     val = summary["val"]
     print(
         f"{summary['epochs_done']} epochs, {summary['train_images']} train images, "
