@@ -186,7 +186,9 @@ def test_shift_translates_and_never_flips():
 
 
 def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
-    with pytest.raises(ValueError, match="unknown preset 'huge'; valid: smoke, default"):
+    with pytest.raises(
+        ValueError, match="unknown preset 'huge'; valid: smoke, default, mechanisms"
+    ):
         pretrain.preset_settings("huge")
     with pytest.raises(ValueError, match="no expert recipe for model 'ViT-B-32'"):
         pretrain.preset_settings("smoke", "ViT-B-32")
@@ -223,6 +225,33 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
         **pretrain.PRESETS["vrlib-tiny-vit"]["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
         "model_name": "vrlib-tiny-vit", "seed": 3, "device": "cpu",
     }  # fmt: skip
+
+
+def test_pretrain_command_trains_inside_the_experts_lock(world, trained, tmp_path, monkeypatch):
+    """``python -m vrlib pretrain`` takes the lock ``ensure_expert`` takes, so a study started
+    meanwhile waits for the checkpoint instead of training it a second time into the same file."""
+    import contextlib
+
+    held: list[Path] = []
+
+    @contextlib.contextmanager
+    def recording_lock(path, doing):
+        held.append(Path(path))
+        yield
+        held.remove(Path(path))
+
+    def fake(world_dir, out_path, **kw):
+        assert held == [Path(out_path)]  # training runs while the lock is held
+        return trained[1]
+
+    monkeypatch.setattr(pretrain.expert, "exclusive", recording_lock)
+    monkeypatch.setattr(pretrain.expert, "pretrain_expert", fake)
+    out = tmp_path / "locked.pt"
+    args = argparse.Namespace(
+        preset="smoke", seed=0, world=world, out=out, epochs=1, device="cpu",
+        batch_size=None, lr=None, model=None,
+    )  # fmt: skip
+    assert pretrain.pretrain_from_cli(args) == 0 and held == []
 
 
 def test_missing_world_is_a_clear_error(tmp_path):
