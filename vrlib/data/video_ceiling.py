@@ -11,12 +11,12 @@ world's generator (``synthetic.video_captions``) writes that text for that video
 ranks videos by it (the Bayes-optimal text->video ranking, videos equally likely a priori). A
 draw is a mixture of the generator's kinds with the shares its plan gives them (the canonical
 description, paraphrased full descriptions, appearance-only ones for several shots, partial
-ones, sound only). Each kind is a template over per-shot clauses, and each clause's distribution
+ones, `audio` ones). Each kind is a template over per-shot clauses, and each clause's distribution
 is enumerated by replaying the generator's own code with scripted draws
 (``caption_ceiling.enumerate_outputs``), so the likelihood follows the generator and cannot drift
 from it. Two simplifications, both small: a video's captions are drawn without repeats (the
 generator drops duplicates), and the kind counts are their expected shares. Ties (every video
-ties on a sound-only caption) are broken at random: ``ties="mean"``. Nuisances and bad frames do
+ties on an `audio` caption) are broken at random: ``ties="mean"``. Nuisances and bad frames do
 not enter: the ceiling is about what captions leave unsaid, not about pixels.
 """
 

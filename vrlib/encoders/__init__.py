@@ -10,8 +10,9 @@ end-to-end training (``vrlib.train``).
 
 Modules: ``names`` (model names and the spelling of ``pretrained``, checked without open_clip),
 ``weights`` (tags resolved in the local caches or downloaded, local checkpoint files,
-the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``) -> ``text_inputs`` (cached text-tower inputs
-for text sides trained on cached captions).
+the model configs registered with open_clip) -> ``clip`` (``ClipEncoder`` and ``load_clip``) -> ``tower_inputs`` (cached text-tower inputs
+for text sides trained on cached captions; not named ``text_inputs``, the function it exports,
+because an imported submodule would shadow that name on the package).
 
 Exports: ``ClipEncoder``, ``load_clip``, ``check_model_name``, ``check_pretrained``, ``PRECISIONS``,
 ``WeightsUnavailableError``, ``CheckpointMismatchError``, ``CHECKPOINT_SUFFIXES``, ``MODEL_CONFIG_DIR``,
@@ -28,9 +29,9 @@ _WHERE = {
     "PRECISIONS": "clip",
     "ClipEncoder": "clip",
     "load_clip": "clip",
-    "eot_index": "text_inputs",
-    "text_inputs": "text_inputs",
-    "text_tower": "text_inputs",
+    "eot_index": "tower_inputs",
+    "text_inputs": "tower_inputs",
+    "text_tower": "tower_inputs",
     "CHECKPOINT_SUFFIXES": "names",
     "MODEL_CONFIG_DIR": "names",
     "check_model_name": "names",

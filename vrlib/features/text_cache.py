@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from vrlib.encoders.text_inputs import text_inputs
+from vrlib.encoders.tower_inputs import text_inputs
 from vrlib.features.cache import CACHE_FORMAT, _load_text_cache, _sha, _text_checksum
 from vrlib.io import atomic_save_torch
 
@@ -31,7 +31,7 @@ def extract_text_inputs(
     trim: bool = False,
     batch_size: int = 256,
 ) -> dict[str, Tensor]:
-    """``vrlib.encoders.text_inputs`` for ``texts``, cached on disk.
+    """``vrlib.encoders.tower_inputs.text_inputs`` for ``texts``, cached on disk.
 
     Args:
         texts: the captions, in the order the training data indexes them.

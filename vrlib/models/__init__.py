@@ -17,7 +17,7 @@ The caption side trained on cached inputs (``frozen``, ``adapter``, ``last_block
 parts, frames sorted into a canonical content order, so frame order cannot matter.
 """
 
-from vrlib.encoders.text_inputs import text_inputs
+from vrlib.encoders.tower_inputs import text_inputs
 
 from . import clip2video, clip4clip, probes  # noqa: F401  (registers the heads)
 from .base import TemporalHead

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from vrlib.encoders.text_inputs import (
+from vrlib.encoders.tower_inputs import (
     eot_index,
     pool_and_project,
     run_blocks,

@@ -77,7 +77,7 @@ class CachedPairs(Dataset):
         frames_2x, mask_2x: double-rate frames (list or padded (N, 2T, D) + mask) for heads with
             ``needs_double_rate``.
         text_inputs: per-caption tensors (C, ...) in caption order for a trained text side
-            (``vrlib.encoders.text_inputs`` / ``vrlib.features.extract_text_inputs``); a batch
+            (``vrlib.encoders.tower_inputs.text_inputs`` / ``vrlib.features.extract_text_inputs``); a batch
             carries ``batch["text_inputs"] = {k: v[caps]}``.
         twin_of: (N,) video index of each video's reversed twin, -1 if none (symmetric), for
             ``TrainConfig.twin_batches``.

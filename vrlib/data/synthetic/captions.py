@@ -323,7 +323,7 @@ def motion_caption(events: list[dict], rng: np.random.Generator) -> str:
     Why: web photos of motion come with captions that use the words of time ("a ball flies to
     the left", "before and after"); these teach the expert every word a video caption uses.
     Full descriptions (two in three), partial ones, an appearance-only one for strips of several
-    shots; and in one in ten a sound-only sentence is appended, as alt-text often carries words
+    shots; and in one in ten a sentence about sound (as in `audio` captions) is appended, as alt-text often carries words
     the picture cannot show.
     """
     d = _Draw(rng)
