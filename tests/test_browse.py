@@ -348,3 +348,26 @@ def test_bug_the_audio_tag_has_one_name_in_docs_and_code():
         str(f.relative_to(ROOT)) for f in files if re.search(r"sound[- ]only", f.read_text(), re.I)
     ]
     assert not stale, f"call the audio tag `audio`, not sound-only: {stale}"
+
+
+def test_bug_play_on_a_row_of_the_previous_query_does_nothing(setup):
+    """CI: ▶ on a row drawn for the previous query (clicked while the next query's rows were being
+    drawn) raised StopIteration in the callback, so the player never showed."""
+    import dataclasses
+
+    b = _browser(setup, top_k=1)
+    _type_and_enter(b, "free query")
+    shown = {h.video_index for h, _ in b._rows if h is not None}
+    other = next(i for i in range(len(b.index.table)) if i not in shown)
+    stale = dataclasses.replace(b.hits[0], video_index=other)  # a hit no row shows now
+    assert b.play(stale) == b""
+    assert b.panel not in b.results.children and b.player.layout.display == "none"
+
+
+def test_status_changes_after_the_rows_are_drawn(setup):
+    """The status line is the signal that the rows below it belong to the query it names."""
+    b = _browser(setup)
+    seen = []
+    b.status.observe(lambda _: seen.append(tuple(b.results.children)), "value")
+    _type_and_enter(b, "free query")
+    assert seen and seen[-1] == tuple(b.results.children) and len(seen[-1]) >= 1

@@ -330,15 +330,16 @@ class QueryBrowser:
         self.player.layout.display = "none"
         self.detail.value = ""
 
-    def _open_panel(self, hit: Hit) -> None:
-        """Show the player/detail panel right under ``hit``'s row."""
+    def _open_panel(self, hit: Hit) -> bool:
+        """Show the player/detail panel right under ``hit``'s row; False where no row shows that
+        video (a button of the previous query's rows, clicked while the new rows were drawn)."""
         rows = [row for _, row in self._rows]
-        at = next(
-            i
-            for i, (h, _) in enumerate(self._rows)
-            if h is not None and h.video_index == hit.video_index
-        )
+        shown = [i for i, (h, _) in enumerate(self._rows) if h is not None and h.video_index == hit.video_index]
+        if not shown:
+            return False
+        at = shown[0]
         self.results.children = [*rows[: at + 1], self.panel, *rows[at + 1 :]]
+        return True
 
     def _render(self, text: str, caption_index: int | None, scores: np.ndarray) -> None:
         import ipywidgets as w
@@ -354,20 +355,28 @@ class QueryBrowser:
                 f"{len(scores)} videos): this model barely tells the videos apart for this query, "
                 "so their order means little.</span>"
             )
-        self.status.value = status
         self._rows = [(h, self._row(h, i)) for i, h in enumerate(self.hits)]
         if self.target_hit is not None:
             note = w.HTML(f"<i>ground truth, outside the top {len(self.hits)}:</i>")
             self._rows += [(None, note), (self.target_hit, self._row(self.target_hit, None))]
         self.results.children = [row for _, row in self._rows]
         self._close_panel()
+        # The status changes last: it says the rows below it are this query's (a click on a row
+        # of the previous query, made while these were being drawn, then finds no row; see play).
+        self.status.value = status
 
     def play(self, hit: Hit) -> bytes:
         """Show (and return) an animated strip of the hit's video (what its ▶ button does)."""
         path = self.index.table.at[hit.video_index, "path"]
-        self.player.value = clip_gif(path, size=2 * self.strip_size)
+        if not self._open_panel(hit):
+            return b""
+        try:
+            self.player.value = clip_gif(path, size=2 * self.strip_size)
+        except (VideoDecodeError, FileNotFoundError) as e:  # said in the panel, not the log console
+            self.player.layout.display = "none"
+            self.detail.value = f"<span style='color:#b00'>cannot play: {html.escape(str(e))}</span>"
+            return b""
         self.player.layout.display = ""
-        self._open_panel(hit)
         when = f", best match at {hit.time:.1f}s" if hit.time is not None else ""
         self.detail.value = (
             f"<b>{html.escape(hit.video_id)}</b>{when}<br><small>{html.escape(str(path))}</small>"
