@@ -50,3 +50,60 @@ def test_leaderboard_command_writes_the_file_and_names_a_stray_json(tmp_path, ca
     (tmp_path / "cards" / "other.json").write_text(json.dumps({"x": 1}))
     with pytest.raises(ValueError, match="other.json"):
         build_leaderboard(tmp_path / "cards")
+
+
+def _world_like(n_videos=6, per_video=2, seed=0):
+    """A test split as a study holds it (``RetrievalDataset``-like) and a (C, V) similarity."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    c2v = np.repeat(np.arange(n_videos), per_video)
+    videos = [SimpleNamespace(video_id=f"v{i}") for i in range(n_videos)]
+    ds = SimpleNamespace(
+        name="synthetic", split="test", root="/nowhere", videos=videos, skipped=[],
+        captions=[SimpleNamespace(video_id=f"v{v}") for v in c2v], caption_to_video=c2v,
+    )  # fmt: skip
+    return ds, rng.standard_normal((len(c2v), n_videos)).astype(np.float32)
+
+
+def test_a_study_card_scores_the_head_like_any_card_and_says_its_sampling():
+    import numpy as np
+
+    from vrlib.evaluation.study_cards import study_card
+    from vrlib.metrics import ranks
+
+    ds, sim = _world_like()
+    card = study_card(
+        sim, ds, study="temporal_ablation", setting="tdb", seed=3,
+        sampling={"strategy": "uniform", "n": 12}, intervals=0,
+    )  # fmt: skip
+    t2v = ranks(sim, ds.caption_to_video, direction="t2v")  # brute force beside the card
+    assert card.metrics["t2v"]["R@1"] == pytest.approx(100 * np.mean(t2v == 1))
+    assert card.model["name"] == "temporal_ablation:tdb" and card.model["seed"] == 3
+    assert card.protocol["sampling"] == {"strategy": "uniform", "n": 12}
+    assert card.protocol["aggregation"]["method"] == "the tdb head"
+    assert ":" not in card.stem()  # a file name on every system
+
+
+def test_study_cards_refuse_two_cards_of_one_head_and_build_the_reports_leaderboard(tmp_path):
+    from vrlib.evaluation.study_cards import study_card, write_study_cards
+    from vrlib.rollup import build_study_leaderboard
+
+    assert build_study_leaderboard(tmp_path) is None  # no default run wrote cards
+    ds, sim = _world_like()
+    cards = [
+        study_card(sim * s, ds, study="temporal_ablation", setting=name, seed=0, sampling={}, intervals=0)
+        for name, s in (("meanP", 1.0), ("tdb", -1.0))
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="meanP given more than once"):
+        write_study_cards([cards[0], cards[0]], tmp_path / "x")
+    write_study_cards(cards, tmp_path / "temporal_ablation" / "default" / "cards")
+    write_study_cards(cards[:1], tmp_path / "temporal_ablation" / "smoke" / "cards")  # not listed
+    out = build_study_leaderboard(tmp_path)
+    text = out.read_text()
+    assert "--leaderboard reports/temporal_ablation/default/cards`" in text
+    section = text.split("## synthetic test — `clip4clip`")[1]
+    assert section.count("| temporal_ablation:meanP |") == 1
+    assert section.count("| temporal_ablation:tdb |") == 1

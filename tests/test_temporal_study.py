@@ -6,6 +6,7 @@ against hand-made examples so that a wrong count cannot hide behind a plausible 
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,3 +410,47 @@ def test_probe_reading_says_where_the_signal_is_lost():
     no_fit = [fit[0] | {"train twin_acc_temporal": 52.0}, fit[1]]
     text = probe_reading(good_text, no_fit)
     assert "lost on the video side" in text and "within 5 points of it" in text
+
+
+def _runs_with_cards(monkeypatch):
+    from test_leaderboard import _world_like
+
+    from vrlib.evaluation.study_cards import study_card
+
+    ds, sim = _world_like()
+
+    def fake(setting, seed, *args, sampling=None, **kw):
+        card = study_card(
+            sim, ds, study=tr.STUDY, setting=setting.name, seed=seed, sampling=sampling, intervals=0
+        )
+        return ta.RunResult(
+            setting.name, setting.model, seed, [], None, {}, {}, {}, 0.0, 0, card=card
+        )
+
+    monkeypatch.setattr(tr, "train_and_evaluate", fake)
+    p = ta.TemporalParams(seeds=[0], sweep_seeds=[5])
+    runs = tr.run_all(p, {"train": None, "val": None, "test": None}, dim=8, progress=False)
+    return runs, p
+
+
+def test_run_all_gives_each_setting_its_own_card_of_a_shared_run(monkeypatch):
+    runs, p = _runs_with_cards(monkeypatch)
+    assert all(r.card.model["name"] == f"temporal_ablation:{r.setting}" for r in runs)
+    assert all(r.card.protocol["sampling"] == p.sampling.model_dump() for r in runs)
+    names = [r.card.model["name"] for r in runs]
+    assert len(names) == len(set(names))  # shared runs do not share a card object
+
+
+def test_write_cards_keeps_the_first_seed_of_each_setting_with_its_encoder(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from vrlib.evaluation import ResultCard
+
+    runs, p = _runs_with_cards(monkeypatch)
+    runs = runs + [copy.copy(runs[0])]  # a second seed of the first setting: not written
+    written = tr.write_cards(
+        runs, SimpleNamespace(fingerprint="f00d", name="vrlib-tiny"), p, tmp_path
+    )
+    assert len(written) == len({r.setting for r in runs})
+    card = ResultCard.load(written[0])
+    assert card.model["fingerprint"] == "f00d" and card.model["encoder"]["name"] == p.encoder.model

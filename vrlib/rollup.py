@@ -133,7 +133,24 @@ def build_readme(out_root: Path) -> Path:
         notes = (doc or {}).get("reading")
         if notes:
             parts.append(f"Reading: {notes}\n")
+    if build_study_leaderboard(out_root) is not None:
+        parts.append(
+            "## Leaderboard\n\nEvery head the default runs trained, and the untrained expert, as "
+            "result cards under one protocol preset: [leaderboard.md](leaderboard.md).\n"
+        )
     bench = out_root / "benchmarks.md"
     if bench.exists():
         parts.append("## Benchmarks\n\nSee [benchmarks.md](benchmarks.md).\n")
     return atomic_write_text(out_root / "README.md", "\n".join(parts))
+
+
+def build_study_leaderboard(out_root: Path) -> Path | None:
+    """``leaderboard.md`` from the result cards of the default runs (``STUDY/default/cards/``);
+    None where no default run wrote cards."""
+    from vrlib.evaluation.leaderboard import write_leaderboard
+
+    folders = sorted(out_root.glob("*/default/cards"))
+    if not folders:
+        return None
+    shown = " ".join(f"reports/{f.relative_to(out_root).as_posix()}" for f in folders)
+    return write_leaderboard(folders, out_root / "leaderboard.md", shown_as=shown)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class ResultCard:
             self.model["name"],
             self.protocol["preset"],
         ]
-        return "-".join(str(p).replace("/", "_").replace(" ", "_") for p in parts)
+        return "-".join(re.sub(r"[/\\: ]", "_", str(p)) for p in parts)  # a file name anywhere
 
     def save(self, out_dir: str | os.PathLike) -> tuple[Path, Path]:
         """Write ``<stem>.json`` and ``<stem>.md`` into ``out_dir``; returns both paths."""

@@ -60,9 +60,10 @@ def add_eval_args(p: Any) -> None:
     p.add_argument(
         "--leaderboard",
         type=Path,
+        nargs="+",
         default=None,
         metavar="DIR",
-        help="rebuild a leaderboard from the cards in DIR (--out FILE, default reports/leaderboard.md)",
+        help="rebuild a leaderboard from the cards in the DIRs (--out FILE, default reports/leaderboard.md)",
     )
     p.add_argument(
         "--compare",

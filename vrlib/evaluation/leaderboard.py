@@ -11,6 +11,7 @@ not the section's.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +28,29 @@ _PUBLISHED = {
 }
 
 
-def load_cards(folder: str | os.PathLike) -> list[ResultCard]:
-    """Every ``*.json`` result card in ``folder`` (sorted by name); other JSON files are named."""
+def load_cards(folders: str | os.PathLike | Sequence[str | os.PathLike]) -> list[ResultCard]:
+    """Every ``*.json`` result card in ``folders`` (each sorted by name); other JSON files are named."""
     cards = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            cards.append(ResultCard.load(path))
-        except ValueError as e:
-            raise ValueError(
-                f"{path}: not a result card ({e}); keep only cards in {folder}"
-            ) from None
+    for folder in [folders] if isinstance(folders, str | os.PathLike) else folders:
+        for path in sorted(Path(folder).glob("*.json")):
+            try:
+                cards.append(ResultCard.load(path))
+            except ValueError as e:
+                raise ValueError(
+                    f"{path}: not a result card ({e}); keep only cards in {folder}"
+                ) from None
     return cards
 
 
-def build_leaderboard(folder: str | os.PathLike) -> str:
-    """The Markdown leaderboard of the cards in ``folder`` (see the module docstring)."""
-    cards = load_cards(folder)
+def build_leaderboard(
+    folders: str | os.PathLike | Sequence[str | os.PathLike], shown_as: str | None = None
+) -> str:
+    """The Markdown leaderboard of the cards in ``folders`` (see the module docstring);
+    ``shown_as`` is how the command line that rebuilds it names the folders."""
+    cards = load_cards(folders)
+    if shown_as is None:
+        many = [folders] if isinstance(folders, str | os.PathLike) else folders
+        shown_as = " ".join(str(f) for f in many)
     sections: dict[tuple[str, str, str], list[ResultCard]] = {}
     for card in cards:
         key = (card.dataset["name"], card.dataset["split"], card.protocol["preset"])
@@ -50,10 +58,11 @@ def build_leaderboard(folder: str | os.PathLike) -> str:
     lines = [
         "# Leaderboard",
         "",
-        f"Built from {len(cards)} result cards by `python -m vrlib eval --leaderboard {folder}`; one "
+        f"Built from {len(cards)} result cards by `python -m vrlib eval --leaderboard {shown_as}`; one "
         "section per dataset, split and protocol preset. Ours first (best T2V R@1 on top; "
-        "*partial* = not the whole protocol split), then the published figures of `vrlib/papers.py`, "
-        "marked ≠ where their protocol differs from the section's.",
+        "*partial* = not the whole protocol split; a trained head's row names its study and setting, "
+        "with its frame sampling and pooling on its card), then the published figures of "
+        "`vrlib/papers.py`, marked ≠ where their protocol differs from the section's.",
         "",
     ]
     for (dataset, split, preset), group in sorted(sections.items()):
@@ -110,8 +119,12 @@ def _published(dataset: str, split: str, protocol: dict[str, Any]) -> list[str]:
     return rows
 
 
-def write_leaderboard(folder: str | os.PathLike, out: str | os.PathLike) -> Path:
+def write_leaderboard(
+    folders: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    shown_as: str | None = None,
+) -> Path:
     """Write :func:`build_leaderboard` to ``out`` (e.g. ``reports/leaderboard.md``)."""
     from vrlib.io import atomic_write_text
 
-    return atomic_write_text(out, build_leaderboard(folder) + "\n")
+    return atomic_write_text(out, build_leaderboard(folders, shown_as) + "\n")

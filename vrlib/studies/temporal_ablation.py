@@ -369,6 +369,7 @@ class RunResult:
     twin_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     train_twin: dict[str, float] = field(default_factory=dict)  # twin_summary on the train split
     text_state: dict[str, Any] | None = None  # the trained text side's weights (cached mode)
+    card: Any = None  # its result card (vrlib.evaluation.study_cards), for the leaderboard
 
 
 # ----------------------------------------------------------------------------- claims

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vrlib.evaluation.study_cards import study_card
 from vrlib.studies.temporal_ablation import (
     TEMPORAL_TAG,
     RunResult,
@@ -31,6 +32,8 @@ from vrlib.studies.temporal_twins import (
 )
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
+
+STUDY = "temporal_ablation"
 
 # ----------------------------------------------------------------------------- data
 
@@ -182,6 +185,7 @@ def train_and_evaluate(
     num_frames: int,
     encoder_factory: Any = None,
     text_side_factory: Any = None,
+    sampling: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train the head of ``setting`` with ``seed`` on ``train``, select on ``val``, test on ``test``.
 
@@ -192,6 +196,8 @@ def train_and_evaluate(
             trainable ``ClipEncoder`` (each run fine-tunes its own copy).
         text_side_factory: for cached mode, ``text_side_factory(name)`` returns a fresh text
             side (``name`` None: the study's); None trains with the frozen text embedding.
+        sampling: the study's frame sampling; given, the run carries its result card
+            (``vrlib.evaluation.study_cards``), which records it.
     """
     from vrlib.metrics import ranks
     from vrlib.train import fit, similarity_matrix
@@ -252,6 +258,9 @@ def train_and_evaluate(
             train,
         ) if cfg.mode == "cached" else {},
         text_state=copy.deepcopy(side.state_dict()) if side is not None else None,
+        card=None if sampling is None else study_card(
+            sim, test.dataset, study=STUDY, setting=setting.name, seed=seed, sampling=sampling
+        ),
     )  # fmt: skip
 
 
@@ -287,11 +296,29 @@ def run_all(
             done[key] = train_and_evaluate(
                 setting, seed, splits["train"], splits["val"], splits["test"], params.train,
                 dim=dim, num_frames=params.sampling.n, encoder_factory=encoder_factory,
-                text_side_factory=text_side_factory,
+                text_side_factory=text_side_factory, sampling=params.sampling.model_dump(),
             )  # fmt: skip
         out.append(copy.copy(done[key]))
         out[-1].setting = setting.name
+        if out[-1].card is not None:  # a shared run's card under this setting's name
+            out[-1].card = copy.deepcopy(out[-1].card)
+            out[-1].card.model["name"] = f"{STUDY}:{setting.name}"
+            out[-1].card.protocol["aggregation"]["method"] = f"the {setting.name} head"
     return out
+
+
+def write_cards(runs: Sequence[RunResult], encoder: Any, params: TemporalParams, out_dir) -> list:
+    """The result card of every setting at the first seed, into ``out_dir``: what
+    ``reports/leaderboard.md`` lists (the untrained meanP row is the zero-shot expert)."""
+    from vrlib.evaluation.models import model_record
+    from vrlib.evaluation.study_cards import with_encoder, write_study_cards
+
+    record = model_record(encoder, params.encoder.model, params.encoder.pretrained)
+    first = {}
+    for run in runs:
+        first.setdefault(run.setting, run)
+    cards = [with_encoder(r.card, record) for r in first.values() if r.card is not None]
+    return write_study_cards(cards, out_dir)
 
 
 # ----------------------------------------------------------------------------- rows

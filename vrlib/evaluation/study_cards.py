@@ -1,0 +1,80 @@
+"""Result cards for the heads the studies train, so the leaderboard lists them beside zero-shot.
+
+Why: ``vrlib eval`` scores a model it can load; a study's trained head (CLIP4Clip's seqTransf,
+CLIP2Video's TDB, ...) lives only inside the study's run. Its test similarity is scored here by
+the same :func:`vrlib.evaluation.run.score` under a named preset (``clip4clip`` by default), so
+its card carries the same metrics, intervals and fingerprints as any other, and
+``reports/leaderboard.md`` (:mod:`vrlib.evaluation.leaderboard`) lists it. The card says what
+the preset did not choose: the study's frame sampling and the head that pooled the frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vrlib.evaluation.benchmarks import dataset_record
+from vrlib.evaluation.card import ResultCard
+from vrlib.evaluation.run import score
+
+STUDY_PROTOCOL = "clip4clip"  # the preset the studies' cards are scored under
+CARD_INTERVALS = 200  # bootstrap resamples per card (the study's own claims use their own)
+
+
+def study_card(
+    sim: torch.Tensor | np.ndarray,
+    dataset: Any,
+    *,
+    study: str,
+    setting: str,
+    seed: int,
+    sampling: dict[str, Any],
+    protocol: str = STUDY_PROTOCOL,
+    intervals: int = CARD_INTERVALS,
+) -> ResultCard:
+    """The card of one trained (or untrained) head on ``dataset``, the split it was tested on.
+
+    Args:
+        sim: ``(C, V)`` test similarity, rows in ``dataset.captions`` order.
+        dataset: the test split's ``RetrievalDataset``.
+        study, setting, seed: which run it is (the card's model name is ``study:setting``).
+        sampling: the study's frame sampling (the card records it instead of the preset's).
+    """
+    sim = sim.detach().float().cpu().numpy() if isinstance(sim, torch.Tensor) else np.asarray(sim)
+    listed = len(dataset.videos) + len(getattr(dataset, "skipped", []))
+    card = score(
+        sim, np.asarray(dataset.caption_to_video), protocol, intervals=intervals, seed=seed,
+        dataset=dataset_record(dataset, dataset.split, None, listed),
+        model={"name": f"{study}:{setting}", "pretrained": None, "kind": "trained head",
+               "seed": seed, "fingerprint": None},
+    )  # fmt: skip
+    card.protocol["sampling"] = dict(sampling)
+    card.protocol["aggregation"] = {"method": f"the {setting} head", "options": {}}
+    return card
+
+
+def with_encoder(card: ResultCard, encoder_record: dict[str, Any]) -> ResultCard:
+    """``card`` with the frozen encoder the head sat on (its weights' tag or path and hash)."""
+    card.model["pretrained"] = encoder_record.get("pretrained")
+    card.model["encoder"] = encoder_record
+    card.model["fingerprint"] = encoder_record.get("fingerprint")
+    return card
+
+
+def write_study_cards(cards: Iterable[ResultCard], out_dir: str | os.PathLike) -> list[Path]:
+    """Write each card's JSON (and Markdown) into ``out_dir``; one card per model name.
+
+    Raises:
+        ValueError: two cards with the same model name (the second would overwrite the first).
+    """
+    cards = list(cards)
+    names = [c.model["name"] for c in cards]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"one card per head: {', '.join(twice)} given more than once")
+    return [card.save(out_dir)[0] for card in cards]
