@@ -170,8 +170,14 @@ def score(
     )
 
 
+def _read_id_lines(path: str | os.PathLike) -> list[str]:
+    """The non-blank lines of an id file, stripped."""
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def _load_ids(path: str | os.PathLike) -> list[str]:
-    ids = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    """Video ids, one per line, each once."""
+    ids = _read_id_lines(path)
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: ids must be unique")
     return ids
@@ -203,9 +209,7 @@ def evaluate_embeddings(
     videos = np.load(video_embeddings)
     texts = np.load(text_embeddings)
     vids = _load_ids(video_ids)
-    caption_videos = [
-        line.strip() for line in Path(text_video_ids).read_text().splitlines() if line.strip()
-    ]
+    caption_videos = _read_id_lines(text_video_ids)
     if len(vids) != len(videos) or len(caption_videos) != len(texts):
         raise ValueError(
             f"{video_embeddings} has {len(videos)} rows for {len(vids)} ids in {video_ids}; "
@@ -238,9 +242,7 @@ def evaluate_similarity(
     ``text_video_ids`` (each caption's video id), columns ``video_ids``."""
     sim = np.load(similarity)
     vids = _load_ids(video_ids)
-    caption_videos = [
-        line.strip() for line in Path(text_video_ids).read_text().splitlines() if line.strip()
-    ]
+    caption_videos = _read_id_lines(text_video_ids)
     if sim.shape[:2] != (len(caption_videos), len(vids)):
         raise ValueError(
             f"{similarity} has shape {sim.shape}; {text_video_ids} and {video_ids} need "
