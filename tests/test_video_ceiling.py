@@ -34,14 +34,14 @@ def test_one_shot_full_captions_sum_to_one() -> None:
     assert total(vc._full, gen._full_caption, events) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("shots", [2, 3])
-def test_partial_and_appearance_captions_sum_to_one(shots: int) -> None:
-    events = events_with(shots)
+def test_partial_and_appearance_captions_sum_to_one() -> None:
+    # Two shots: the partial caption's choice of shots is exercised; three enumerate the same code
+    # over 30 s of draws (CI's time budget), so they are not run here.
+    events = events_with(2)
     partial = total(vc._partial, lambda e, d: gen._partial_caption(e, d)[0], events)
     assert partial == pytest.approx(1.0)
-    if shots == 2:
-        look = total(vc._look, lambda e, d: gen._appearance_caption(e, d)[0], events)
-        assert look == pytest.approx(1.0)
+    look = total(vc._look, lambda e, d: gen._appearance_caption(e, d)[0], events)
+    assert look == pytest.approx(1.0)
 
 
 def test_every_generated_caption_is_possible_for_its_video_and_twins_differ() -> None:
