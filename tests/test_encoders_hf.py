@@ -107,9 +107,40 @@ def test_xclip_embeds_each_clip_as_a_whole(tiny_models):
     clip = frames(7)
     one = model.encode_videos([clip])
     both = model.encode_videos([clip, frames(3, seed=1)])
-    assert both.shape == (2, 16) and torch.allclose(one[0], both[0], atol=1e-5)
+    vision = model.model.config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2  # prompt features per video
+    assert both.shape == (2, (1 + patches) * 16) and torch.allclose(one[0], both[0], atol=1e-5)
     assert not torch.allclose(both[0], both[1])
     assert model.encode_texts(["a red cat"]).shape == (1, 16)
+
+
+def test_xclip_scores_equal_the_transformers_forward_with_video_specific_prompts(tiny_models):
+    """``score`` is XCLIPModel.forward's logits_per_text over its logit scale; a caption's
+    score depends on the video it is scored against (plain dot products would not match)."""
+    model = load_model("xclip", str(tiny_models["xclip"]), device="cpu")
+    ref = tf.XCLIPModel.from_pretrained(tiny_models["xclip"]).eval()
+    processor = tf.AutoProcessor.from_pretrained(tiny_models["xclip"])
+    with torch.no_grad():  # the tiny prompt generator starts with alpha 0.1: make it count
+        for m in (model.model, ref):
+            m.prompts_generator.alpha.fill_(1.0)
+    clips = [frames(4, seed=s) for s in range(3)]
+    texts = ["a red cat", "dog", "a dog runs"]
+    got = model.score(model.encode_texts(texts), model.encode_videos(clips), chunk=2)
+    inputs = processor(text=texts, return_tensors="pt", padding=True)
+    pixels = torch.stack(
+        [processor.image_processor(images=list(c), return_tensors="pt")["pixel_values"].reshape(4, 3, 32, 32) for c in clips]
+    )  # fmt: skip
+    with torch.no_grad():
+        out = ref(
+            input_ids=inputs["input_ids"],
+            attention_mask=inputs["attention_mask"],
+            pixel_values=pixels,
+        )
+    want = out.logits_per_text / ref.logit_scale.exp()
+    assert got.shape == (3, 3) and torch.allclose(got, want, atol=1e-4)
+    videos = model.encode_videos(clips)[:, :16]
+    plain = torch.nn.functional.normalize(model.encode_texts(texts), dim=-1) @ videos.T
+    assert not torch.allclose(plain, want, atol=1e-3)
 
 
 def test_hf_models_score_a_benchmark(tiny_models, tmp_path, bikes_mp4):

@@ -5,10 +5,13 @@
   (``preprocess_frames``, ``encode_preprocessed``, ``encode_text``, ``fingerprint``,
   ``image_size``), so their frame features are cached and aggregated like open_clip's.
 - ``xclip`` (``XCLIPModel``) is video-native: ``encode_videos`` embeds the frames of a clip
-  together (``get_video_features``), ``encode_texts`` the captions (``get_text_features``).
-  X-CLIP's video-specific prompt generator, which adds video features to the text embedding of
-  each (video, text) pair, is not applied: scores are dot products of independent embeddings,
-  so they are below the paper's where the prompts help.
+  together (the cross-frame transformer's video embedding) and keeps the frame-averaged patch
+  features that X-CLIP's video-specific prompt generator reads; ``encode_texts`` keeps the
+  projected caption embedding before normalisation. ``score`` then does what ``XCLIPModel.forward``
+  does for each (video, caption) pair: the caption's embedding plus the prompt generated from that
+  video, normalised, dotted with the video's embedding (``logits_per_text`` without the logit
+  scale). Why: a caption's X-CLIP embedding depends on the video it is scored against, so plain
+  dot products of independent embeddings are not X-CLIP's scores.
 
 Why local folders only: no model hub is reachable where this workbench is built; a model is a
 directory saved once with ``save_pretrained`` (model and processor), loaded with
@@ -145,16 +148,22 @@ class HFFrameEncoder(_HFBase):
 
 
 class XClipModel(_HFBase):
-    """X-CLIP as a :class:`~vrlib.evaluation.models.VideoTextModel` (see the module docstring)."""
+    """X-CLIP as a :class:`~vrlib.evaluation.models.VideoTextModel` with its own ``score`` (see
+    the module docstring): a video's row is its embedding followed by its prompt features."""
 
     @property
     def num_frames(self) -> int:
         return int(self.model.config.vision_config.num_frames)
 
+    @property
+    def _dim(self) -> int:
+        return int(self.model.config.projection_dim)
+
     @torch.no_grad()
     def encode_videos(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """One uint8 ``(T, H, W, 3)`` per video -> ``(N, d)``; each clip is resampled to the
-        model's ``num_frames`` (evenly spaced, first and last kept)."""
+        """One uint8 ``(T, H, W, 3)`` per video -> ``(N, (1 + P) * d)``: the L2-normalised video
+        embedding, then the ``P`` frame-averaged patch features of the prompt generator. Each
+        clip is resampled to the model's ``num_frames`` (evenly spaced, first and last kept)."""
         clips = []
         for video in frames:
             keep = np.round(np.linspace(0, len(video) - 1, self.num_frames)).astype(int)
@@ -163,6 +172,35 @@ class XClipModel(_HFBase):
             )["pixel_values"]
             clips.append(pixels.reshape(-1, *pixels.shape[-3:]))  # (num_frames, 3, S, S)
         batch = torch.stack(clips).to(self.device)  # (N, num_frames, 3, S, S)
-        return F.normalize(
-            _features(self.model.get_video_features(pixel_values=batch)).float(), dim=-1
-        )
+        n, t = batch.shape[:2]
+        m = self.model
+        vision = m.vision_model(pixel_values=batch.flatten(0, 1))
+        per_frame = m.visual_projection(vision.pooler_output).view(n, t, -1)
+        video = F.normalize(_features(m.mit(per_frame)).float(), dim=-1)  # (N, d)
+        patches = m.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :])
+        patches = (patches @ m.prompts_visual_projection).view(n, t, -1, self._dim).mean(dim=1)
+        return torch.cat([video[:, None, :], patches.float()], dim=1).flatten(1)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """``(N, d)`` projected caption embeddings, not normalised (the prompt is added first)."""
+        out = [
+            _features(self.model.get_text_features(**self._text_inputs(texts[i : i + 256])))
+            for i in range(0, len(texts), 256)
+        ]
+        return torch.cat(out).float()
+
+    @torch.no_grad()
+    def score(self, texts: torch.Tensor, videos: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+        """``(C, V)`` X-CLIP scores of ``encode_texts`` rows against ``encode_videos`` rows:
+        per video, its prompt is added to every caption, which is then normalised."""
+        d = self._dim
+        videos = videos.reshape(len(videos), -1, d).to(self.device)
+        texts = texts.to(self.device)
+        cols = []
+        for start in range(0, len(videos), chunk):
+            part = videos[start : start + chunk]  # (b, 1 + P, d)
+            text = texts.unsqueeze(0).expand(len(part), -1, -1)  # (b, C, d)
+            text = F.normalize(text + self.model.prompts_generator(text, part[:, 1:, :]), dim=-1)
+            cols.append(torch.einsum("bd,bcd->cb", part[:, 0, :], text))
+        return torch.cat(cols, dim=1).float().cpu()

@@ -35,7 +35,9 @@ class VideoTextModel(Protocol):
     ``encode_videos`` receives one uint8 array ``(T, H, W, 3)`` per video (the preset's frames,
     native size) and returns ``(N, d)`` embeddings; ``encode_texts`` returns ``(N, d)``. Scores
     are dot products, so return L2-normalised rows for cosine similarity. ``name`` goes on the
-    card; an optional ``fingerprint`` attribute (e.g. a hash of the weights) too.
+    card; an optional ``fingerprint`` attribute (e.g. a hash of the weights) too. A model whose
+    caption embedding depends on the video (X-CLIP's video-specific prompts) also implements
+    ``score(texts, videos) -> (C, V)`` over those two outputs, used instead of dot products.
     """
 
     name: str

@@ -110,7 +110,9 @@ def evaluate_model(
     texts = embed_texts(encoder, [c.text for c in ds.captions], cache, progress)
     row = {vid: i for i, vid in enumerate(ids)}
     order = [row[v.video_id] for v in ds.videos]
-    sim = _similarity(texts, videos[order])
+    videos = videos[order]
+    scorer = getattr(encoder, "score", None)  # X-CLIP: the caption depends on the video
+    sim = scorer(texts, videos).numpy() if callable(scorer) else _similarity(texts, videos)
     card = score(
         sim, ds.caption_to_video, preset.name, dsl=dsl, intervals=intervals, seed=seed,
         dataset=dataset_record(ds, split, bench, listed),
