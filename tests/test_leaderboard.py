@@ -53,50 +53,49 @@ def test_leaderboard_command_writes_the_file_and_names_a_stray_json(tmp_path, ca
 
 
 def _world_like(n_videos=6, per_video=2, seed=0):
-    """A test split as a study holds it (``RetrievalDataset``-like) and a (C, V) similarity."""
-    from types import SimpleNamespace
-
+    """A study's test split as its card sees it: each caption's video, and a (C, V) similarity."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     c2v = np.repeat(np.arange(n_videos), per_video)
-    videos = [SimpleNamespace(video_id=f"v{i}") for i in range(n_videos)]
-    ds = SimpleNamespace(
-        name="synthetic", split="test", root="/nowhere", videos=videos, skipped=[],
-        captions=[SimpleNamespace(video_id=f"v{v}") for v in c2v], caption_to_video=c2v,
+    return c2v, rng.standard_normal((len(c2v), n_videos)).astype(np.float32)
+
+
+def _card(sim, c2v, setting, root, seed=0, sampling=None):
+    from vrlib.evaluation.study_cards import study_card
+
+    return study_card(
+        sim, c2v, dataset="synthetic", split="test", root=root, study="temporal_ablation",
+        setting=setting, seed=seed, sampling=sampling or {}, intervals=0,
     )  # fmt: skip
-    return ds, rng.standard_normal((len(c2v), n_videos)).astype(np.float32)
 
 
-def test_a_study_card_scores_the_head_like_any_card_and_says_its_sampling():
+def test_a_study_card_scores_the_head_like_any_card_and_says_its_sampling(tmp_path):
     import numpy as np
 
-    from vrlib.evaluation.study_cards import study_card
     from vrlib.metrics import ranks
 
-    ds, sim = _world_like()
-    card = study_card(
-        sim, ds, study="temporal_ablation", setting="tdb", seed=3,
-        sampling={"strategy": "uniform", "n": 12}, intervals=0,
-    )  # fmt: skip
-    t2v = ranks(sim, ds.caption_to_video, direction="t2v")  # brute force beside the card
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "test.json").write_text("[]")
+    c2v, sim = _world_like()
+    card = _card(sim, c2v, "tdb", tmp_path, seed=3, sampling={"strategy": "uniform", "n": 12})
+    t2v = ranks(sim, c2v, direction="t2v")  # brute force beside the card
     assert card.metrics["t2v"]["R@1"] == pytest.approx(100 * np.mean(t2v == 1))
     assert card.model["name"] == "temporal_ablation:tdb" and card.model["seed"] == 3
     assert card.protocol["sampling"] == {"strategy": "uniform", "n": 12}
     assert card.protocol["aggregation"]["method"] == "the tdb head"
+    assert card.dataset["queries"] == 12 and card.dataset["videos_evaluated"] == 6
+    assert list(card.dataset["annotations"]) == ["annotations/test.json"]
     assert ":" not in card.stem()  # a file name on every system
 
 
 def test_study_cards_refuse_two_cards_of_one_head_and_build_the_reports_leaderboard(tmp_path):
-    from vrlib.evaluation.study_cards import study_card, write_study_cards
+    from vrlib.evaluation.study_cards import write_study_cards
     from vrlib.rollup import build_study_leaderboard
 
     assert build_study_leaderboard(tmp_path) is None  # no default run wrote cards
-    ds, sim = _world_like()
-    cards = [
-        study_card(sim * s, ds, study="temporal_ablation", setting=name, seed=0, sampling={}, intervals=0)
-        for name, s in (("meanP", 1.0), ("tdb", -1.0))
-    ]  # fmt: skip
+    c2v, sim = _world_like()
+    cards = [_card(sim * s, c2v, name, tmp_path) for name, s in (("meanP", 1.0), ("tdb", -1.0))]
     with pytest.raises(ValueError, match="meanP given more than once"):
         write_study_cards([cards[0], cards[0]], tmp_path / "x")
     write_study_cards(cards, tmp_path / "temporal_ablation" / "default" / "cards")

@@ -417,12 +417,13 @@ def _runs_with_cards(monkeypatch):
 
     from vrlib.evaluation.study_cards import study_card
 
-    ds, sim = _world_like()
+    c2v, sim = _world_like()
 
     def fake(setting, seed, *args, sampling=None, **kw):
         card = study_card(
-            sim, ds, study=tr.STUDY, setting=setting.name, seed=seed, sampling=sampling, intervals=0
-        )
+            sim, c2v, dataset="synthetic", split="test", root=".", study=tr.STUDY,
+            setting=setting.name, seed=seed, sampling=sampling, intervals=0,
+        )  # fmt: skip
         return ta.RunResult(
             setting.name, setting.model, seed, [], None, {}, {}, {}, 0.0, 0, card=card
         )

@@ -222,7 +222,7 @@ def evaluate_embeddings(
     files = _hashes(video_embeddings, text_embeddings, video_ids, text_video_ids)
     card = score(
         sim, c2v, protocol, dsl=dsl, intervals=intervals, seed=seed,
-        dataset=_brought_record(dataset, split, len(vids), c2v, files),
+        dataset=counted_record(dataset, split, len(vids), c2v, files, "(embeddings brought)"),
         model={"name": name, "pretrained": None, "kind": "embeddings", "fingerprint": files[str(video_embeddings)]},
     )  # fmt: skip
     return _brought(card)
@@ -254,7 +254,7 @@ def evaluate_similarity(
     files = _hashes(similarity, text_video_ids, video_ids)
     card = score(
         sim, c2v, protocol, dsl=dsl, intervals=intervals, seed=seed,
-        dataset=_brought_record(dataset, split, len(vids), c2v, files),
+        dataset=counted_record(dataset, split, len(vids), c2v, files, "(embeddings brought)"),
         model={"name": name, "pretrained": None, "kind": "similarity", "fingerprint": files[str(similarity)]},
     )  # fmt: skip
     return _brought(card)
@@ -284,15 +284,25 @@ def _hashes(*paths: Any) -> dict[str, str]:
     return {str(p): sha256_file(p) for p in paths}
 
 
-def _brought_record(dataset: str, split: str, videos: int, c2v: np.ndarray, files: dict) -> dict:
+def counted_record(
+    dataset: str, split: str, videos: int, c2v: np.ndarray, annotations: dict, root: str
+) -> dict:
+    """A card's dataset record from what was scored (``videos`` and each caption's video), for
+    data that no reader loaded here: brought embeddings, and a study's test split."""
     counts = np.bincount(c2v, minlength=videos)
     return {
-        "name": dataset, "split": split, "reader_split": split, "root": "(embeddings brought)",
-        "annotations": files, "videos_listed": videos, "videos_evaluated": videos,
+        "name": dataset, "split": split, "reader_split": split, "root": root,
+        "annotations": annotations, "videos_listed": videos, "videos_evaluated": videos,
         "queries": len(c2v), "captions_per_video": {"min": int(counts.min()), "max": int(counts.max())},
         "query_rule": "as given", "excluded": 0, "excluded_videos": [],
         "expected_videos": None, "expected_queries": None, "complete": True,
     }  # fmt: skip
 
 
-__all__ = ["evaluate_embeddings", "evaluate_model", "evaluate_similarity", "score"]
+__all__ = [
+    "counted_record",
+    "evaluate_embeddings",
+    "evaluate_model",
+    "evaluate_similarity",
+    "score",
+]

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.evaluation.benchmarks import dataset_record
+from vrlib.evaluation.benchmarks import annotation_hashes
 from vrlib.evaluation.card import ResultCard
-from vrlib.evaluation.run import score
+from vrlib.evaluation.run import counted_record, score
 
 STUDY_PROTOCOL = "clip4clip"  # the preset the studies' cards are scored under
 CARD_INTERVALS = 200  # bootstrap resamples per card (the study's own claims use their own)
@@ -28,8 +28,11 @@ CARD_INTERVALS = 200  # bootstrap resamples per card (the study's own claims use
 
 def study_card(
     sim: torch.Tensor | np.ndarray,
-    dataset: Any,
+    caption_to_video: np.ndarray,
     *,
+    dataset: str,
+    split: str,
+    root: str | os.PathLike,
     study: str,
     setting: str,
     seed: int,
@@ -37,19 +40,22 @@ def study_card(
     protocol: str = STUDY_PROTOCOL,
     intervals: int = CARD_INTERVALS,
 ) -> ResultCard:
-    """The card of one trained (or untrained) head on ``dataset``, the split it was tested on.
+    """The card of one trained (or untrained) head on the split it was tested on.
 
     Args:
-        sim: ``(C, V)`` test similarity, rows in ``dataset.captions`` order.
-        dataset: the test split's ``RetrievalDataset``.
+        sim: ``(C, V)`` test similarity; ``caption_to_video`` (C,) each row's video column.
+        dataset, split, root: the dataset's name, the test split and its folder (whose annotation
+            files are hashed onto the card).
         study, setting, seed: which run it is (the card's model name is ``study:setting``).
         sampling: the study's frame sampling (the card records it instead of the preset's).
     """
     sim = sim.detach().float().cpu().numpy() if isinstance(sim, torch.Tensor) else np.asarray(sim)
-    listed = len(dataset.videos) + len(getattr(dataset, "skipped", []))
+    c2v = np.asarray(caption_to_video)
+    record = counted_record(
+        dataset, split, sim.shape[1], c2v, annotation_hashes(Path(root)), str(root)
+    )
     card = score(
-        sim, np.asarray(dataset.caption_to_video), protocol, intervals=intervals, seed=seed,
-        dataset=dataset_record(dataset, dataset.split, None, listed),
+        sim, c2v, protocol, intervals=intervals, seed=seed, dataset=record,
         model={"name": f"{study}:{setting}", "pretrained": None, "kind": "trained head",
                "seed": seed, "fingerprint": None},
     )  # fmt: skip

@@ -259,7 +259,8 @@ def train_and_evaluate(
         ) if cfg.mode == "cached" else {},
         text_state=copy.deepcopy(side.state_dict()) if side is not None else None,
         card=None if sampling is None else study_card(
-            sim, test.dataset, study=STUDY, setting=setting.name, seed=seed, sampling=sampling
+            sim, c2v, dataset=test.dataset.name, split=test.dataset.split, root=test.dataset.root,
+            study=STUDY, setting=setting.name, seed=seed, sampling=sampling,
         ),
     )  # fmt: skip
 
