@@ -334,7 +334,11 @@ class QueryBrowser:
         """Show the player/detail panel right under ``hit``'s row; False where no row shows that
         video (a button of the previous query's rows, clicked while the new rows were drawn)."""
         rows = [row for _, row in self._rows]
-        shown = [i for i, (h, _) in enumerate(self._rows) if h is not None and h.video_index == hit.video_index]
+        shown = [
+            i
+            for i, (h, _) in enumerate(self._rows)
+            if h is not None and h.video_index == hit.video_index
+        ]
         if not shown:
             return False
         at = shown[0]
@@ -374,7 +378,9 @@ class QueryBrowser:
             self.player.value = clip_gif(path, size=2 * self.strip_size)
         except (VideoDecodeError, FileNotFoundError) as e:  # said in the panel, not the log console
             self.player.layout.display = "none"
-            self.detail.value = f"<span style='color:#b00'>cannot play: {html.escape(str(e))}</span>"
+            self.detail.value = (
+                f"<span style='color:#b00'>cannot play: {html.escape(str(e))}</span>"
+            )
             return b""
         self.player.layout.display = ""
         when = f", best match at {hit.time:.1f}s" if hit.time is not None else ""

@@ -1,8 +1,8 @@
 """``reports/leaderboard.md`` rebuilt from a folder of result cards, published numbers beside.
 
 Why from cards: a card carries its protocol and data fingerprint, so the table can group only
-numbers that were counted the same way (one section per dataset, split and preset) and can say
-when a published figure was computed differently. Published figures come from
+numbers that were counted the same way (one section per dataset, split, preset and pool of videos
+and queries) and can say when a published figure was computed differently. Published figures come from
 :mod:`vrlib.papers` (transcribed from the papers, with the protocol that produced each) and are
 marked ``≠`` with the difference (:func:`vrlib.papers.protocol_differences`) when their protocol is
 not the section's.
@@ -51,29 +51,31 @@ def build_leaderboard(
     if shown_as is None:
         many = [folders] if isinstance(folders, str | os.PathLike) else folders
         shown_as = " ".join(str(f) for f in many)
-    sections: dict[tuple[str, str, str], list[ResultCard]] = {}
-    for card in cards:
-        key = (card.dataset["name"], card.dataset["split"], card.protocol["preset"])
+    sections: dict[tuple[str, str, str, int, int], list[ResultCard]] = {}
+    for card in cards:  # one section per pool scored: cards on other videos or queries apart
+        d = card.dataset
+        key = (d["name"], d["split"], card.protocol["preset"], d["videos_evaluated"], d["queries"])
         sections.setdefault(key, []).append(card)
     lines = [
         "# Leaderboard",
         "",
         f"Built from {len(cards)} result cards by `python -m vrlib eval --leaderboard {shown_as}`; one "
-        "section per dataset, split and protocol preset. Ours first (best T2V R@1 on top; "
+        "section per dataset, split, protocol preset and pool of videos and queries. Ours first (best T2V R@1 on top; "
         "*partial* = not the whole protocol split; a trained head's row names its study and setting, "
         "with its frame sampling and pooling on its card), then the published figures of "
         "`vrlib/papers.py`, marked ≠ where their protocol differs from the section's.",
         "",
     ]
-    for (dataset, split, preset), group in sorted(sections.items()):
+    for (dataset, split, preset, _, _), group in sorted(sections.items()):
         lines += _section(dataset, split, preset, group)
     return "\n".join(lines)
 
 
 def _section(dataset: str, split: str, preset: str, cards: list[ResultCard]) -> list[str]:
     cols = [f"T2V {m}" for m in HEADLINE] + [f"V2T {m}" for m in HEADLINE]
+    d = cards[0].dataset
     lines = [
-        f"## {dataset} {split} — `{preset}`",
+        f"## {dataset} {split} — `{preset}` ({d['videos_evaluated']} videos, {d['queries']} queries)",
         "",
         "| model | weights | " + " | ".join(cols) + " | note |",
     ]

@@ -10,6 +10,7 @@ the preset did not choose: the study's frame sampling and the head that pooled t
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,6 +65,17 @@ def study_card(
     return card
 
 
+def renamed(card: ResultCard | None, study: str, setting: str) -> ResultCard | None:
+    """A copy of a shared run's card under another setting's name (runs that train the same
+    thing are trained once and reported under every setting that names them)."""
+    if card is None:
+        return None
+    card = copy.deepcopy(card)
+    card.model["name"] = f"{study}:{setting}"
+    card.protocol["aggregation"]["method"] = f"the {setting} head"
+    return card
+
+
 def with_encoder(card: ResultCard, encoder_record: dict[str, Any]) -> ResultCard:
     """``card`` with the frozen encoder the head sat on (its weights' tag or path and hash)."""
     card.model["pretrained"] = encoder_record.get("pretrained")
@@ -84,3 +96,22 @@ def write_study_cards(cards: Iterable[ResultCard], out_dir: str | os.PathLike) -
     if twice:
         raise ValueError(f"one card per head: {', '.join(twice)} given more than once")
     return [card.save(out_dir)[0] for card in cards]
+
+
+def write_run_cards(
+    named_cards: Iterable[tuple[str, ResultCard | None]],
+    encoder: Any,
+    model: str,
+    pretrained: str | None,
+    out_dir: str | os.PathLike,
+) -> list[Path]:
+    """A study's cards into ``out_dir``: of each run name the first card (runs come seed by
+    seed, so the first seed's), each with the encoder (``model``, ``pretrained``) it sat on."""
+    from vrlib.evaluation.models import model_record
+
+    record = model_record(encoder, model, pretrained)
+    first: dict[str, ResultCard] = {}
+    for name, card in named_cards:
+        if card is not None:
+            first.setdefault(name, card)
+    return write_study_cards([with_encoder(c, record) for c in first.values()], out_dir)

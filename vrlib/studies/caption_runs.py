@@ -290,6 +290,10 @@ class RunResult:
     test: dict[str, Any]
     t2v_ranks: np.ndarray
     wall_s: float
+    card: Any = None  # its result card (vrlib.evaluation.study_cards), for the leaderboard
+
+
+STUDY = "caption_selection"  # the name on its result cards
 
 
 def build_side(params: CaptionSelectionParams, encoder: Any, seed: int | None = None) -> nn.Module:
@@ -311,6 +315,7 @@ def start_temperature(params: CaptionSelectionParams, encoder: Any) -> float:
 
 
 def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: TrainConfig):
+    """Test metrics, T2V ranks and the ``(C, V)`` similarity (for the run's card)."""
     from vrlib.metrics import evaluate, ranks
     from vrlib.train import similarity_matrix
 
@@ -321,7 +326,18 @@ def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: Train
         head, test, text_side=side, chunk_size=cfg.eval_chunk_size, device=device
     )  # (C, V)
     c2v = test.caption_to_video
-    return evaluate(sim, c2v), ranks(sim, c2v, "t2v")
+    return evaluate(sim, c2v), ranks(sim, c2v, "t2v"), sim
+
+
+def _card(params: CaptionSelectionParams, spec: RunSpec, seed: int, sim, test: CachedPairs):
+    """The run's result card: the test split scored under the eval harness's preset."""
+    from vrlib.evaluation.study_cards import study_card
+
+    return study_card(
+        sim, test.caption_to_video, dataset=params.data.dataset, split=params.test_split,
+        root=params.data.resolve_root(), study=STUDY, setting=spec.key, seed=seed,
+        sampling=params.test_sampling.model_dump(),
+    )  # fmt: skip
 
 
 def zero_shot(
@@ -330,8 +346,10 @@ def zero_shot(
     """The expert's mean pooling and its frozen text embedding, nothing trained (the baseline)."""
     start = time.perf_counter()
     head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.test_sampling.n))
-    metrics, r = _test(head.eval(), None, test, params.train)
-    return RunResult(RunSpec(ZERO_SHOT, 0, ()), seed, [], metrics, r, time.perf_counter() - start)
+    metrics, r, sim = _test(head.eval(), None, test, params.train)
+    spec = RunSpec(ZERO_SHOT, 0, ())
+    card = _card(params, spec, seed, sim, test)
+    return RunResult(spec, seed, [], metrics, r, time.perf_counter() - start, card)
 
 
 def _fit(
@@ -368,8 +386,9 @@ def train_and_test(
     """Train both sides on ``spec``'s pseudo-captions with ``seed``; test the last epoch."""
     start = time.perf_counter()
     head, side, result, cfg = _fit(spec, seed, params, encoder, data, None)
-    metrics, r = _test(head, side, test, cfg)
-    return RunResult(spec, seed, result.history, metrics, r, time.perf_counter() - start)
+    metrics, r, sim = _test(head, side, test, cfg)
+    card = _card(params, spec, seed, sim, test)
+    return RunResult(spec, seed, result.history, metrics, r, time.perf_counter() - start, card)
 
 
 def training_curves(
@@ -420,9 +439,21 @@ def run_all(
 
     base = zero_shot(params, encoder, test, params.seeds[0])
     out = [
-        RunResult(base.spec, s, [], base.test, base.t2v_ranks, base.wall_s) for s in params.seeds
+        RunResult(base.spec, s, [], base.test, base.t2v_ranks, base.wall_s, base.card)
+        for s in params.seeds
     ]
     jobs = [(spec, seed) for spec in params.runs() for seed in params.seeds]
     for spec, seed in tqdm(jobs, desc="runs", disable=not progress):
         out.append(train_and_test(spec, seed, params, encoder, data, test))
     return out
+
+
+def write_cards(
+    runs: list[RunResult], encoder: Any, params: CaptionSelectionParams, out_dir
+) -> list:
+    """The result card of every run at the first seed, into ``out_dir`` (for
+    ``reports/leaderboard.md``; the zero-shot row is the untrained expert)."""
+    from vrlib.evaluation.study_cards import write_run_cards
+
+    named = ((r.spec.key, r.card) for r in runs)
+    return write_run_cards(named, encoder, params.encoder.model, params.encoder.pretrained, out_dir)

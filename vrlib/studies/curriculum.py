@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vrlib.evaluation.study_cards import renamed
 from vrlib.studies.curriculum_params import CurriculumParams, TrainParams  # noqa: F401
 from vrlib.studies.temporal_twins import twin_index
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
@@ -57,6 +58,7 @@ from vrlib.train.curriculum import CurriculumConfig
 
 TABLE4 = ("frames-1", "frames-4", "frames-1=>4", "frames-8", "frames-1=>4=>8")
 UNTRAINED = "untrained"  # step 0: the model before any training step
+STUDY = "curriculum"  # the name on its result cards
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,19 @@ class RunResult:
     total_flops: int
     train_s: float
     flops_per_step: dict[str, int]
+    card: Any = None  # its result card (vrlib.evaluation.study_cards), for the leaderboard
+
+
+def _card(params: CurriculumParams, setting: str, seed: int, sim, test: ClipSet, frames: int):
+    """The run's result card: the test split scored under the eval harness's preset."""
+    from vrlib.evaluation.study_cards import study_card
+
+    sampling = {"strategy": "stride offsets, averaged", "pool_frames": params.pool_frames,
+                "frames": frames, "views": params.train.views}  # fmt: skip
+    return study_card(
+        sim, test.caption_to_video, dataset=params.data.dataset, split=params.test_split,
+        root=params.data.resolve_root(), study=STUDY, setting=setting, seed=seed, sampling=sampling,
+    )  # fmt: skip
 
 
 def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepared,
@@ -189,6 +204,7 @@ def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepa
         twin_scores=_twin_scores(sim, c2v, prep.test.twin_of), history=result.history,
         total_flops=result.total_flops, train_s=result.train_s,
         flops_per_step=result.flops_per_step,
+        card=_card(params, setting.name, seed, sim, prep.test, cfg.stages[-1].frames),
     )  # fmt: skip
 
 
@@ -209,7 +225,7 @@ def untrained_run(params: CurriculumParams, prep: Prepared, encoder: Any) -> Run
     return RunResult(
         setting=UNTRAINED, seed=seed, test=evaluate(sim, c2v), t2v_ranks=ranks(sim, c2v),
         twin_scores=_twin_scores(sim, c2v, prep.test.twin_of), history=[], total_flops=0,
-        train_s=0.0, flops_per_step={},
+        train_s=0.0, flops_per_step={}, card=_card(params, UNTRAINED, seed, sim, prep.test, frames),
     )  # fmt: skip
 
 
@@ -242,8 +258,18 @@ def run_all(params: CurriculumParams, prep: Prepared, encoder: Any,
             done[key] = train_run(setting, seed, params, prep, encoder)
         run = copy.copy(done[key])
         run.setting = setting.name
+        run.card = renamed(run.card, STUDY, setting.name)
         out.append(run)
     return out
+
+
+def write_cards(runs: list[RunResult], encoder: Any, params: CurriculumParams, out_dir) -> list:
+    """The result card of every setting at the first seed, into ``out_dir`` (for
+    ``reports/leaderboard.md``; ``untrained`` is the expert's mean pooling, step 0)."""
+    from vrlib.evaluation.study_cards import write_run_cards
+
+    named = ((r.setting, r.card) for r in runs)
+    return write_run_cards(named, encoder, params.encoder.model, params.encoder.pretrained, out_dir)
 
 
 # ----------------------------------------------------------------------------- tables

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from vrlib.evaluation.study_cards import study_card
+from vrlib.evaluation.study_cards import renamed, study_card
 from vrlib.studies.temporal_ablation import (
     TEMPORAL_TAG,
     RunResult,
@@ -301,25 +301,17 @@ def run_all(
             )  # fmt: skip
         out.append(copy.copy(done[key]))
         out[-1].setting = setting.name
-        if out[-1].card is not None:  # a shared run's card under this setting's name
-            out[-1].card = copy.deepcopy(out[-1].card)
-            out[-1].card.model["name"] = f"{STUDY}:{setting.name}"
-            out[-1].card.protocol["aggregation"]["method"] = f"the {setting.name} head"
+        out[-1].card = renamed(out[-1].card, STUDY, setting.name)
     return out
 
 
 def write_cards(runs: Sequence[RunResult], encoder: Any, params: TemporalParams, out_dir) -> list:
     """The result card of every setting at the first seed, into ``out_dir``: what
     ``reports/leaderboard.md`` lists (the untrained meanP row is the zero-shot expert)."""
-    from vrlib.evaluation.models import model_record
-    from vrlib.evaluation.study_cards import with_encoder, write_study_cards
+    from vrlib.evaluation.study_cards import write_run_cards
 
-    record = model_record(encoder, params.encoder.model, params.encoder.pretrained)
-    first = {}
-    for run in runs:
-        first.setdefault(run.setting, run)
-    cards = [with_encoder(r.card, record) for r in first.values() if r.card is not None]
-    return write_study_cards(cards, out_dir)
+    named = ((r.setting, r.card) for r in runs)
+    return write_run_cards(named, encoder, params.encoder.model, params.encoder.pretrained, out_dir)
 
 
 # ----------------------------------------------------------------------------- rows
