@@ -106,3 +106,13 @@ def test_study_cards_refuse_two_cards_of_one_head_and_build_the_reports_leaderbo
     section = text.split("## synthetic test — `clip4clip`")[1]
     assert section.count("| temporal_ablation:meanP |") == 1
     assert section.count("| temporal_ablation:tdb |") == 1
+
+
+def test_the_leaderboard_says_each_rows_frames(tmp_path):
+    from vrlib.evaluation.leaderboard import build_leaderboard
+    from vrlib.evaluation.study_cards import write_study_cards
+
+    c2v, sim = _world_like()
+    card = _card(sim, c2v, "tdb", tmp_path, sampling={"strategy": "uniform", "n": 12, "x": None})
+    write_study_cards([card], tmp_path / "cards")
+    assert "| temporal_ablation:tdb |  | uniform, n 12 |" in build_leaderboard(tmp_path / "cards")

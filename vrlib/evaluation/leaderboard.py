@@ -77,16 +77,17 @@ def _section(dataset: str, split: str, preset: str, cards: list[ResultCard]) -> 
     lines = [
         f"## {dataset} {split} — `{preset}` ({d['videos_evaluated']} videos, {d['queries']} queries)",
         "",
-        "| model | weights | " + " | ".join(cols) + " | note |",
+        "| model | weights | frames | " + " | ".join(cols) + " | note |",
     ]
-    lines.append("|" + "---|" * (len(cols) + 3))
+    lines.append("|" + "---|" * (len(cols) + 4))
     for card in sorted(cards, key=lambda c: -c.metrics["t2v"]["R@1"]):
         vals = " | ".join(f"{card.metrics[d][m]:.1f}" for d in ("t2v", "v2t") for m in HEADLINE)
         notes = ["partial"] if not card.dataset.get("complete", True) else []
         notes += ["DSL on the card, not here"] if card.dsl_metrics else []
         note = ", ".join(notes)
         lines.append(
-            f"| {card.model['name']} | {card.model.get('pretrained') or ''} | {vals} | {note} |"
+            f"| {card.model['name']} | {card.model.get('pretrained') or ''} | "
+            f"{_frames(card.protocol.get('sampling', {}))} | {vals} | {note} |"
         )
     published = _published(dataset, split, cards[0].protocol)
     if published:
@@ -99,6 +100,14 @@ def _section(dataset: str, split: str, preset: str, cards: list[ResultCard]) -> 
         lines.append("|" + "---|" * 9)
         lines += published
     return [*lines, ""]
+
+
+def _frames(sampling: dict[str, Any]) -> str:
+    """The card's frame sampling in a few words (``uniform, n 12``): rows of one section may
+    differ in it, since a study's heads keep their own sampling."""
+    return ", ".join(
+        str(v) if k == "strategy" else f"{k} {v}" for k, v in sampling.items() if v is not None
+    )
 
 
 def _published(dataset: str, split: str, protocol: dict[str, Any]) -> list[str]:
