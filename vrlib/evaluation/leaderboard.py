@@ -86,7 +86,7 @@ def _section(dataset: str, split: str, preset: str, cards: list[ResultCard]) -> 
         notes += ["DSL on the card, not here"] if card.dsl_metrics else []
         note = ", ".join(notes)
         lines.append(
-            f"| {card.model['name']} | {card.model.get('pretrained') or ''} | "
+            f"| {card.model['name']} | {_weights(card.model)} | "
             f"{_frames(card.protocol.get('sampling', {}))} | {vals} | {note} |"
         )
     published = _published(dataset, split, cards[0].protocol)
@@ -100,6 +100,12 @@ def _section(dataset: str, split: str, preset: str, cards: list[ResultCard]) -> 
         lines.append("|" + "---|" * 9)
         lines += published
     return [*lines, ""]
+
+
+def _weights(model: dict[str, Any]) -> str:
+    """The weights a row ran with; a study's head also names the encoder it sat on."""
+    encoder = (model.get("encoder") or {}).get("name")
+    return " ".join(str(x) for x in (encoder, model.get("pretrained")) if x)
 
 
 def _frames(sampling: dict[str, Any]) -> str:
