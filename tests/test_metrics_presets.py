@@ -213,3 +213,18 @@ def test_weighted_median_matches_an_explicit_resample():
             sample = np.sort(np.repeat(rank, counts[b][cid]))
             want = np.median(sample) if rule == "mean_of_middle" else sample[(len(sample) - 1) // 2]
             assert got[b] == want
+
+
+def test_the_portillo_preset_counts_medians_as_its_all_caption_figures_were_counted():
+    """Portillo-Quintero's notebook ranks all-caption T2V with tensor_text_to_video_metrics
+    (torch.median: the lower middle) and V2T with rank_at_k_precomputed (the mean of the middle)."""
+    from vrlib.metrics.protocol import PRESETS
+    from vrlib.papers import PAPER_FIGURES
+
+    rows = [
+        r for rows in PAPER_FIGURES.values() for r in rows
+        if r["source"].startswith("Portillo-Quintero 2021, Table 2") and r["split"] == "test-all-captions"
+    ]  # fmt: skip
+    assert {r["direction"] for r in rows} == {"t2v", "v2t"}
+    for r in rows:
+        assert r["protocol"]["median"] == PRESETS["portillo"].median[r["direction"]]

@@ -182,13 +182,18 @@ def test_paper_rows_say_when_the_protocol_differs(tmp_path):
     ]
     readme = _fake_run(tmp_path, rows, protocol())  # v2t over all captions (the default)
     # the paper's V2T on MSR-VTT Full ranks caption groups (its notebook): marked, explained
-    assert _cells(readme, "| mean | test-all-captions | v2t")[3] == "40.3 [1]"
+    assert _cells(readme, "| mean | test-all-captions | v2t")[3] == "40.3 [2]"
     assert (
-        "[1] not like with like, metric protocol: v2t: paper caption_groups, ours all_captions"
+        "[2] not like with like, metric protocol: v2t: paper caption_groups, ours all_captions"
         in readme
     )
-    # T2V, and V2T with one caption per video, are the same under either V2T protocol: unmarked
-    assert _cells(readme, "| mean | test-all-captions | t2v")[3] == "21.4"
+    # its T2V on Full took torch.median (the lower middle; tensor_text_to_video_metrics): marked
+    assert _cells(readme, "| mean | test-all-captions | t2v")[3] == "21.4 [1]"
+    assert (
+        "[1] not like with like, metric protocol: median: paper lower_middle, ours mean_of_middle"
+        in readme
+    )
+    # V2T with one caption per video is the same under either V2T protocol: unmarked
     assert _cells(readme, "| mean | test-one-caption | v2t")[3] == "27.2"
     # the k-means figures were produced by max over centroids: they sit on our max_sim rows
     assert _cells(readme, "| kmeans-k4-max_sim | val | t2v")[3] == "33.7"
@@ -196,7 +201,8 @@ def test_paper_rows_say_when_the_protocol_differs(tmp_path):
 
     readme = _fake_run(tmp_path, rows, protocol(v2t="caption_groups"))
     assert _cells(readme, "| mean | test-all-captions | v2t")[3] == "40.3"
-    assert "not like with like" not in readme
+    readme = _fake_run(tmp_path, rows, protocol(median="lower_middle"))
+    assert _cells(readme, "| mean | test-all-captions | t2v")[3] == "21.4"
 
 
 def test_paper_protocols_use_metric_option_names():
