@@ -97,7 +97,13 @@ def reversal_twin_scores(
     rev, rev_mask = reverse_frames(frames, mask)
     rev_2x = reverse_frames(frames_2x, mask_2x) if frames_2x is not None else (None, None)
     backward = _similarities(model, text, rev, rev_mask, *rev_2x)[rows, c2v]
-    forward, backward = forward.double(), backward.double()
+    return order_scores(forward, backward, atol)
+
+
+def order_scores(forward: Tensor, backward: Tensor, atol: float = TIE_ATOL) -> np.ndarray:
+    """Per caption: 1 where its score with its video in true order is above the score with the
+    same frames reversed, 1/2 on a tie (within ``atol`` relative), 0 below. ``(C,)`` float64."""
+    forward, backward = torch.as_tensor(forward).double(), torch.as_tensor(backward).double()
     tie = (forward - backward).abs() <= atol * forward.abs().clamp_min(1.0)
     score = (forward > backward).double()
     return torch.where(tie, torch.full_like(score, 0.5), score).cpu().numpy()

@@ -201,7 +201,9 @@ def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepa
     sim, c2v = result.final.pop("sim"), prep.test.caption_to_video
     return RunResult(
         setting=setting.name, seed=seed, test=result.final, t2v_ranks=ranks(sim, c2v),
-        twin_scores=_twin_scores(sim, c2v, prep.test.twin_of), history=result.history,
+        twin_scores=_twin_scores(sim, model, encoder.tokenizer, prep.test, cfg.final_frames,
+                                 cfg.views, cfg.expansion),
+        history=result.history,
         total_flops=result.total_flops, train_s=result.train_s,
         flops_per_step=result.flops_per_step,
         card=_card(params, setting.name, seed, sim, prep.test, cfg.stages[-1].frames),
@@ -224,7 +226,9 @@ def untrained_run(params: CurriculumParams, prep: Prepared, encoder: Any) -> Run
     c2v = prep.test.caption_to_video
     return RunResult(
         setting=UNTRAINED, seed=seed, test=evaluate(sim, c2v), t2v_ranks=ranks(sim, c2v),
-        twin_scores=_twin_scores(sim, c2v, prep.test.twin_of), history=[], total_flops=0,
+        twin_scores=_twin_scores(sim, model, encoder.tokenizer, prep.test, frames,
+                                 params.train.views, params.expansion),
+        history=[], total_flops=0,
         train_s=0.0, flops_per_step={}, card=_card(params, UNTRAINED, seed, sim, prep.test, frames),
     )  # fmt: skip
 
@@ -234,12 +238,23 @@ def _on_curve(setting: Setting, params: CurriculumParams) -> bool:
     return setting.name in {f"frames-{name}" for name in params.curve_schedules}
 
 
-def _twin_scores(sim: torch.Tensor, c2v: np.ndarray, twin_of: np.ndarray) -> np.ndarray:
-    """Per caption of a twinned video: 1 own video above its twin, 1/2 tie, 0 below."""
-    rows = np.flatnonzero(twin_of[c2v] >= 0)
-    own = sim[rows, c2v[rows]]
-    other = sim[rows, twin_of[c2v[rows]]]
-    return ((own > other).double() + 0.5 * (own == other).double()).numpy()
+def _twin_scores(sim: torch.Tensor, model: Any, tokenizer: Any, test: ClipSet, frames: int,
+                 views: int, expansion: str) -> np.ndarray:  # fmt: skip
+    """Per caption of a twinned video: 1 where it scores its video's test clips above the same
+    clips played backwards, 1/2 on a tie, 0 below (``vrlib.models.reversal``'s instrument).
+
+    Why not the twin file: the reversed twin is another mp4, pooled and strided on its own, so
+    its frames are never the original's in reverse and an order-blind model scored 47.8% on
+    twins, not 50%. Reversing the very clips tested makes every order-blind model (step 0, whose
+    temporal attention is zero) tie on every caption: exactly 50%.
+    """
+    from vrlib.models.reversal import order_scores
+    from vrlib.train.clips import clip_similarity
+
+    backward = clip_similarity(model, tokenizer, test, frames, views, expansion, reverse=True)
+    c2v = test.caption_to_video
+    rows = np.flatnonzero(test.twin_of[c2v] >= 0)
+    return order_scores(sim[rows, c2v[rows]], backward[rows, c2v[rows]])
 
 
 def run_all(params: CurriculumParams, prep: Prepared, encoder: Any,

@@ -127,11 +127,13 @@ def stride_offsets(frames: int, views: int) -> list[float]:
 
 @torch.no_grad()
 def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames: int, views: int,
-                    expansion: str = "zeros", batch: int = 32) -> Tensor:  # fmt: skip
+                    expansion: str = "zeros", batch: int = 32, reverse: bool = False) -> Tensor:  # fmt: skip
     """(C, V) similarities on ``clips`` with the test protocol (stride offsets averaged).
 
     When ``frames`` exceeds what the model has learned, a copy is expanded with ``expansion``
     (the model itself is left as it is, so evaluating mid-curriculum does not change training).
+    ``reverse`` feeds every sampled clip's frames in reverse order: the same pixels played
+    backwards, the twin instrument of ``vrlib.models.reversal`` for a model that reads pixels.
     """
     from vrlib.data.sampling import frame_indices
 
@@ -149,6 +151,7 @@ def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames:
         for off in offsets:
             idx = [frame_indices(len(p), float("nan"), "stride", frames, offset=off) for p in pools]
             pixels = torch.stack([p[torch.from_numpy(i)] for p, i in zip(pools, idx, strict=True)])
+            pixels = pixels.flip(1) if reverse else pixels  # (b, frames, 3, S, S)
             emb = emb + model.encode_video(pixels.to(device, torch.float32))  # (b, E)
         videos.append(torch.nn.functional.normalize(emb, dim=-1).cpu())
     texts = [
