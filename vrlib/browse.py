@@ -334,14 +334,12 @@ class QueryBrowser:
         """Show the player/detail panel right under ``hit``'s row; False where no row shows that
         video (a button of the previous query's rows, clicked while the new rows were drawn)."""
         rows = [row for _, row in self._rows]
-        shown = [
-            i
-            for i, (h, _) in enumerate(self._rows)
-            if h is not None and h.video_index == hit.video_index
-        ]
-        if not shown:
+        at = next(
+            (i for i, (h, _) in enumerate(self._rows) if h is not None and h.video_index == hit.video_index),
+            None,
+        )  # fmt: skip
+        if at is None:
             return False
-        at = shown[0]
         self.results.children = [*rows[: at + 1], self.panel, *rows[at + 1 :]]
         return True
 

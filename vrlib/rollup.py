@@ -106,7 +106,8 @@ CROSS_MACHINE_NOTE = (
 
 
 def build_readme(out_root: Path) -> Path:
-    """Rebuild ``reports/README.md`` from every metrics.json under ``out_root``."""
+    """Rebuild ``reports/README.md`` from every metrics.json under ``out_root``, and with it
+    ``leaderboard.md`` from the default runs' result cards (:func:`build_study_leaderboard`)."""
     runs = _load_runs(out_root)
     parts = [
         "# Reports\n",

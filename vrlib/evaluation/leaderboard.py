@@ -28,10 +28,17 @@ _PUBLISHED = {
 }
 
 
-def load_cards(folders: str | os.PathLike | Sequence[str | os.PathLike]) -> list[ResultCard]:
+Folders = str | os.PathLike | Sequence[str | os.PathLike]  # one folder of cards, or several
+
+
+def _folder_list(folders: Folders) -> list[str | os.PathLike]:
+    return [folders] if isinstance(folders, str | os.PathLike) else list(folders)
+
+
+def load_cards(folders: Folders) -> list[ResultCard]:
     """Every ``*.json`` result card in ``folders`` (each sorted by name); other JSON files are named."""
     cards = []
-    for folder in [folders] if isinstance(folders, str | os.PathLike) else folders:
+    for folder in _folder_list(folders):
         for path in sorted(Path(folder).glob("*.json")):
             try:
                 cards.append(ResultCard.load(path))
@@ -42,15 +49,12 @@ def load_cards(folders: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return cards
 
 
-def build_leaderboard(
-    folders: str | os.PathLike | Sequence[str | os.PathLike], shown_as: str | None = None
-) -> str:
+def build_leaderboard(folders: Folders, shown_as: str | None = None) -> str:
     """The Markdown leaderboard of the cards in ``folders`` (see the module docstring);
     ``shown_as`` is how the command line that rebuilds it names the folders."""
     cards = load_cards(folders)
     if shown_as is None:
-        many = [folders] if isinstance(folders, str | os.PathLike) else folders
-        shown_as = " ".join(str(f) for f in many)
+        shown_as = " ".join(str(f) for f in _folder_list(folders))
     sections: dict[tuple[str, str, str, int, int], list[ResultCard]] = {}
     for card in cards:  # one section per pool scored: cards on other videos or queries apart
         d = card.dataset
@@ -137,9 +141,7 @@ def _published(dataset: str, split: str, protocol: dict[str, Any]) -> list[str]:
 
 
 def write_leaderboard(
-    folders: str | os.PathLike | Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    shown_as: str | None = None,
+    folders: Folders, out: str | os.PathLike, shown_as: str | None = None
 ) -> Path:
     """Write :func:`build_leaderboard` to ``out`` (e.g. ``reports/leaderboard.md``)."""
     from vrlib.io import atomic_write_text
