@@ -297,17 +297,17 @@ def test_motion_stills_are_train_images_that_speak_of_time(world: dict) -> None:
 
 
 def test_every_word_of_every_video_caption_occurs_in_an_image_caption() -> None:
-    """The unseen-token fraction of the mechanisms world is 0: checked on all its captions
+    """The unseen-token fraction of the default world is 0: checked on all its captions
     (train, val and test videos), without rendering a pixel."""
     from vrlib.data.synthetic.writers import annotation_rows, image_rows
     from vrlib.studies.world_measures import unseen_words
 
-    cfg = syn.resolve_config("mechanisms")
+    cfg = syn.resolve_config("default")
     images = [r["caption"] for r in image_rows(cfg, 0) if r["split"] == "train"]
-    _, captions = annotation_rows(planned("mechanisms"), cfg, 0)
+    _, captions = annotation_rows(planned("default"), cfg, 0)
     out = unseen_words(images, [c["caption"] for c in captions])
     assert out["words"] == [] and out["token_fraction"] == 0.0
-    off = syn.resolve_config("mechanisms", motion_image_share=0.0)
+    off = syn.resolve_config("default", motion_image_share=0.0)
     plain = [r["caption"] for r in image_rows(off, 0) if r["split"] == "train"]
     assert unseen_words(plain, [c["caption"] for c in captions])["token_fraction"] > 0.1
 
@@ -619,22 +619,22 @@ def test_video_shift_is_graded_and_zero_is_identity() -> None:
 
 
 def test_held_out_concepts_are_rare_in_train_videos_and_present_in_test() -> None:
-    """Checked on the mechanisms world's plan (no rendering)."""
-    videos = planned("mechanisms")
-    held = set(syn.held_out_concepts(syn.resolve_config("mechanisms"), 0))
-    assert len(held) == round(syn.PRESETS["mechanisms"]["video_concept_holdout"] * 56)
+    """Checked on the default world's plan (no rendering)."""
+    videos = planned("default")
+    held = set(syn.held_out_concepts(syn.resolve_config("default"), 0))
+    assert len(held) == round(syn.PRESETS["default"]["video_concept_holdout"] * 56)
     share = {
         split: np.mean([bool(syn.concepts(v.events) & held) for v in videos if v.split == split])
         for split in ("train", "test")
     }
     assert share["test"] > 0.2 and share["train"] < share["test"] / 4, share
-    off = planned("mechanisms", video_concept_holdout=0.0)
+    off = planned("default", video_concept_holdout=0.0)
     assert [v.events for v in off if v.split == "test"] == [
         v.events for v in videos if v.split == "test"
     ]
 
 
-def test_mechanisms_world_has_at_least_300_test_videos() -> None:
-    videos = planned("mechanisms")
+def test_default_world_has_at_least_300_test_videos() -> None:
+    videos = planned("default")
     assert sum(v.split == "test" for v in videos) >= 300
     assert sum(v.split == "train" for v in videos) >= 600

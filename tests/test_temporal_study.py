@@ -412,6 +412,51 @@ def test_probe_reading_says_where_the_signal_is_lost():
     assert "lost on the video side" in text and "within 5 points of it" in text
 
 
+def _caption_like(n: int, seed: int, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit vectors that share one large direction; each of the 8 directions adds a small offset
+    on its own axis (opposite directions at cosine ~0.99, as the expert's captions are)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 8
+    x = torch.zeros(n, 32)
+    x[:, 0] = 1.0
+    x[torch.arange(n), 1 + y] += offset
+    x += 0.01 * torch.randn(n, 32, generator=g)
+    return torch.nn.functional.normalize(x, dim=-1), y
+
+
+def test_direction_probe_finds_a_small_offset_whatever_the_features_scale():
+    from vrlib.studies.temporal_probes import fit_direction_probe, pairwise_direction
+
+    train, val, test = (_caption_like(400, s, 0.05) for s in (0, 1, 2))
+    scores = []
+    for scale, shift in ((1.0, 0.0), (1e-3, 5.0)):  # standardised: an affine change is invisible
+        moved = [(x * scale + shift, y) for x, y in (train, val, test)]
+        probe, wd = fit_direction_probe(*moved[0], moved[1])
+        with torch.no_grad():
+            scores.append(pairwise_direction(probe(moved[2][0]), moved[2][1]).mean())
+    assert scores[0] >= 95.0 and scores[1] == pytest.approx(scores[0], abs=1.0)
+
+
+def test_direction_probe_chooses_its_l2_by_pairwise_accuracy_on_val():
+    from vrlib.studies.temporal_probes import (
+        DIRECTIONS,
+        PROBE_WEIGHT_DECAYS,
+        fit_direction_probe,
+        fit_linear_probe,
+        pairwise_direction,
+    )
+
+    train, val = _caption_like(80, 0, 0.03), _caption_like(80, 1, 0.03)
+    by_hand = []
+    for wd in PROBE_WEIGHT_DECAYS:
+        probe = fit_linear_probe(*train, len(DIRECTIONS), weight_decay=wd)
+        with torch.no_grad():
+            by_hand.append(pairwise_direction(probe(val[0]), val[1]).mean())
+    _, chosen = fit_direction_probe(*train, val)
+    assert chosen == PROBE_WEIGHT_DECAYS[int(np.argmax(by_hand))]  # the first best: strongest L2
+    assert fit_direction_probe(*train, None)[1] == 1e-3  # no val split: the fixed strength
+
+
 def _runs_with_cards(monkeypatch):
     from test_leaderboard import _world_like
 

@@ -85,3 +85,29 @@ def test_world_measurements_of_the_smoke_world(smoke_world: Path, smoke_expert: 
     assert zs["drop_R@1"] == pytest.approx(zs["no_shift"]["R@1"] - zs["shift"]["R@1"])
     assert out["video_ceiling"] == vc.video_ceiling(smoke_world, "test")
     assert out["world"]["test_videos"] == out["video_ceiling"]["num_videos"]
+
+
+def _measured(probe: float, no_shift: float, shift: float, unseen: float = 0.0) -> dict:
+    return {
+        "world": {"preset": "default", "seed": 0, "video_shift": 0.4, "test_videos": 300},
+        "unseen_words": {"token_fraction": unseen, "words": [], "tokens": 100},
+        "direction_probe": {"pairwise": probe, "n_test": 200, "weight_decay": 1e-3},
+        "zero_shot": {"no_shift": {"R@1": no_shift}, "shift": {"R@1": shift},
+                      "drop_R@1": no_shift - shift, "drop_share": (no_shift - shift) / no_shift},
+        "video_ceiling": {"t2v_R@1": 40.0},
+    }  # fmt: skip
+
+
+def test_world_reading_counts_the_targets_from_its_table() -> None:
+    from vrlib.studies.world_measures import world_reading, world_table
+
+    good = _measured(probe=92.0, no_shift=15.0, shift=10.0)
+    rows = world_table(good)
+    assert [r["met"] for r in rows if r["met"] is not None] == [True, True, True]
+    assert rows[-1]["value"] == pytest.approx(30.0)  # headroom over the shifted zero-shot
+    text = world_reading(good)
+    assert "meets 3 of its 3 targets" in text and "Not met" not in text and "33%" in text
+    bad = world_reading(_measured(probe=84.0, no_shift=15.0, shift=14.5, unseen=0.01))
+    assert "meets 0 of its 3 targets" in bad
+    assert "Not met: unseen test-caption tokens (%); frozen direction probe" in bad
+    assert "share of R@1 the shift costs" in bad

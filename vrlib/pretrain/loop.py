@@ -49,13 +49,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     MODEL_NAME: {
         "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
         "default": {"epochs": 25, "batch_size": 128, "lr": 3e-3, "warmup_steps": None},
-        # the World v3 world with every mechanism planted (its stills include those of motion)
-        "mechanisms": {"epochs": 25, "batch_size": 128, "lr": 3e-3, "warmup_steps": None},
     },
     VIT_MODEL_NAME: {
         "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
         "default": {"epochs": 20, "batch_size": 256, "warmup_steps": None},
-        "mechanisms": {"epochs": 20, "batch_size": 256, "warmup_steps": None},
     },
 }
 

@@ -65,7 +65,7 @@ class DataParams(Strict):
 
     dataset: str = "synthetic"
     root: str | None = None
-    world_preset: Literal["smoke", "default", "mechanisms"] = "default"
+    world_preset: Literal["smoke", "default"] = "default"
     world_seed: int = 0
     on_error: Literal["raise", "skip"] = "skip"
     video_dir: str | None = None

@@ -8,7 +8,7 @@ report section:
 - :func:`unseen_words`: the share of test caption words that no training image caption uses
   (0 when the stills teach every word of time, ``motion_image_share``);
 - :func:`frozen_direction_probe`: a linear probe on the frozen expert's caption embeddings, trained
-  on train-split captions, that prefers a test caption's own direction ("moves left") over its
+  on train-split captions (its L2 strength chosen on val), that prefers a test caption's own direction ("moves left") over its
   reversed twin's ("moves right"); chance 50% (as ``temporal_probes.direction_probe`` measures
   it in study 02, on the same captions);
 - :func:`zero_shot_t2v`: the expert's zero-shot text->video R@1 (mean of uniformly sampled
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.temporal_probes import DIRECTIONS, OPPOSITE, fit_linear_probe
+from vrlib.studies.temporal_probes import DIRECTIONS, fit_direction_probe, pairwise_direction
 
 ZERO_SHOT_FRAMES = 12  # uniformly sampled frames per video for the zero-shot mean
 
@@ -108,37 +108,39 @@ def direction_labels(world_dir: str | os.PathLike, split: str) -> tuple[list[str
 def frozen_direction_probe(
     world_dir: str | os.PathLike, encoder: Any, seed: int = 0
 ) -> dict[str, Any]:
-    """Train a linear direction probe on the frozen caption embeddings of the train split; score
-    it on the test split.
+    """Train a linear direction probe on the frozen caption embeddings of the train split, its
+    L2 strength chosen on the val split (``temporal_probes.fit_direction_probe``); score it on
+    the test split.
 
     Returns:
         ``pairwise`` (% of test captions whose own direction outscores the opposite one, the
         direction of their reversed twin's captions; 50 = blind), ``accuracy`` (% arg max right,
-        chance 1/8), ``n_train``, ``n_test``.
+        chance 1/8), ``weight_decay`` (the chosen L2), ``n_train``, ``n_test``.
     """
     from vrlib.features import extract_text_features
 
     data = {}
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         texts, labels = direction_labels(world_dir, split)
         keep = labels >= 0
         chosen = [t for t, k in zip(texts, keep, strict=True) if k]
         if not chosen:
+            if split == "val":
+                continue
             raise ValueError(f"{world_dir}: no direction-labelled captions in split {split!r}")
         emb = extract_text_features(chosen, encoder, cache_dir=None, progress=False)
         data[split] = (
             torch.nn.functional.normalize(emb.float(), dim=-1),
             torch.from_numpy(labels[keep]),
         )
-    probe = fit_linear_probe(*data["train"], len(DIRECTIONS), seed=seed)
+    probe, weight_decay = fit_direction_probe(*data["train"], data.get("val"), seed=seed)
     x, y = data["test"]
     with torch.no_grad():
         logits = probe(x)  # (n, 8)
-    opposite = torch.tensor([DIRECTIONS.index(OPPOSITE[DIRECTIONS[k]]) for k in y.tolist()])
-    rows = torch.arange(len(y))
     return {
-        "pairwise": float(100.0 * (logits[rows, y] > logits[rows, opposite]).double().mean()),
+        "pairwise": float(pairwise_direction(logits, y).mean()),
         "accuracy": float(100.0 * (logits.argmax(1) == y).double().mean()),
+        "weight_decay": weight_decay,
         "n_train": len(data["train"][1]),
         "n_test": len(y),
     }
@@ -170,7 +172,7 @@ def zero_shot_t2v(
 
 
 def world_measurements(
-    preset: str = "mechanisms",
+    preset: str = "default",
     seed: int = 0,
     device: str | None = None,
     expert: str | os.PathLike | None = None,
@@ -219,3 +221,57 @@ def world_measurements(
         },
         "video_ceiling": video_ceiling(world, "test"),
     }
+
+
+# Issue 18's targets for the default world, each checked by :func:`world_reading`.
+PROBE_TARGET = 90.0  # % pairwise: the frozen text tells a caption's direction from its twin's
+DROP_SHARE_TARGET = (0.2, 0.5)  # video_shift costs "about a third" of the shift-0 zero-shot R@1
+
+
+def world_table(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per measurement of :func:`world_measurements`: what, value, target, met."""
+    zs, probe = m["zero_shot"], m["direction_probe"]
+    lo, hi = DROP_SHARE_TARGET
+    share = zs["drop_share"]
+    return [
+        {"measurement": "unseen test-caption tokens (%)",
+         "value": 100.0 * m["unseen_words"]["token_fraction"], "target": "0",
+         "met": m["unseen_words"]["token_fraction"] == 0.0},
+        {"measurement": "frozen direction probe, pairwise (%)", "value": probe["pairwise"],
+         "target": f">= {PROBE_TARGET:g}", "met": probe["pairwise"] >= PROBE_TARGET},
+        {"measurement": "zero-shot T2V R@1, video_shift 0", "value": zs["no_shift"]["R@1"],
+         "target": "", "met": None},
+        {"measurement": f"zero-shot T2V R@1, video_shift {m['world']['video_shift']:g}",
+         "value": zs["shift"]["R@1"], "target": "", "met": None},
+        {"measurement": "share of R@1 the shift costs", "value": share,
+         "target": f"{lo:g}-{hi:g}", "met": lo <= share <= hi},
+        {"measurement": "video ceiling T2V R@1", "value": m["video_ceiling"]["t2v_R@1"],
+         "target": "", "met": None},
+        {"measurement": "headroom: ceiling - zero-shot R@1",
+         "value": m["video_ceiling"]["t2v_R@1"] - zs["shift"]["R@1"], "target": "", "met": None},
+    ]  # fmt: skip
+
+
+def world_reading(m: dict[str, Any]) -> str:
+    """The world's measurements in words, computed from :func:`world_table`'s rows."""
+    rows = world_table(m)
+    targeted = [r for r in rows if r["met"] is not None]
+    met = sum(r["met"] for r in targeted)
+    missed = [r["measurement"] for r in targeted if not r["met"]]
+    unseen, probe, _, _, drop, ceiling, headroom = rows
+    zs = m["zero_shot"]
+    text = (
+        f"The {m['world']['preset']} world ({m['world']['test_videos']} test videos) meets "
+        f"{met} of its {len(targeted)} targets. Unseen words: {unseen['value']:.1f}% of test "
+        f"caption tokens. Frozen direction probe: {probe['value']:.1f}% of "
+        f"{m['direction_probe']['n_test']} test captions prefer their own direction to their "
+        f"twin's (target >= {PROBE_TARGET:g}%; L2 {m['direction_probe']['weight_decay']:g}, chosen "
+        f"on val). The image->video gap: video_shift {m['world']['video_shift']:g} takes the "
+        f"expert's zero-shot T2V R@1 from {zs['no_shift']['R@1']:.1f} to {zs['shift']['R@1']:.1f}"
+        f", {100 * drop['value']:.0f}% of it (target {drop['target']}). The ideal model reaches "
+        f"R@1 {ceiling['value']:.1f} on these captions, so {headroom['value']:.1f} points are "
+        "left above zero-shot."
+    )
+    if missed:
+        text += " Not met: " + "; ".join(missed) + "."
+    return text

@@ -190,16 +190,11 @@ _MECHANISMS = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"num_images": 300, "num_videos": 24, **_MECHANISMS},
-    # The default keeps the version-2 shape with every mechanism off until the "mechanisms"
-    # world below meets its targets on the full expert (issue 18: the frozen direction probe is
-    # at 54.8% on a 4-epoch preview expert, against >= 90% asked); the studies' reports stay
-    # comparable with the earlier ones meanwhile. At least 60 twin pairs at test (study 02
-    # needs them for intervals on twin accuracy).
-    "default": {"num_videos": 720, "twin_fraction": 0.5, "min_test_twin_pairs": 60},
     # World v3: every mechanism planted, ~300 test videos (intervals resample videos, and a 1-2
-    # point R@1 difference needs that many); train keeps ~650 videos, so training studies cost
-    # about what they do on the default world.
-    "mechanisms": {
+    # point R@1 difference needs that many), ~650 train videos, and at least 60 twin pairs at
+    # test (study 02's intervals on twin accuracy). A negative control is this preset with one
+    # knob at 0, e.g. ``resolve_config("default", video_shift=0.0)`` (its own world folder).
+    "default": {
         "num_videos": 1100,
         "twin_fraction": 0.5,
         "min_test_twin_pairs": 60,
