@@ -390,12 +390,16 @@ def test_training_starts_from_the_experts_own_temperature_or_a_given_one():
         def __init__(self, scale: float) -> None:
             self.model = _Model(scale)
 
+    from vrlib.studies.common import start_temperature
+
     p = cs.CaptionSelectionParams.model_validate({"data": {"world_preset": "smoke"}})
     assert p.temperature == "expert"
-    assert cr.start_temperature(p, _Encoder(20.0)) == pytest.approx(0.05)
-    assert cr.start_temperature(p, _Encoder(200.0)) == 0.01  # clamped like CLIP's scale of 100
+    assert start_temperature(p.temperature, _Encoder(20.0)) == pytest.approx(0.05)
+    assert (
+        start_temperature(p.temperature, _Encoder(200.0)) == 0.01
+    )  # clamped like CLIP's scale of 100
     fixed = p.model_copy(update={"temperature": 0.2})
-    assert cr.start_temperature(fixed, _Encoder(20.0)) == 0.2
+    assert start_temperature(fixed.temperature, _Encoder(20.0)) == 0.2
 
 
 def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):

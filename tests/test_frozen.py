@@ -143,15 +143,18 @@ def test_nearest_expansion_duplicates_rows():
     assert torch.equal(expand_temporal_embedding(table[:1], 4, "nearest"), table[[0, 0, 0, 0]])
 
 
-def test_bilinear_expansion_interpolates_between_its_end_points():
+def test_bilinear_expansion_samples_half_pixel_positions_as_the_reference():
     table = torch.tensor([[0.0, 10.0], [3.0, 4.0]])
-    out = expand_temporal_embedding(table, 4, "bilinear")
-    expected = torch.tensor([[0.0, 10.0], [1.0, 8.0], [2.0, 6.0], [3.0, 4.0]])
+    out = expand_temporal_embedding(table, 4, "bilinear")  # old positions 0, 0.25, 0.75, 1
+    expected = torch.tensor([[0.0, 10.0], [0.75, 8.5], [2.25, 5.5], [3.0, 4.0]])
     torch.testing.assert_close(out, expected)
     four = torch.randn(4, 3)
     eight = expand_temporal_embedding(four, 8, "bilinear")
-    torch.testing.assert_close(eight[[0, -1]], four[[0, -1]])
-    torch.testing.assert_close(eight[1], four[0] + (four[1] - four[0]) * 3 / 7)  # position 3/7
+    torch.testing.assert_close(eight[[0, -1]], four[[0, -1]])  # clamped at the ends
+    torch.testing.assert_close(eight[1], four[0] + (four[1] - four[0]) * 0.25)  # position 0.25
+    # frozen-in-time resizes the (1, 1, m, D) table as an image, bilinear, default corners
+    image = torch.nn.functional.interpolate(four[None, None], size=(8, 3), mode="bilinear")
+    torch.testing.assert_close(eight, image[0, 0])
     torch.testing.assert_close(expand_temporal_embedding(four[:1], 4, "bilinear"), four[[0] * 4])
 
 

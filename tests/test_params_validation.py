@@ -143,6 +143,16 @@ def test_split_of_a_folder_dataset_is_read_by_its_reader(tmp_path: Path, bikes_m
             "data:\n  world_preset: smoke\n  world_preset: default\n",
             ["'world_preset' appears twice", "lines 2 and 3"],
         ),
+        (
+            "zero_shot_aggregation",
+            "data:\n  world_overrides: {video_shfit: 0.0}\n",
+            ["data", "unknown world parameter", "video_shfit", "video_shift"],
+        ),
+        (
+            "zero_shot_aggregation",
+            "data:\n  world_overrides: {video_shift: 2.0}\n",
+            ["data", "video_shift=2.0 must be in [0, 1]"],
+        ),
     ],
 )
 def test_more_bad_values_name_file_and_key(tmp_path: Path, study: str, text: str, needles):
@@ -255,3 +265,18 @@ def test_report_command_refuses_a_bad_file_in_one_line(tmp_path: Path):
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
     assert "'seed' appears twice" in run.stderr and not (tmp_path / "reports").exists()
+
+
+def test_world_overrides_get_a_world_folder_of_their_own():
+    from types import SimpleNamespace
+
+    from vrlib.paths import world_dir
+    from vrlib.studies.common import DataParams, EncoderParams, study_inputs
+
+    assert world_dir("default", 0, {"video_shift": 0.0}) != world_dir("default", 0)
+    for data, name in (
+        (DataParams(world_overrides={"video_shift": 0.0}), "world default seed 0 video_shift=0.0"),
+        (DataParams(), "world default seed 0"),
+    ):
+        params = SimpleNamespace(data=data, encoder=EncoderParams())
+        assert study_inputs(params)["data_root"] == name

@@ -207,15 +207,17 @@ def test_settings_names_and_shared_runs():
     )
 
 
-@pytest.mark.parametrize("name", ["default", "smoke", "msrvtt-9k"])
+@pytest.mark.parametrize("name", ["default", "full", "smoke", "msrvtt-9k"])
 def test_committed_parameter_files_validate(name):
     p = load_params("temporal_ablation", ROOT / "parameters" / "temporal_ablation" / f"{name}.yaml")
-    assert {s.model for s in p.settings()} >= set(ta.TABLE1_MODELS)
-    if name == "default":  # the learning text side by default, the papers' fixed temperature
+    if name != "default":  # default keeps the heads that decide "does order help?"
+        assert {s.model for s in p.settings()} >= set(ta.TABLE1_MODELS)
+    if name in ("default", "full"):  # the released code's protocol: own temperature, learned
         assert p.text_side["name"] != "frozen" and p.n_boot >= 1000
-        assert p.train.temperature == 0.01 and not p.train.learn_temperature
-        assert p.sampling.strategy == "clip2video"
+        assert p.temperature == "expert" and p.train.learn_temperature
+        assert p.train.sampling == "all_captions" and p.sampling.strategy == "clip2video"
         assert {m + ta.CONTROL for m in p.models if m != "meanP"} <= {s.name for s in p.settings()}
+        assert ta.step0_setting(p) is not None
     assert get_study("temporal_ablation").notebook == "02_temporal_ablation.ipynb"
 
 
@@ -276,8 +278,12 @@ def test_train_and_evaluate_runs_every_kind_of_head_and_meanP_is_order_blind():
             dim=16, num_frames=4, text_side_factory=sides,
         )  # fmt: skip
         assert control.twin["twin_acc"] == 50.0  # order-blind by construction: twins tie
+        assert (control.reversal_score == 0.5).all()  # the twin instrument: exactly 50%
         if model == "meanP":  # reversed frames, same mean: every twin comparison is a tie
-            assert run.twin["twin_acc"] == 50.0
+            assert run.twin["twin_acc"] == 50.0 and (run.reversal_score == 0.5).all()
+        else:  # a head that reads order does not tie its video with the same frames reversed
+            assert (run.reversal_score != 0.5).any() and run.reversal_score.shape == (24,)
+        assert 0.0 <= run.train_twin["reversal_acc_temporal"] <= 100.0
     rows = tr.summary_rows([run, run.__class__(**{**run.__dict__, "seed": 2})])
     assert {r["direction"] for r in rows} == {"t2v", "v2t"}
     assert all(r["n_seeds"] == 2 and r["R@1_std"] == 0.0 for r in rows)
@@ -302,13 +308,15 @@ def test_run_all_trains_shared_settings_once(monkeypatch):
     assert sum(1 for key, seed in calls if key == settings[6].run_key()) == 3
 
 
-def _run(setting, seed, twin_score, t2v_ranks):
+def _run(setting, seed, twin_score, t2v_ranks, reversal_score=None):
+    """A run whose reversal scores (the twin instrument) are its twin scores unless given."""
     return ta.RunResult(
         setting, setting.split(":")[0], seed, [], None, {"t2v": {"R@1": 0.0}},
         {"twin_acc": 0.0, "twin_pairs": 2, "twin_n": 4, "twin_n_temporal": 4},
         {"R@1": 100.0 * float(np.mean(np.asarray(t2v_ranks) == 1)), "n": 4}, 0.0, 0,
         t2v_ranks=np.asarray(t2v_ranks), v2t_ranks=np.ones(4, dtype=int),
         twin_score=np.asarray(twin_score, dtype=float),
+        reversal_score=np.asarray(twin_score if reversal_score is None else reversal_score, float),
     )  # fmt: skip
 
 
@@ -330,6 +338,16 @@ def test_twin_rows_carry_bootstrap_intervals_over_pairs():
     assert ctl["twin_acc_temporal"] == ctl["twin_acc_temporal_lo"] == ctl["twin_acc_temporal_hi"] == 50.0  # fmt: skip
     assert tdb["temporal_R@1_lo"] <= tdb["temporal_R@1"] == 75.0 <= tdb["temporal_R@1_hi"]
     assert tdb["twin_acc_temporal_std"] == 0.0 and tdb["n_seeds"] == 2
+
+
+def test_reversal_scores_compare_each_caption_with_its_own_video_reversed():
+    forward = torch.tensor([[0.9, 0.1], [0.2, 0.5], [0.3, 0.7]])
+    backward = torch.tensor([[0.5, 9.0], [9.0, 0.5], [0.3, 0.8]])  # other videos never count
+    got = tw.reversal_scores(forward, backward, [0, 1, 1])
+    assert got.tolist() == [1.0, 0.5, 0.0]  # above, tie, below
+    assert tw.video_values(got, np.array([0, 1, 1]), np.ones(3, bool)).tolist() == [1.0, 0.25]
+    with pytest.raises(ValueError, match="must both be"):
+        tw.reversal_scores(forward, backward[:2], [0, 1, 1])
 
 
 def test_pair_values_weigh_each_twin_pair_once():
@@ -369,16 +387,33 @@ def test_reading_is_computed_from_the_numbers():
                           twin_batch_models=[])  # fmt: skip
     ours = tk.paired_claims_table(ta.study_claims(p), units, n_boot=200)
     verdicts = {c["comparison"]: c["verdict"] for c in ours}
-    assert verdicts["seqTransf vs seqTransf:order-blind (twin)"] == "holds"
-    assert verdicts["tdb vs tdb:order-blind (twin)"] == "reversed"
+    assert verdicts["seqTransf vs seqTransf:order-blind (reversal)"] == "holds"
+    assert verdicts["tdb vs tdb:order-blind (reversal)"] == "reversed"
     text = trd.reading(summary, twins, claims, ours, paper)
     assert "1 of 2 of the paper's Table 1 comparisons hold" in text
-    assert "in 50.0% [50.0, 50.0]" in text  # meanP
-    assert "1 of 2 order-aware heads rank a caption's own video above its reversed twin more often" in text  # fmt: skip
+    assert "meanP prefers the true order in 50.0% [50.0, 50.0]" in text
+    assert "1 of 2 order-aware heads prefer a caption's video in true order to the same frames reversed more often" in text  # fmt: skip
     assert "1 do so less often (tdb -50.0)" in text
     assert "; in all: 1 hold, 1 reversed, 0 within noise, 0 underpowered." in text
     assert "seqTransf 100.0% [100.0, 100.0] vs 50.0% [50.0, 50.0]" in text
     assert "Best K by T2V R@1: ours 4, the paper's 5" in text
+    assert "Does order help? 1 of 2" in text
+    shut = trd.reading(summary, twins, claims, ours, paper, gate_passed=False)
+    assert (
+        "Does order help?" not in shut and "Twin results (not read, see the gate): 1 of 2" in shut
+    )
+
+
+def test_text_gate_reads_twins_only_above_ninety_percent_on_the_last_text_side():
+    from vrlib.studies.temporal_probes import PROBE_GATE, text_gate
+
+    frozen = {"text": "frozen", "pairwise": 95.0}
+    trained = {"text": "adapter", "pairwise": PROBE_GATE - 0.1}
+    passed, words = text_gate([frozen, trained])  # the most trained side decides
+    assert not passed and "Gate not passed: the adapter text side" in words and "89.9%" in words
+    passed, words = text_gate([trained, frozen | {"pairwise": PROBE_GATE}])
+    assert passed and words.startswith("Gate passed")
+    assert text_gate([]) == (True, "")
 
 
 def test_paired_claims_table_skips_missing_settings_and_decides_by_interval():
@@ -402,12 +437,12 @@ def test_probe_reading_says_where_the_signal_is_lost():
 
     blind_text = [{"text": "frozen", "pairwise": 51.0, "pairwise_lo": 45.0, "pairwise_hi": 57.0,
                    "n_test": 80}]  # fmt: skip
-    fit = [{"setting": "tdb", "train twin_acc_temporal": 90.0},
-           {"setting": "tdb" + ta.CONTROL, "train twin_acc_temporal": 50.0}]  # fmt: skip
+    fit = [{"setting": "tdb", "train reversal_acc_temporal": 90.0},
+           {"setting": "tdb" + ta.CONTROL, "train reversal_acc_temporal": 50.0}]  # fmt: skip
     assert "lost in the caption embeddings" in probe_reading(blind_text, fit)
     good_text = [{**blind_text[0], "pairwise": 80.0, "pairwise_lo": 72.0}]
     assert "signal exists" in probe_reading(good_text, fit)
-    no_fit = [fit[0] | {"train twin_acc_temporal": 52.0}, fit[1]]
+    no_fit = [fit[0] | {"train reversal_acc_temporal": 52.0}, fit[1]]
     text = probe_reading(good_text, no_fit)
     assert "lost on the video side" in text and "within 5 points of it" in text
 

@@ -105,8 +105,9 @@ def expand_temporal_embedding(table: Tensor, frames: int, method: str) -> Tensor
         frames: M >= m.
         method: ``"zeros"`` keeps the m rows and appends zeros (new positions learned from
             scratch); ``"nearest"`` repeats each row (row i takes ``floor(i * m / M)``);
-            ``"bilinear"`` interpolates linearly along time with the end points kept
-            (``align_corners=True``: row 0 and row M-1 are the old first and last rows).
+            ``"bilinear"`` interpolates linearly along time as the reference code does (a 2-D
+            bilinear resize of the (m, D) table to (M, D), ``align_corners=False``: new row i
+            samples old position ``(i + 0.5) * m / M - 0.5``, clamped to the old end rows).
 
     Returns:
         A new (M, D) tensor (``table`` is not modified).
@@ -122,7 +123,7 @@ def expand_temporal_embedding(table: Tensor, frames: int, method: str) -> Tensor
     if m == 1:
         return table.expand(frames, dim).clone()
     grid = table.T[None]  # (1, D, m): interpolate along time
-    out = F.interpolate(grid, size=frames, mode="linear", align_corners=True)
+    out = F.interpolate(grid, size=frames, mode="linear", align_corners=False)
     return out[0].T.contiguous()  # (M, D)
 
 

@@ -42,7 +42,6 @@ from torch import Tensor, nn
 from vrlib.models.base import HeadConfig, TemporalHead, check_sequence, l2norm
 from vrlib.models.clip4clip import pool_frames
 from vrlib.studies.caption_selection import (
-    EXPERT_TEMPERATURE,
     GT_CAPTIONS,
     GT_DESCRIBER,
     ZERO_SHOT,
@@ -50,6 +49,7 @@ from vrlib.studies.caption_selection import (
     RunSpec,
     check_training_texts,
 )
+from vrlib.studies.common import start_temperature
 from vrlib.train import CachedPairs, TrainConfig
 from vrlib.train.data import _pad_frames
 
@@ -305,15 +305,6 @@ def build_side(params: CaptionSelectionParams, encoder: Any, seed: int | None = 
     return build_text_side(params.text_side["name"], encoder, dim=encoder.embed_dim, **cfg)
 
 
-def start_temperature(params: CaptionSelectionParams, encoder: Any) -> float:
-    """The temperature training starts from: ``params.temperature``, or with ``"expert"`` the
-    encoder's own ``1 / exp(logit_scale)`` clamped to [0.01, 1] (0.01 for OpenAI's CLIP)."""
-    if params.temperature != EXPERT_TEMPERATURE:
-        return float(params.temperature)
-    scale = float(encoder.model.logit_scale.detach().float().exp())
-    return min(1.0, max(0.01, 1.0 / scale))
-
-
 def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: TrainConfig):
     """Test metrics, T2V ranks and the ``(C, V)`` similarity (for the run's card)."""
     from vrlib.metrics import evaluate, ranks
@@ -365,7 +356,11 @@ def _fit(
     result, cfg)."""
     from vrlib.train import fit
 
-    update = {"seed": seed, "temperature": start_temperature(params, encoder), **cfg_update}
+    update = {
+        "seed": seed,
+        "temperature": start_temperature(params.temperature, encoder),
+        **cfg_update,
+    }
     cfg = params.train.model_copy(update=update)
     pairs = train_pairs(spec, data, seed)
     torch.manual_seed(seed)

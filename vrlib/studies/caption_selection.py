@@ -40,11 +40,13 @@ from pydantic import Field, field_validator, model_validator
 from vrlib.studies import register_study
 from vrlib.studies.captioner_spec import CaptionerSpec
 from vrlib.studies.common import (
+    EXPERT,
     DataParams,
     EncoderParams,
     SamplingParams,
     Strict,
     check_expert,
+    check_temperature,
     train_over_defaults,
 )
 from vrlib.studies.common import check_splits as _check_splits
@@ -75,7 +77,6 @@ DEFAULT_TRAIN = TrainConfig(
     progress=False,
     eval_chunk_size=512,
 )
-EXPERT_TEMPERATURE = "expert"
 
 
 @register_study(
@@ -116,7 +117,7 @@ class CaptionSelectionParams(Strict):
     combine_k: int = Field(2, ge=1)  # K of Table 1 and 3 (C, B, C+B and pooled top K)
     text_side: dict[str, Any] = Field(default_factory=lambda: {"name": "adapter", "layers": 1})
     upper_bounds: list[str] = Field(default_factory=lambda: list(UPPER_BOUNDS))
-    temperature: float | Literal["expert"] = EXPERT_TEMPERATURE
+    temperature: float | Literal["expert"] = EXPERT
     train: TrainConfig = DEFAULT_TRAIN
     train_split: str = "train"
     test_split: str = "test"
@@ -179,10 +180,7 @@ class CaptionSelectionParams(Strict):
                 f"text_side.name: unknown {side!r}; valid: {', '.join(TEXT_SIDES.names())}"
             )
         Decoding(**self.decoding)
-        if self.temperature != EXPERT_TEMPERATURE and not 0.01 <= self.temperature <= 1:
-            raise ValueError(
-                f"temperature must be 'expert' or in [0.01, 1], got {self.temperature}"
-            )
+        check_temperature(self.temperature)
         return self
 
     def split_keys(self) -> dict[str, str]:

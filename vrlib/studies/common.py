@@ -61,12 +61,19 @@ def _takes_numbers_not_bools(annotation: Any) -> bool:
 
 
 class DataParams(Strict):
-    """Which dataset to read. ``root: null`` means the embedded synthetic world of ``world_preset``."""
+    """Which dataset to read. ``root: null`` means the embedded synthetic world of ``world_preset``.
+
+    ``world_overrides`` changes world knobs from the preset (``WorldConfig`` fields), e.g.
+    ``{video_shift: 0.0}``: a negative control, in a world folder of its own. The expert and the
+    captioners stay those of the preset's world (the knobs that change videos leave the stills
+    as they are), so a study on the control differs from the default in its videos only.
+    """
 
     dataset: str = "synthetic"
     root: str | None = None
     world_preset: Literal["smoke", "default"] = "default"
     world_seed: int = 0
+    world_overrides: dict[str, Any] = Field(default_factory=dict)
     on_error: Literal["raise", "skip"] = "skip"
     video_dir: str | None = None
 
@@ -85,10 +92,21 @@ class DataParams(Strict):
         from vrlib.paths import world_dir
 
         return ensure_world(
-            world_dir(self.world_preset, self.world_seed),
+            world_dir(self.world_preset, self.world_seed, self.world_overrides),
             preset=self.world_preset,
             seed=self.world_seed,
+            **self.world_overrides,
         )
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> DataParams:
+        if self.world_overrides:
+            from vrlib.data.synthetic import resolve_config
+
+            if self.root is not None or self.dataset != "synthetic":
+                raise ValueError("world_overrides apply to the embedded world only (root: null)")
+            resolve_config(self.world_preset, **self.world_overrides)  # names a bad key or value
+        return self
 
 
 class EncoderParams(Strict):
@@ -274,12 +292,15 @@ def study_inputs(params: Any) -> dict[str, Any]:
 
     # Not resolve_root(): recording what was used must never build a world.
     root = (
-        Path(data.root).expanduser() if data.root else world_dir(data.world_preset, data.world_seed)
+        Path(data.root).expanduser()
+        if data.root
+        else world_dir(data.world_preset, data.world_seed, data.world_overrides)
     )
+    changed = "".join(f" {k}={v}" for k, v in sorted(data.world_overrides.items()))
     return {
         "data_root": str(root)
         if data.root is not None
-        else f"world {data.world_preset} seed {data.world_seed}",
+        else f"world {data.world_preset} seed {data.world_seed}{changed}",
         "data_sha256": data_fingerprint(root) if root.is_dir() else None,
         "encoder": enc.model,
         "encoder_pretrained": enc.pretrained,
@@ -344,3 +365,24 @@ def train_over_defaults(section: Any, defaults: BaseModel, set_by_study: dict[st
         if bad in section:
             raise ValueError(f"train.{bad} is set by the study ({why})")
     return type(defaults).model_validate({**defaults.model_dump(exclude_unset=True), **section})
+
+
+def start_temperature(value: float | str, encoder: Any) -> float:
+    """The softmax temperature a study's training starts from: ``value``, or with ``"expert"``
+    the encoder's own ``1 / exp(logit_scale)`` clamped to [0.01, 1] (0.01 for OpenAI's CLIP).
+
+    Why: the released code (CLIP4Clip, CLIP2Video) continues from its backbone's logit scale, so
+    training starts at the sharpness the aligned space was trained at; a head on vrlib-tiny at
+    CLIP's 100 starts with a first loss near 20 and wrecks the space in its first steps.
+    """
+    if value != EXPERT:
+        return float(value)
+    scale = float(encoder.model.logit_scale.detach().float().exp())
+    return min(1.0, max(0.01, 1.0 / scale))
+
+
+def check_temperature(value: float | str) -> float | str:
+    """``"expert"`` or a number in [0.01, 1] (a study's ``temperature`` parameter)."""
+    if value != EXPERT and not 0.01 <= value <= 1:
+        raise ValueError(f"temperature must be 'expert' or in [0.01, 1], got {value}")
+    return value

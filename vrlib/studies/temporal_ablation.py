@@ -50,7 +50,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -58,12 +58,14 @@ from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
 from vrlib.studies.common import (
+    EXPERT,
     DataParams,
     EncoderParams,
     SamplingParams,
     Strict,
     check_expert,
     check_splits,
+    check_temperature,
     train_over_defaults,
 )
 from vrlib.studies.toolkit import against_step0
@@ -94,7 +96,9 @@ DEFAULT_TRAIN = TrainConfig(
     batch_size=128,
     lr=1e-3,
     warmup=0.1,
-    sampling="one_caption_per_video",
+    temperature=0.07,  # replaced by the study's ``temperature`` (never read from here)
+    learn_temperature=True,
+    sampling="all_captions",
     progress=False,
     eval_chunk_size=512,
 )
@@ -110,7 +114,10 @@ class TemporalParams(Strict):
 
     ``train`` is the engine's own ``TrainConfig`` (unknown keys rejected there, by name), except
     ``seed``, which comes from ``seeds`` (one run per seed), and ``checkpoint_dir``, which the
-    study does not use (runs are short and kept in memory).
+    study does not use (runs are short and kept in memory). ``temperature``: the softmax
+    temperature training starts from, ``"expert"`` (the default: the encoder's own scale, as
+    the released code starts from its backbone's) or a number (``common.start_temperature``);
+    ``train.learn_temperature`` says whether it then learns.
     """
 
     seed: int = 0  # feature extraction and the report; training seeds are ``seeds``
@@ -134,6 +141,7 @@ class TemporalParams(Strict):
     # Heads also trained with ``train.twin_batches`` flipped (its effect).
     twin_batch_models: list[str] = Field(default_factory=lambda: ["seqTransf", "tdb"])
     n_boot: int = Field(1000, ge=100)  # bootstrap resamples of every confidence interval
+    temperature: float | Literal["expert"] = EXPERT
     train: TrainConfig = DEFAULT_TRAIN
     train_split: str = "train"
     val_split: str = "val"
@@ -147,7 +155,11 @@ class TemporalParams(Strict):
         return train_over_defaults(
             v,
             DEFAULT_TRAIN,
-            {"seed": "set seeds: [...] instead", "checkpoint_dir": "runs stay in memory"},
+            {
+                "seed": "set seeds: [...] instead",
+                "checkpoint_dir": "runs stay in memory",
+                "temperature": "set temperature: at the top level ('expert' or a number)",
+            },
         )
 
     @field_validator("text_side")
@@ -191,6 +203,7 @@ class TemporalParams(Strict):
 
         check_splits(self.data, self.split_keys())
         check_expert(self.data, self.encoder)
+        check_temperature(self.temperature)
         names = [
             *self.models, self.sweep_model, *self.model_config_overrides, *(self.controls or []),
             *self.frozen_text_models, *self.twin_batch_models,
@@ -349,7 +362,9 @@ class RunResult:
     ``twin_pairwise_accuracy`` and ``subset_t2v`` on the same similarity matrix. The per-query
     arrays are what the bootstrap intervals resample: ``t2v_ranks`` (C,), ``v2t_ranks`` (V,)
     and ``twin_score`` (C,), 1 / 0.5 / 0 when a caption's own video scores above / ties /
-    below its reversed twin, nan for captions of videos without a twin. ``train_twin`` is the
+    below its reversed twin, nan for captions of videos without a twin; ``reversal_score``
+    (C,), the same against the caption's own video with its frame features reversed (the twin
+    instrument of ``vrlib.models.reversal``: exactly 1/2 for every order-blind head). ``train_twin`` is the
     twin analysis on the training split (can the head fit twins at all?) and ``text_state``
     the trained text side, for the probes of ``temporal_probes``.
     """
@@ -367,6 +382,7 @@ class RunResult:
     t2v_ranks: np.ndarray = field(default_factory=lambda: np.zeros(0))
     v2t_ranks: np.ndarray = field(default_factory=lambda: np.zeros(0))
     twin_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reversal_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     train_twin: dict[str, float] = field(default_factory=dict)  # twin_summary on the train split
     text_state: dict[str, Any] | None = None  # the trained text side's weights (cached mode)
     card: Any = None  # its result card (vrlib.evaluation.study_cards), for the leaderboard
@@ -393,14 +409,14 @@ def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
 
     They separate what the paper's Table 1 mixes: "training a projection helps" (an order-blind
     control vs meanP, both with the same text side) from "order helps" (a head vs its own
-    order-blind control, on twin accuracy and on temporal-caption R@1); then the text side (a
+    order-blind control, on the reversal instrument and on temporal-caption R@1); then the text side (a
     head vs its frozen-text ablation) and twin batches (a head vs the same with the flag flipped).
     """
     out = []
     for m in params.control_models():
         c = m + CONTROL
         out += [
-            (m, c, "twin", f"order helps {m} tell a video from its reversed twin"),
+            (m, c, "reversal", f"order helps {m} tell a video from itself played backwards"),
             (m, c, "temporal", f"order helps {m} on temporal captions (R@1)"),
             (c, "meanP", "t2v", f"training {m}'s parts, order-blind, beats meanP (T2V R@1)"),
         ]
@@ -408,12 +424,12 @@ def study_claims(params: TemporalParams) -> list[tuple[str, str, str, str]]:
         for m in params.frozen_text_models:
             out += [
                 (m, m + FROZEN_TEXT, "t2v", f"the learning text side helps {m} (T2V R@1)"),
-                (m, m + FROZEN_TEXT, "twin", f"the learning text side helps {m} on twins"),
+                (m, m + FROZEN_TEXT, "reversal", f"the learning text side helps {m} on order"),
             ]
     flip = not params.train.twin_batches
     for m in params.twin_batch_models:
         on, off = (m + TWIN_BATCHES, m) if flip else (m, m + NO_TWIN_BATCHES)
-        out.append((on, off, "twin", f"twin batches help {m} on twins"))
+        out.append((on, off, "reversal", f"twin batches help {m} on order"))
     zero = step0_setting(params)
     if zero is not None:
         out += against_step0(params.models, zero)

@@ -191,6 +191,30 @@ def direction_probe(
     }
 
 
+# Issue 19's gate: twin results answer "does order help?" only if the text side the heads
+# trained with tells a caption's direction from its twin's at least this often (pairwise %).
+PROBE_GATE = 90.0
+
+
+def text_gate(text_rows: list[dict[str, Any]]) -> tuple[bool, str]:
+    """Whether the most trained text side (the last row) passes ``PROBE_GATE``, and a sentence."""
+    if not text_rows:
+        return True, ""
+    last = text_rows[-1]
+    if last["pairwise"] >= PROBE_GATE:
+        return True, (
+            f"Gate passed: the {last['text']} text side tells a caption's direction from its "
+            f"twin's in {last['pairwise']:.1f}% (>= {PROBE_GATE:g}%), so the twin results below "
+            "answer the paper's question."
+        )
+    return False, (
+        f"Gate not passed: the {last['text']} text side tells a caption's direction from its "
+        f"twin's in only {last['pairwise']:.1f}% (< {PROBE_GATE:g}%), so the text side is the "
+        "bottleneck and the twin results below do not answer whether order helps; they are "
+        "listed, not read."
+    )
+
+
 FIT_MARGIN = (
     5.0  # points of train-split twin accuracy above the controls that count as "fits order"
 )
@@ -202,7 +226,8 @@ def probe_reading(text_rows: list[dict[str, Any]], fit_rows: list[dict[str, Any]
     Args:
         text_rows: per text side, ``{"text", "pairwise", "pairwise_lo", "pairwise_hi", ...}``;
             the last row is the most trained side (the frozen one when nothing else trained).
-        fit_rows: per setting, ``{"setting", "train twin_acc_temporal", ...}`` (seed means).
+        fit_rows: per setting, ``{"setting", "train reversal_acc_temporal", ...}`` (seed means;
+            the twin instrument on the train split).
     """
     from vrlib.studies.temporal_ablation import CONTROL, ORDER_BLIND_MODELS
     from vrlib.studies.toolkit import relation
@@ -220,7 +245,7 @@ def probe_reading(text_rows: list[dict[str, Any]], fit_rows: list[dict[str, Any]
         "Text probe (a linear classifier prefers a caption's own direction over its twin's; "
         f"50% = blind): {'; '.join(words)} of {last['n_test']} test captions."
     ]
-    key = "train twin_acc_temporal"
+    key = "train reversal_acc_temporal"
     heads = [r for r in fit_rows if not r["setting"].startswith("tab-") and key in r]
     aware = [r for r in heads if not r["setting"].endswith(CONTROL)
              and r["setting"].split(":")[0] not in ORDER_BLIND_MODELS]  # fmt: skip
@@ -231,7 +256,7 @@ def probe_reading(text_rows: list[dict[str, Any]], fit_rows: list[dict[str, Any]
         b = max(blind, key=lambda r: r[key])
         fit_ok = a[key] > b[key] + FIT_MARGIN
         parts.append(
-            f"On the train split the best order-aware head fits twins at {a[key]:.1f}% "
+            f"On the train split (twin instrument) the best order-aware head fits order at {a[key]:.1f}% "
             f"({a['setting']}), the best order-blind control at {b[key]:.1f}% ({b['setting']}): "
             + relation(a[key], b[key], FIT_MARGIN, above=f"more than {FIT_MARGIN:g} points above",
                        below=f"more than {FIT_MARGIN:g} points below",

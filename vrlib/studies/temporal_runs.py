@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from vrlib.evaluation.study_cards import renamed, study_card
@@ -25,10 +26,13 @@ from vrlib.studies.temporal_ablation import (
 )
 from vrlib.studies.temporal_twins import (
     has_tag,
+    reversal_scores,
+    reversed_pairs,
     subset_t2v,
     twin_index,
     twin_scores,
     twin_summary,
+    video_values,
 )
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
@@ -213,7 +217,8 @@ def train_and_evaluate(
     parts = [*head.parameters(), *(side.parameters() if side is not None else [])]
     history: list[dict[str, Any]] = []
     best_epoch = None
-    if encoder is not None or cfg.learn_temperature or any(p.requires_grad for p in parts):
+    # the temperature alone never changes a ranking: a run with nothing else to train is not fit
+    if encoder is not None or any(p.requires_grad for p in parts):
         result = fit(head, train.pairs, val.pairs, cfg, encoder=encoder, text_side=side)
         history, best_epoch = result.history, result.best_epoch
         state = result.best_state or result.final_state
@@ -222,7 +227,7 @@ def train_and_evaluate(
             encoder.model.load_state_dict(state["encoder"])
         if side is not None and "text_side" in state:
             side.load_state_dict(state["text_side"])
-    # else nothing can train (meanP, frozen text, fixed temperature): evaluated as it is
+    # else nothing can train (meanP with frozen text): evaluated as it is, the zero-shot expert
     device = next(head.parameters(), torch.zeros(0)).device
     sim = similarity_matrix(
         head,
@@ -233,6 +238,23 @@ def train_and_evaluate(
         device=device,
     )  # (C, V) fmt: skip
     c2v = test.caption_to_video
+
+    def order_vs_reversed(split: SplitData, forward: torch.Tensor) -> np.ndarray:
+        """The twin instrument: each caption's own video forward against its frames reversed."""
+        if not isinstance(split.pairs, CachedPairs):  # end_to_end: pixels, not cached features
+            return np.full(len(split.caption_to_video), np.nan)
+        backward = similarity_matrix(
+            head, reversed_pairs(split.pairs), text_side=side,
+            chunk_size=cfg.eval_chunk_size, device=device,
+        )  # fmt: skip
+        return reversal_scores(forward, backward, split.caption_to_video)
+
+    train_sim = None
+    if cfg.mode == "cached":
+        train_sim = similarity_matrix(
+            head, train.pairs, encoder=encoder, text_side=side,
+            chunk_size=cfg.eval_chunk_size, device=device,
+        )  # fmt: skip
     return RunResult(
         setting=setting.name,
         model=setting.model,
@@ -250,19 +272,25 @@ def train_and_evaluate(
         t2v_ranks=ranks(sim, c2v, direction="t2v"),
         v2t_ranks=ranks(sim, c2v, direction="v2t"),
         twin_score=twin_scores(sim, c2v, test.twin_of),
-        train_twin=twin_summary(
-            similarity_matrix(
-                head, train.pairs, encoder=encoder, text_side=side,
-                chunk_size=cfg.eval_chunk_size, device=device,
-            ),
-            train,
-        ) if cfg.mode == "cached" else {},
+        reversal_score=order_vs_reversed(test, sim),
+        train_twin={
+            **twin_summary(train_sim, train),
+            "reversal_acc_temporal": _temporal_mean(order_vs_reversed(train, train_sim), train),
+        } if train_sim is not None else {},
         text_state=copy.deepcopy(side.state_dict()) if side is not None else None,
         card=None if sampling is None else study_card(
             sim, c2v, dataset=test.dataset.name, split=test.dataset.split, root=test.dataset.root,
             study=STUDY, setting=setting.name, seed=seed, sampling=sampling,
         ),
     )  # fmt: skip
+
+
+def _temporal_mean(scores: np.ndarray, split: SplitData) -> float:
+    """% mean of per-caption order scores over the split's temporal captions, per video first."""
+    temporal = has_tag(split.tags, TEMPORAL_TAG)
+    if not temporal.any():
+        return float("nan")
+    return float(100.0 * video_values(scores, split.caption_to_video, temporal).mean())
 
 
 def evaluate_test(sim: torch.Tensor, test: SplitData) -> dict[str, Any]:
@@ -272,11 +300,25 @@ def evaluate_test(sim: torch.Tensor, test: SplitData) -> dict[str, Any]:
     return evaluate(sim, test.caption_to_video)
 
 
+def study_train_config(params: TemporalParams, encoder: Any) -> TrainConfig:
+    """``params.train`` with the temperature training starts from: ``params.temperature``, or
+    with ``"expert"`` the encoder's own (``common.start_temperature``; in end_to_end mode the
+    encoder's logit scale itself, which then trains with it)."""
+    from vrlib.studies.common import EXPERT, start_temperature
+
+    if params.train.mode == "end_to_end" and params.temperature == EXPERT:
+        return params.train.model_copy(update={"temperature": None})
+    return params.train.model_copy(
+        update={"temperature": start_temperature(params.temperature, encoder)}
+    )
+
+
 def run_all(
     params: TemporalParams,
     splits: dict[str, SplitData],
     *,
     dim: int,
+    train: TrainConfig | None = None,
     encoder_factory: Any = None,
     text_side_factory: Any = None,
     progress: bool = True,
@@ -284,7 +326,8 @@ def run_all(
     """Every (setting, seed) of ``params``; settings with the same ``run_key`` train once.
 
     A shared run is reported under each setting name that uses it (e.g. ``tdb+tab-base``,
-    ``tab-k5`` and ``tab-w0.5``).
+    ``tab-k5`` and ``tab-w0.5``). ``train``: the config every run starts from
+    (:func:`study_train_config`; None: ``params.train`` as it is).
     """
     from tqdm.auto import tqdm
 
@@ -295,7 +338,7 @@ def run_all(
         key = (setting.run_key(), seed)
         if key not in done:
             done[key] = train_and_evaluate(
-                setting, seed, splits["train"], splits["val"], splits["test"], params.train,
+                setting, seed, splits["train"], splits["val"], splits["test"], train or params.train,
                 dim=dim, num_frames=params.sampling.n, encoder_factory=encoder_factory,
                 text_side_factory=text_side_factory, sampling=params.sampling.model_dump(),
             )  # fmt: skip

@@ -5,6 +5,12 @@ with the opposite order or direction; ``vrlib.data.synthetic``). For a caption o
 order-blind head can only score its video and the twin equally; ``twin_pairwise_accuracy`` counts
 how often the caption's own video scores above its twin (ties 1/2). ``subset_t2v`` gives T2V
 retrieval on the captions tagged ``temporal`` (those whose truth depends on order or direction).
+
+The twin files are sampled and encoded on their own, so an order-blind head does not tie
+exactly on them. The primary instrument (``reversal_scores``, World v3) reverses the cached frame
+features of every test video instead: each temporal caption against its own video forward and
+backward. Every order-blind head scores exactly 50% there, and every test video with a temporal
+caption counts, not only twinned ones; the twin files stay as a second, labelled figure.
 """
 
 from __future__ import annotations
@@ -59,6 +65,46 @@ def twin_scores(sim: Any, caption_to_video: Any, twin_of: Any) -> np.ndarray:
     rival = sim[torch.arange(len(c2v)), other.clamp_min(0)]
     score = (own > rival).double() + 0.5 * (own == rival).double()
     return torch.where(has, score, torch.full_like(score, float("nan"))).numpy()
+
+
+def reversed_pairs(pairs: CachedPairs) -> CachedPairs:
+    """The same pairs with every video's valid frames (and double-rate frames) reversed."""
+    import copy
+
+    from vrlib.models.reversal import reverse_frames
+
+    out = copy.copy(pairs)
+    out.frames, out.mask = reverse_frames(pairs.frames, pairs.mask)
+    if pairs.frames_2x is not None:
+        out.frames_2x, out.mask_2x = reverse_frames(pairs.frames_2x, pairs.mask_2x)
+    return out
+
+
+def reversal_scores(sim: Any, sim_reversed: Any, caption_to_video: Any) -> np.ndarray:
+    """Per caption: 1 / 1/2 / 0 as its own video forward scores above / ties / below the same
+    video's reversed frames (``vrlib.models.reversal.order_scores``). ``(C,)`` float64.
+
+    Args:
+        sim, sim_reversed: (C, V) similarities with the videos in order and reversed.
+    """
+    from vrlib.models.reversal import order_scores
+
+    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
+    rows = torch.arange(len(c2v))
+    sim, sim_reversed = torch.as_tensor(sim), torch.as_tensor(sim_reversed)
+    if sim.shape != sim_reversed.shape or sim.shape[0] != len(c2v):
+        raise ValueError(f"sim {tuple(sim.shape)} and sim_reversed {tuple(sim_reversed.shape)} "
+                         f"must both be (C, V) with C = {len(c2v)}")  # fmt: skip
+    return order_scores(sim[rows, c2v], sim_reversed[rows, c2v])
+
+
+def video_values(per_caption: np.ndarray, caption_to_video: Any, caption_mask: Any) -> np.ndarray:
+    """Per video with a selected caption, the mean of ``per_caption`` over them: ``(n,)``, in
+    order of video index (the unit the reversal instrument resamples)."""
+    keep = np.asarray(caption_mask, dtype=bool)
+    ids, inverse = np.unique(np.asarray(caption_to_video)[keep], return_inverse=True)
+    sums = np.bincount(inverse, weights=np.asarray(per_caption)[keep], minlength=len(ids))
+    return sums / np.bincount(inverse, minlength=len(ids))
 
 
 def twin_pairwise_accuracy(
@@ -166,13 +212,20 @@ def claim_units(runs: Sequence[RunResult], test: SplitData):
     """``units(setting, key)`` for ``toolkit.paired_claims_table`` on the test split: ``(seeds,
     n)`` so that the bootstrap resamples seeds too.
 
-    Keys: ``"t2v"``/``"v2t"`` (R@1 hits over all captions / videos), ``"twin"`` (twin accuracy
-    of the temporal captions, one value per twin pair, in %) and ``"temporal"`` (R@1 hits of the
+    Keys: ``"t2v"``/``"v2t"`` (R@1 hits over all captions / videos), ``"reversal"`` (the twin
+    instrument on the temporal captions, one value per test video, in %), ``"twin"`` (the same
+    against the twin files, one value per twin pair, in %) and ``"temporal"`` (R@1 hits of the
     temporal captions).
     """
     temporal = has_tag(test.tags, TEMPORAL_TAG)
 
     def units(setting: str, key: str) -> np.ndarray | None:
+        if key == "reversal":
+            mine = [r for r in runs if r.setting == setting]
+            if not mine or not temporal.any():
+                return None
+            return np.stack([100.0 * video_values(r.reversal_score, test.caption_to_video, temporal)
+                             for r in mine])  # fmt: skip
         if key == "twin":
             score = seed_values(runs, setting, "twin")
             if score is None:
@@ -190,7 +243,7 @@ def claim_units(runs: Sequence[RunResult], test: SplitData):
 def claim_clusters(test: SplitData):
     """``clusters(key)`` for ``toolkit.paired_claims_table``: the video of each caption for
     ``t2v`` and ``temporal`` (a video's captions are resampled together); None for ``v2t`` (one
-    query per video) and ``twin`` (already one value per twin pair)."""
+    query per video), ``reversal`` (one value per video) and ``twin`` (one per twin pair)."""
     c2v = np.asarray(test.caption_to_video)
     temporal = has_tag(test.tags, TEMPORAL_TAG)
     return {"t2v": c2v, "temporal": c2v[temporal]}.get
@@ -199,9 +252,9 @@ def claim_clusters(test: SplitData):
 def twin_rows(
     runs: Sequence[RunResult], test: SplitData, *, n_boot: int = 1000, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Per setting: twin accuracy and temporal-caption R@1, mean and std over seeds, and a 95%
-    cluster-bootstrap interval over twin pairs (twin accuracy) and over the videos of the
-    temporal captions (R@1), with seeds as a level.
+    """Per setting: reversal accuracy (the twin instrument), twin accuracy (the twin files) and
+    temporal-caption R@1, mean and std over seeds, and a 95% cluster-bootstrap interval over test
+    videos (reversal, R@1 of the temporal captions) or twin pairs (twin files), seeds a level.
 
     ``twin_acc`` / ``twin_acc_temporal`` weight each twin pair equally (the mean over a pair's
     captions, then over pairs), so that the interval brackets the number it is reported with.
@@ -219,6 +272,7 @@ def twin_rows(
                 * pair_values(
                     r.twin_score, test.caption_to_video, test.twin_of, every
                 ).mean(),  # fmt: skip
+                "reversal_acc": float(one(r.setting, "reversal").mean()),
                 "twin_acc_temporal": float(one(r.setting, "twin").mean()),
                 "temporal_R@1": r.temporal["R@1"],
                 "all_R@1": r.test["t2v"]["R@1"],
@@ -227,12 +281,17 @@ def twin_rows(
     out = aggregate_seeds(per_seed, keys=("setting",))
     for row in out:
         run = next(r for r in runs if r.setting == row["setting"])
-        for key, name in (("twin", "twin_acc_temporal"), ("temporal", "temporal_R@1")):
+        for key, name in (
+            ("reversal", "reversal_acc"),
+            ("twin", "twin_acc_temporal"),
+            ("temporal", "temporal_R@1"),
+        ):
             ci = cluster_bootstrap(
                 units(row["setting"], key), clusters(key), n_boot=n_boot, seed=seed
             )
             row[f"{name}_lo"], row[f"{name}_hi"] = ci["lo"], ci["hi"]
         row.update(
+            reversal_videos=int(units(row["setting"], "reversal").shape[1]),
             twin_pairs=run.twin["twin_pairs"],
             twin_n=run.twin["twin_n"],
             twin_n_temporal=run.twin["twin_n_temporal"],
