@@ -153,6 +153,11 @@ def test_split_of_a_folder_dataset_is_read_by_its_reader(tmp_path: Path, bikes_m
             "data:\n  world_overrides: {video_shift: 2.0}\n",
             ["data", "video_shift=2.0 must be in [0, 1]"],
         ),
+        (
+            "zero_shot_aggregation",
+            "data:\n  world_overrides: {motion_image_share: 0.0}\n",
+            ["data", "motion_image_share", "change videos alone", "video_shift"],
+        ),
     ],
 )
 def test_more_bad_values_name_file_and_key(tmp_path: Path, study: str, text: str, needles):

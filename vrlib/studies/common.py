@@ -60,13 +60,18 @@ def _takes_numbers_not_bools(annotation: Any) -> bool:
     return bool(seen & {int, float}) and not seen & {bool, Any}
 
 
+# World knobs a study may override: they change videos only, so the preset world's expert and
+# captioners (trained on its stills) stay valid for the variant.
+VIDEO_ONLY_KNOBS = ("video_shift", "bad_frame_share", "video_concept_holdout")
+
+
 class DataParams(Strict):
     """Which dataset to read. ``root: null`` means the embedded synthetic world of ``world_preset``.
 
-    ``world_overrides`` changes world knobs from the preset (``WorldConfig`` fields), e.g.
+    ``world_overrides`` changes knobs of ``VIDEO_ONLY_KNOBS`` from the preset, e.g.
     ``{video_shift: 0.0}``: a negative control, in a world folder of its own. The expert and the
-    captioners stay those of the preset's world (the knobs that change videos leave the stills
-    as they are), so a study on the control differs from the default in its videos only.
+    captioners stay those of the preset's world (these knobs leave the stills as they are), so a
+    study on the control differs from the default in its videos only.
     """
 
     dataset: str = "synthetic"
@@ -106,6 +111,13 @@ class DataParams(Strict):
             if self.root is not None or self.dataset != "synthetic":
                 raise ValueError("world_overrides apply to the embedded world only (root: null)")
             resolve_config(self.world_preset, **self.world_overrides)  # names a bad key or value
+            stills = sorted(set(self.world_overrides) - set(VIDEO_ONLY_KNOBS))
+            if stills:
+                raise ValueError(
+                    f"world_overrides {stills}: only knobs that change videos alone can be "
+                    f"overridden ({', '.join(VIDEO_ONLY_KNOBS)}); the expert and captioners are "
+                    "the preset world's, trained on its stills"
+                )
         return self
 
 
