@@ -343,11 +343,13 @@ def test_twin_rows_carry_bootstrap_intervals_over_pairs():
 def test_reversal_scores_compare_each_caption_with_its_own_video_reversed():
     forward = torch.tensor([[0.9, 0.1], [0.2, 0.5], [0.3, 0.7]])
     backward = torch.tensor([[0.5, 9.0], [9.0, 0.5], [0.3, 0.8]])  # other videos never count
-    got = tw.reversal_scores(forward, backward, [0, 1, 1])
+    from vrlib.models.reversal import own_video_order_scores
+
+    got = own_video_order_scores(forward, backward, [0, 1, 1])
     assert got.tolist() == [1.0, 0.5, 0.0]  # above, tie, below
     assert tw.video_values(got, np.array([0, 1, 1]), np.ones(3, bool)).tolist() == [1.0, 0.25]
     with pytest.raises(ValueError, match="must both be"):
-        tw.reversal_scores(forward, backward[:2], [0, 1, 1])
+        own_video_order_scores(forward, backward[:2], [0, 1, 1])
 
 
 def test_pair_values_weigh_each_twin_pair_once():

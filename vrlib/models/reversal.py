@@ -91,13 +91,25 @@ def reversal_twin_scores(
         frames_2x, mask_2x: the double-rate stream of heads that read one (reversed alike).
         atol: relative tolerance of a tie (:data:`TIE_ATOL`).
     """
-    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
-    rows = torch.arange(len(c2v))
-    forward = _similarities(model, text, frames, mask, frames_2x, mask_2x)[rows, c2v]
+    forward = _similarities(model, text, frames, mask, frames_2x, mask_2x)
     rev, rev_mask = reverse_frames(frames, mask)
     rev_2x = reverse_frames(frames_2x, mask_2x) if frames_2x is not None else (None, None)
-    backward = _similarities(model, text, rev, rev_mask, *rev_2x)[rows, c2v]
-    return order_scores(forward, backward, atol)
+    backward = _similarities(model, text, rev, rev_mask, *rev_2x)
+    return own_video_order_scores(forward, backward, caption_to_video, atol)
+
+
+def own_video_order_scores(
+    sim: Any, sim_reversed: Any, caption_to_video: Any, atol: float = TIE_ATOL
+) -> np.ndarray:
+    """:func:`order_scores` of each caption with its own video: ``sim`` and ``sim_reversed`` are
+    the (C, V) similarities with the videos in order and with their frames reversed. ``(C,)``."""
+    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
+    sim, sim_reversed = torch.as_tensor(sim), torch.as_tensor(sim_reversed)
+    if sim.shape != sim_reversed.shape or sim.ndim != 2 or sim.shape[0] != len(c2v):
+        raise ValueError(f"sim {tuple(sim.shape)} and sim_reversed {tuple(sim_reversed.shape)} "
+                         f"must both be (C, V) with C = {len(c2v)}")  # fmt: skip
+    rows = torch.arange(len(c2v))
+    return order_scores(sim[rows, c2v], sim_reversed[rows, c2v], atol)
 
 
 def order_scores(forward: Tensor, backward: Tensor, atol: float = TIE_ATOL) -> np.ndarray:

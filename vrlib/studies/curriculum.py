@@ -248,13 +248,13 @@ def _twin_scores(sim: torch.Tensor, model: Any, tokenizer: Any, test: ClipSet, f
     twins, not 50%. Reversing the very clips tested makes every order-blind model (step 0, whose
     temporal attention is zero) tie on every caption: exactly 50%.
     """
-    from vrlib.models.reversal import order_scores
+    from vrlib.models.reversal import own_video_order_scores
     from vrlib.train.clips import clip_similarity
 
     backward = clip_similarity(model, tokenizer, test, frames, views, expansion, reverse=True)
     c2v = test.caption_to_video
     rows = np.flatnonzero(test.twin_of[c2v] >= 0)
-    return order_scores(sim[rows, c2v[rows]], backward[rows, c2v[rows]])
+    return own_video_order_scores(sim[rows], backward[rows], c2v[rows])
 
 
 def run_all(params: CurriculumParams, prep: Prepared, encoder: Any,

@@ -140,6 +140,36 @@ def fit_direction_probe(
     return best[1], best[2]
 
 
+def score_direction_probe(
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit the probe on ``train`` (its L2 chosen on ``val``, :func:`fit_direction_probe`) and
+    score it on ``test``; each is ``(embeddings, direction labels)``.
+
+    Returns:
+        ``accuracy`` (% arg max right, chance 1/8), ``pairwise`` (% of test captions whose own
+        direction outscores the opposite one; 50 = blind), ``pairwise_values`` (per caption, 100
+        or 0), ``weight_decay`` (the chosen L2), ``n_train``, ``n_test``.
+    """
+    probe, weight_decay = fit_direction_probe(*train, val, seed=seed)
+    x, y = test
+    with torch.no_grad():
+        logits = probe(x)  # (n, 8)
+    pair = pairwise_direction(logits, y)
+    return {
+        "accuracy": float(100.0 * (logits.argmax(1) == y).double().mean()),
+        "pairwise": float(pair.mean()),
+        "pairwise_values": pair,
+        "weight_decay": weight_decay,
+        "n_train": len(train[1]),
+        "n_test": len(y),
+    }
+
+
 def direction_probe(
     train: SplitData,
     test: SplitData,
@@ -175,20 +205,8 @@ def direction_probe(
                 "pairwise_videos": np.zeros(0, dtype=np.int64), "weight_decay": float("nan"),
                 "n_train": n_train, "n_test": n_test}  # fmt: skip
     val_xy = labelled["val"][:2] if "val" in labelled and len(labelled["val"][1]) else None
-    probe, weight_decay = fit_direction_probe(*labelled["train"][:2], val_xy, seed=seed)
-    xte, y, videos = labelled["test"]
-    with torch.no_grad():
-        logits = probe(xte)  # (n, 8)
-    pair = pairwise_direction(logits, y)
-    return {
-        "accuracy": float(100.0 * (logits.argmax(1) == y).double().mean()),
-        "pairwise": float(pair.mean()),
-        "pairwise_values": pair,
-        "pairwise_videos": videos,
-        "weight_decay": weight_decay,
-        "n_train": n_train,
-        "n_test": n_test,
-    }
+    scores = score_direction_probe(labelled["train"][:2], val_xy, labelled["test"][:2], seed=seed)
+    return scores | {"pairwise_videos": labelled["test"][2]}
 
 
 # Issue 19's gate: twin results answer "does order help?" only if the text side the heads

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vrlib.evaluation.study_cards import renamed, study_card
+from vrlib.models.reversal import own_video_order_scores
 from vrlib.studies.temporal_ablation import (
     TEMPORAL_TAG,
     RunResult,
@@ -26,7 +27,6 @@ from vrlib.studies.temporal_ablation import (
 )
 from vrlib.studies.temporal_twins import (
     has_tag,
-    reversal_scores,
     reversed_pairs,
     subset_t2v,
     twin_index,
@@ -247,7 +247,7 @@ def train_and_evaluate(
             head, reversed_pairs(split.pairs), text_side=side,
             chunk_size=cfg.eval_chunk_size, device=device,
         )  # fmt: skip
-        return reversal_scores(forward, backward, split.caption_to_video)
+        return own_video_order_scores(forward, backward, split.caption_to_video)
 
     train_sim = None
     if cfg.mode == "cached":

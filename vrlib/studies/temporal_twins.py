@@ -7,14 +7,15 @@ how often the caption's own video scores above its twin (ties 1/2). ``subset_t2v
 retrieval on the captions tagged ``temporal`` (those whose truth depends on order or direction).
 
 The twin files are sampled and encoded on their own, so an order-blind head does not tie
-exactly on them. The primary instrument (``reversal_scores``, World v3) reverses the cached frame
-features of every test video instead: each temporal caption against its own video forward and
-backward. Every order-blind head scores exactly 50% there, and every test video with a temporal
+exactly on them. The primary instrument (World v3: ``reversed_pairs``, scored by
+``vrlib.models.reversal.own_video_order_scores``) reverses the cached frame features of every
+test video instead: each temporal caption against its own video forward and backward. Every order-blind head scores exactly 50% there, and every test video with a temporal
 caption counts, not only twinned ones; the twin files stay as a second, labelled figure.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,8 +70,6 @@ def twin_scores(sim: Any, caption_to_video: Any, twin_of: Any) -> np.ndarray:
 
 def reversed_pairs(pairs: CachedPairs) -> CachedPairs:
     """The same pairs with every video's valid frames (and double-rate frames) reversed."""
-    import copy
-
     from vrlib.models.reversal import reverse_frames
 
     out = copy.copy(pairs)
@@ -78,24 +77,6 @@ def reversed_pairs(pairs: CachedPairs) -> CachedPairs:
     if pairs.frames_2x is not None:
         out.frames_2x, out.mask_2x = reverse_frames(pairs.frames_2x, pairs.mask_2x)
     return out
-
-
-def reversal_scores(sim: Any, sim_reversed: Any, caption_to_video: Any) -> np.ndarray:
-    """Per caption: 1 / 1/2 / 0 as its own video forward scores above / ties / below the same
-    video's reversed frames (``vrlib.models.reversal.order_scores``). ``(C,)`` float64.
-
-    Args:
-        sim, sim_reversed: (C, V) similarities with the videos in order and reversed.
-    """
-    from vrlib.models.reversal import order_scores
-
-    c2v = torch.as_tensor(np.asarray(caption_to_video), dtype=torch.long)
-    rows = torch.arange(len(c2v))
-    sim, sim_reversed = torch.as_tensor(sim), torch.as_tensor(sim_reversed)
-    if sim.shape != sim_reversed.shape or sim.shape[0] != len(c2v):
-        raise ValueError(f"sim {tuple(sim.shape)} and sim_reversed {tuple(sim_reversed.shape)} "
-                         f"must both be (C, V) with C = {len(c2v)}")  # fmt: skip
-    return order_scores(sim[rows, c2v], sim_reversed[rows, c2v])
 
 
 def video_values(per_caption: np.ndarray, caption_to_video: Any, caption_mask: Any) -> np.ndarray:

@@ -30,12 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.temporal_probes import (
-    DIRECTIONS,
-    PROBE_GATE,
-    fit_direction_probe,
-    pairwise_direction,
-)
+from vrlib.studies.temporal_probes import DIRECTIONS, PROBE_GATE, score_direction_probe
 
 ZERO_SHOT_FRAMES = 12  # uniformly sampled frames per video for the zero-shot mean
 
@@ -138,17 +133,9 @@ def frozen_direction_probe(
             torch.nn.functional.normalize(emb.float(), dim=-1),
             torch.from_numpy(labels[keep]),
         )
-    probe, weight_decay = fit_direction_probe(*data["train"], data.get("val"), seed=seed)
-    x, y = data["test"]
-    with torch.no_grad():
-        logits = probe(x)  # (n, 8)
-    return {
-        "pairwise": float(pairwise_direction(logits, y).mean()),
-        "accuracy": float(100.0 * (logits.argmax(1) == y).double().mean()),
-        "weight_decay": weight_decay,
-        "n_train": len(data["train"][1]),
-        "n_test": len(y),
-    }
+    scores = score_direction_probe(data["train"], data.get("val"), data["test"], seed=seed)
+    scores.pop("pairwise_values")  # per caption; the measurement keeps the summary
+    return scores
 
 
 def zero_shot_t2v(
