@@ -79,6 +79,20 @@ def test_partners_differ_in_one_slot_both_captions_state():
     assert minimal_pairs.partner_lists([record("x", {})]) == [[]]
 
 
+def test_a_motion_still_s_one_partner_is_its_reversed_twin():
+    still = {**A, "motion": {"style": "trail", "events": []}}  # the last panel's scene: A
+    records = [
+        {"image_id": "p", **record("a red circle on the left", A)},
+        {"image_id": "m", "twin": "t", **record("a red circle moves to the left", still)},
+        {"image_id": "t", "twin": "m", **record("a red circle moves to the right", still)},
+        {"image_id": "s", "twin": "u", **record("a red circle", still)},  # fits both: no partner
+        {"image_id": "u", "twin": "s", **record("a red circle", still)},
+        {"image_id": "v", "twin": "w", **record("a blue circle on the left", B)},  # twin elsewhere
+    ]
+    # p and v would be a minimal pair (colour), but a still of motion pairs with its twin only
+    assert minimal_pairs.partner_lists(records) == [[], [2], [1], [], [], []]
+
+
 def test_hard_batches_hold_partners_and_cost_the_same():
     partners = [[i ^ 1] for i in range(40)]  # pairs (0, 1), (2, 3), ...
     gen = torch.Generator().manual_seed(0)

@@ -53,7 +53,7 @@ def test_two_processes_build_one_world_and_the_waiter_reuses_it(tmp_path: Path):
     from vrlib.data.synthetic import PRESETS
 
     motion = round(PRESETS["smoke"]["motion_image_share"] * 12)  # stills of motion, added
-    assert len(list((out / "images").rglob("*.png"))) == record["num_images"] == 12 + motion
+    assert len(list((out / "images").rglob("*.png"))) == record["num_images"] == 12 + 2 * motion
     assert len(list((out / "videos").glob("*.mp4"))) == record["num_videos"] == 6
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no build left
 

@@ -98,7 +98,7 @@ def test_world_json_records_preset_seed_version_and_counts(world: dict) -> None:
     assert (rec["preset"], rec["seed"], rec["version"]) == ("smoke", 0, syn.WORLD_VERSION)
     assert rec["params"] == {**syn.WorldConfig().__dict__, **syn.PRESETS["smoke"]}
     motion = round(syn.PRESETS["smoke"]["motion_image_share"] * 300)
-    assert rec["num_images"] == len(world["images"]) == 300 + motion
+    assert rec["num_images"] == len(world["images"]) == 300 + 2 * motion  # stills and twins
     assert rec["num_videos"] == len(world["videos"]) == 24
 
 
@@ -283,7 +283,7 @@ def test_plain_still_captions_have_no_motion_or_time_words(world: dict) -> None:
 
 def test_motion_stills_are_train_images_that_speak_of_time(world: dict) -> None:
     motion = [r for r in world["images"] if "motion" in r["attributes"]]
-    assert len(motion) == round(syn.PRESETS["smoke"]["motion_image_share"] * 300)
+    assert len(motion) == 2 * round(syn.PRESETS["smoke"]["motion_image_share"] * 300)
     assert {r["split"] for r in motion} == {"train"}
     timed = [bool(words(r["caption"]) & TIME_WORDS) for r in motion]
     assert np.mean(timed) > 0.7
@@ -294,6 +294,66 @@ def test_motion_stills_are_train_images_that_speak_of_time(world: dict) -> None:
         assert np.array_equal(pixels, syn.render_motion_image(row["attributes"], 112))
         for ev in row["attributes"]["motion"]["events"]:
             assert ev["type"] in syn.EVENT_TYPES and ev["shape"] in syn.SHAPES
+
+
+def _mirrored(caption: str, kind: str) -> str | None:
+    """The caption with its (longest) phrase of event ``kind`` replaced by the same phrase of the
+    opposite event ("moves to the left" -> "moves to the right"); None if it has none."""
+    found = [
+        (len(form), k, g)
+        for k, forms in enumerate(syn.EVENT_PHRASES[kind])
+        for g, form in enumerate(forms)
+        if re.search(rf"\b{re.escape(form)}\b", caption)
+    ]
+    if not found:
+        return None
+    _, k, g = max(found)
+    said, opposite = syn.EVENT_PHRASES[kind][k][g], syn.EVENT_PHRASES[syn.OPPOSITE[kind]][k][g]
+    return re.sub(rf"\b{re.escape(said)}\b", opposite, caption)
+
+
+def test_each_motion_still_has_its_reversed_twin_as_its_hard_negative(world: dict) -> None:
+    """A twin: the same scenes, the events played backwards, the opposite direction words in the
+    same phrasing; the pair is recorded in images.jsonl and is each other's only partner."""
+    from vrlib.data.minimal_pairs import image_records, partner_lists
+
+    rows = {r["image_id"]: r for r in world["images"]}
+    motion = [r for r in world["images"] if "motion" in r["attributes"]]
+    originals = [r for r in motion if "reversed_of" not in r]
+    assert len(originals) * 2 == len(motion) > 0
+    said = 0
+    for orig in originals:
+        twin = rows[orig["twin"]]
+        assert twin["twin"] == twin["reversed_of"] == orig["image_id"]
+        assert twin["split"] == "train"
+        events = orig["attributes"]["motion"]["events"]
+        reverse = syn.reverse_events(events, 10 * len(events))
+        assert twin["attributes"]["motion"] == {**orig["attributes"]["motion"], "events": reverse}
+        if len(events) > 1 or events[0]["type"] == "changes_colour":
+            continue
+        kind = events[0]["type"]
+        mirrored = _mirrored(orig["caption"], kind)
+        if mirrored is None:  # a caption of the look alone fits both
+            assert twin["caption"] == orig["caption"]
+            continue
+        assert twin["caption"] == mirrored != orig["caption"], (orig, twin)
+        assert _mirrored(twin["caption"], syn.OPPOSITE[kind]) == orig["caption"]
+        said += 1
+    assert said >= 20
+    for row in [rows[r["twin"]] for r in originals[:10]]:
+        with Image.open(world["root"] / row["path"]) as im:
+            assert np.array_equal(np.asarray(im), syn.render_motion_image(row["attributes"], 112))
+
+    records = image_records(world["root"], "train")
+    partners = partner_lists(records)
+    index = {r["image_id"]: i for i, r in enumerate(records)}
+    for r in motion:
+        differ = rows[r["twin"]]["caption"] != r["caption"]
+        assert partners[index[r["image_id"]]] == ([index[r["twin"]]] if differ else [])
+    paired = sum(bool(partners[index[r["image_id"]]]) for r in motion)
+    assert paired > 0.8 * len(motion)
+    stills = {index[r["image_id"]] for r in motion}  # plain stills never pair with motion ones
+    assert not any(stills & set(p) for i, p in enumerate(partners) if i not in stills)
 
 
 def test_every_word_of_every_video_caption_occurs_in_an_image_caption() -> None:

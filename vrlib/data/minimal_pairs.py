@@ -11,6 +11,10 @@ The partner must differ in an attribute the image's caption *states*: a partner 
 in a size the caption leaves out fits the caption as well as the image does, and contrasting it
 would teach the model to ignore captions' words. Which attributes a caption states is read from
 the caption itself with the world's own phrase tables (``vrlib.data.synthetic``).
+
+A still of motion is paired with its reversed twin instead (same scene, the events played
+backwards, the opposite direction words): in random batches the two rarely meet, so nothing
+makes the expert tell "moves to the left" from "moves to the right".
 """
 
 from __future__ import annotations
@@ -63,17 +67,27 @@ def partner_lists(records: list[dict[str, Any]]) -> list[list[int]]:
     """For each image, the other images that differ from it in exactly one slot, a slot that both
     captions state (the symmetric loss contrasts each caption with the other image too).
 
+    A still of motion (a record with a ``twin``, ``vrlib.data.synthetic.motion``) has one
+    partner, its reversed twin, when the twin is among ``records`` and their captions differ
+    (a caption that says nothing of the events fits both): the pair differs only in the
+    direction of its events. Its attributes (the last panel's scene) take no part in the slots.
     Records without attributes (a world made elsewhere) get no partners.
     """
+    index = {r.get("image_id"): i for i, r in enumerate(records) if r.get("image_id")}
+    out: list[set[int]] = [set() for _ in records]
     by_key: dict[str, list[int]] = {}
     exact = []
     for i, r in enumerate(records):
         attributes = r.get("attributes") or {}
         exact.append(_signature(attributes, None))
+        if r.get("twin") is not None:
+            j = index.get(r["twin"])
+            if j is not None and records[j]["caption"] != r["caption"]:
+                out[i].add(j)
+            continue
         if attributes.get("objects"):
             for slot in stated(r["caption"], attributes):
                 by_key.setdefault(_signature(attributes, slot), []).append(i)
-    out: list[set[int]] = [set() for _ in records]
     for members in by_key.values():  # same scene but one slot, stated by every caption here
         for i in members:
             out[i].update(j for j in members if exact[j] != exact[i])

@@ -48,7 +48,18 @@ VIT_MODEL_NAME = "vrlib-tiny-vit"
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     MODEL_NAME: {
         "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
-        "default": {"epochs": 25, "batch_size": 128, "lr": 3e-3, "warmup_steps": None},
+        # every mechanism planted (its stills include those of motion, each with its reversed
+        # twin): half of each batch is hard negatives, so a still of motion meets its twin and
+        # the text must tell "grows" from "shrinks". Measured (World v4, 25 epochs, 560 s): the
+        # frozen direction probe 97.9% pairwise (82.6% with random batches and no twins, World
+        # v3), held-out R@1 t2i/i2t 57.5/57.0 (57.2/56.5 before)
+        "default": {
+            "epochs": 25,
+            "batch_size": 128,
+            "lr": 3e-3,
+            "warmup_steps": None,
+            "hard_negatives": 0.5,
+        },
     },
     VIT_MODEL_NAME: {
         "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},

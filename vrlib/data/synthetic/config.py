@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-WORLD_VERSION = 3  # bump whenever the files written for a given (preset, seed) change
+WORLD_VERSION = 4  # bump whenever the files written for a given (preset, seed) change
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -106,6 +106,8 @@ class WorldConfig:
         motion_image_share: still images that show motion or change the way photos do (trails,
             before->after strips), added to the train images, as a share of ``num_images``;
             their captions use the videos' verbs and order words (``vrlib.data.synthetic.motion``).
+            Each comes with its reversed twin (the events played backwards, the opposite
+            caption), so twice this share of ``num_images`` is added.
         video_shift: strength in [0, 1] of the video-only nuisances the stills never show
             (heavier compression, blur, colour cast, lighting drift, camera jitter, background
             renditions absent from the stills; ``vrlib.data.synthetic.nuisance``).

@@ -11,6 +11,13 @@ read a caption's direction (issue 18 measured 24% unseen test tokens). With
 - **strip** (any event, or two or three in order): panels in reading order, one row per shot and
   two columns (before, after), separated by a border colour no scene uses.
 
+Every motion still comes with its **reversed twin** (:func:`reverse_motion_image`): the same
+scene with its events played backwards (``scenes.reverse_events``), so its caption says the
+opposite direction ("moves to the right" for "moves to the left", "shrinks" for "grows") and the
+shots in the other order. A twin can be told from its still only by the direction the picture
+shows, the way a reversed video is told from its original; with ``hard_negatives`` the expert's
+batches hold both (``vrlib.data.minimal_pairs``).
+
 Their events are drawn by the videos' own sampler (``scenes.sample_event``) and their captions by
 the videos' caption code (``captions.motion_caption``), so every word of every video caption
 template occurs in the image captions. Held-out images stay plain stills: the expert's held-out
@@ -23,7 +30,7 @@ import numpy as np
 
 from vrlib.data.synthetic.config import BACKGROUNDS, MOVES, WorldConfig
 from vrlib.data.synthetic.render import draw, render
-from vrlib.data.synthetic.scenes import sample_event, scene_at
+from vrlib.data.synthetic.scenes import reverse_events, sample_event, scene_at
 
 SHOT_FRAMES = 10  # each shot of a motion still spans this many notional frames
 _BORDER = (70, 96, 120)  # between panels: a slate blue that is no object or background colour
@@ -51,6 +58,21 @@ def sample_motion_image(rng: np.random.Generator, cfg: WorldConfig) -> dict:
         "background": last["background"],
         "objects": last["objects"],
         "motion": {"style": "trail" if trail else "strip", "events": events},
+    }
+
+
+def reverse_motion_image(attributes: dict) -> dict:
+    """The attributes of a motion still's reversed twin: the same style and scenes, the events
+    played backwards (a trail then starts where the still's ends; a strip's rows come in the
+    other order, each with its before and after swapped)."""
+    motion = attributes["motion"]
+    n = len(motion["events"]) * SHOT_FRAMES
+    events = reverse_events(motion["events"], n)
+    last = scene_at(events, n - 1)
+    return {
+        "background": last["background"],
+        "objects": last["objects"],
+        "motion": {"style": motion["style"], "events": events},
     }
 
 

@@ -6,6 +6,7 @@ Why: the annotations are written both in the world's schema (INTERFACES.md) and 
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -17,7 +18,11 @@ import numpy as np
 
 from vrlib.data.synthetic.captions import describe_scene, motion_caption, video_captions
 from vrlib.data.synthetic.config import EVENT_TYPES, WORLD_VERSION, WorldConfig
-from vrlib.data.synthetic.motion import render_motion_image, sample_motion_image
+from vrlib.data.synthetic.motion import (
+    render_motion_image,
+    reverse_motion_image,
+    sample_motion_image,
+)
 from vrlib.data.synthetic.nuisance import apply_bad_frames, apply_shift
 from vrlib.data.synthetic.plan import PlannedVideo, image_splits
 from vrlib.data.synthetic.render import encode_mp4, render, render_video
@@ -36,7 +41,9 @@ def _progress(iterable, total: int, desc: str):
 
 
 def image_rows(cfg: WorldConfig, seed: int) -> list[dict]:
-    """Every image's annotation row (no pixels): the plain stills, then the motion stills.
+    """Every image's annotation row (no pixels): the plain stills, the motion stills, then the
+    motion stills' reversed twins in the same order (``twin`` names the other one of a pair,
+    ``reversed_of`` marks the twin).
 
     Why apart from :func:`write_images`: the captions of a world can be read (e.g. to check that
     every video word occurs in an image caption) without rendering a pixel.
@@ -47,18 +54,32 @@ def image_rows(cfg: WorldConfig, seed: int) -> list[dict]:
         rng = np.random.default_rng([seed, 0, i])
         attributes = sample_image(rng, cfg)
         rows.append(_image_row(i, describe_scene(attributes, rng), splits[i], attributes))
-    for m in range(round(cfg.motion_image_share * cfg.num_images)):
+    count = round(cfg.motion_image_share * cfg.num_images)
+    twins = []
+    for m in range(count):
         rng = np.random.default_rng([seed, 8, m])
         attributes = sample_motion_image(rng, cfg)
+        twin_rng = copy.deepcopy(rng)  # the twin's caption makes the same draws (as video twins)
         caption = motion_caption(attributes["motion"]["events"], rng)
-        rows.append(_image_row(cfg.num_images + m, caption, "train", attributes))
-    return rows
+        i, j = cfg.num_images + m, cfg.num_images + count + m
+        rows.append(_image_row(i, caption, "train", attributes) | {"twin": _image_id(j)})
+        reverse = reverse_motion_image(attributes)
+        caption = motion_caption(reverse["motion"]["events"], twin_rng)
+        twins.append(
+            _image_row(j, caption, "train", reverse)
+            | {"twin": _image_id(i), "reversed_of": _image_id(i)}
+        )
+    return rows + twins
+
+
+def _image_id(i: int) -> str:
+    return f"img_{i:06d}"
 
 
 def _image_row(i: int, caption: str, split: str, attributes: dict) -> dict:
     return {
-        "image_id": f"img_{i:06d}",
-        "path": f"images/img_{i:06d}.png",
+        "image_id": _image_id(i),
+        "path": f"images/{_image_id(i)}.png",
         "caption": caption,
         "split": split,
         "attributes": attributes,
