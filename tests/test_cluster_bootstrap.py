@@ -147,12 +147,14 @@ def test_equivalence_is_two_one_sided_tests_against_the_margin():
 
 def test_verdicts_are_counted_in_buckets():
     rows = [{"verdict": v} for v in ("holds", "holds", "reversed", "underpowered", bs.IDENTICAL,
-                                     "within noise", "one seed, no error bar")]  # fmt: skip
+                                     "within noise", "one seed, no error bar",
+                                     "uninformative (learned temporal table 0.002)")]  # fmt: skip
     assert bs.count_verdicts(rows) == {"holds": 2, "reversed": 1, "within noise": 2,
-                                       "underpowered": 1, "identical outputs": 1}  # fmt: skip
+                                       "underpowered": 1, "identical outputs": 1,
+                                       "uninformative": 1}  # fmt: skip
     assert bs.counts_sentence(rows) == (
         "2 hold, 1 reversed, 2 within noise, 1 underpowered, "
-        "1 not distinguishable (identical outputs)"
+        "1 not distinguishable (identical outputs), 1 uninformative"
     )
     assert bs.counts_sentence(rows[:1]) == "1 hold, 0 reversed, 0 within noise, 0 underpowered"
 

@@ -79,10 +79,24 @@ def test_a_run_expands_the_temporal_embedding_at_each_stage(micro, data):
     result = train_curriculum(model, micro[1].tokenizer, cfg, videos=data[0])
     assert [r["frames"] for r in result.steps] == [1, 1, 4, 4, 8]
     assert seen == [(4, "nearest"), (8, "nearest")]
+    grown = [r["expanded"] for r in result.steps if "expanded" in r]
+    assert [(g["from"], g["to"]) for g in grown] == [(1, 4), (4, 8)]
+    assert all(g["table_rms"] >= 0 for g in grown)
     assert model.frames == 8
     assert set(result.flops_per_step) == {"video/1/4", "video/4/4", "video/8/4"}
     assert result.flops_per_step["video/1/4"] < result.flops_per_step["video/4/4"]
     assert result.total_flops == sum(r["flops"] for r in result.steps)
+
+
+def test_a_stage_sets_its_own_batch_in_clips(micro, data):
+    """Compute-matched stages (the paper's 96 / 24 / 16 clips): more clips when frames are few."""
+    model = copy.deepcopy(micro[0])
+    cfg = _cfg(data="videos", stages=[{"frames": 1, "steps": 2, "clips": 8},
+                                      {"frames": 4, "steps": 2}])  # fmt: skip
+    result = train_curriculum(model, micro[1].tokenizer, cfg, videos=data[0])
+    assert set(result.flops_per_step) == {"video/1/8", "video/4/4"}  # video_batch is 4
+    with pytest.raises(ValueError, match="clips"):
+        Stage(frames=1, steps=2, clips=1)
 
 
 def test_training_frames_are_segment_random_and_new_each_pass():

@@ -46,6 +46,13 @@ def test_settings_share_runs_where_they_train_the_same_thing():
     )  # with joint Table 4 the default expansion shares frames-1=>4=>8's run
     assert key["expand-nearest"] != key["expand-zeros"]
     assert key["images-only"] != key["videos-only"] != key["joint"]
+    both = _params(cls_modes=["video", "frame"])
+    key = {s.name: s.run_key(both) for s in cu.settings(both)}
+    assert key["cls-video"] == key["frames-4"]  # the default model has one CLS per clip
+    assert key["cls-frame"] != key["cls-video"]
+    matched = _params(schedules={**p.model_dump()["schedules"], "4": [{"frames": 4, "steps": 12,
+                                                                       "clips": 24}]})  # fmt: skip
+    assert {s.name: s.run_key(matched) for s in cu.settings(matched)}["frames-4"] != key["frames-4"]
 
 
 def _runs_from_hits(hits: dict[str, list[np.ndarray]], gflops: dict[str, float]) -> list:
@@ -128,6 +135,29 @@ def test_claims_compute_ratio_margins_and_identical_outputs_on_constructed_runs(
     assert twin["n_queries"] == 42 and twin["n_videos"] == 7  # twin pairs are the clusters
     step0 = by[f"frames-8 - {cu.UNTRAINED} (T2V R@1)"]
     assert step0["diff"] == pytest.approx(10.0) and step0["verdict"] == "holds"
+
+
+def test_expansions_are_uninformative_when_the_learned_table_is_negligible():
+    """Different outputs, but the rows the expansion read were ~0: no method can matter."""
+    rng = np.random.default_rng(1)
+    base = rng.random(600) < 0.4
+    other = base.copy()
+    other[np.flatnonzero(~base)[:3]] = True
+    hits = {"expand-zeros": [base], "expand-nearest": [other], "expand-bilinear": [base]}
+    for table_rms, negligible in ((0.001, True), (0.5, False)):
+        runs = _runs_from_hits(hits, dict.fromkeys(hits, 10.0))
+        for r in runs:
+            r.expansions = [{"from": 4, "to": 8, "table_rms": table_rms}]
+            r.positional_rms = 1.0
+        summary = cu.summary_rows(runs)
+        rows = cc.claims(runs, summary, _params(n_boot=400), _Test())
+        by = {c["comparison"]: c for c in rows}
+        pair = by["expand-zeros - expand-nearest (T2V R@1)"]
+        assert pair["table_ratio"] == pytest.approx(table_rms)
+        assert pair["verdict"].startswith("uninformative") == negligible
+        text = cc.reading(summary, rows, [])
+        assert ("uninformative" in tk.counts_sentence(rows)) == negligible
+        assert f"temporal table {table_rms:.3f} of the positions' size" in text
 
 
 def test_reading_counts_verdicts_and_reads_step_0_from_constructed_runs():

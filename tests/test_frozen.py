@@ -1,5 +1,6 @@
-"""The space-time transformer (vrlib.models.frozen): shapes, image = one-frame video, the
-zero-temporal init equals the image tower mean-pooled, temporal expansion, FLOP counting."""
+"""The space-time transformer (vrlib.models.frozen): shapes, image = one-frame video, the clip's
+one CLS against a brute-force masked attention, the per-frame ablation's zero-temporal init equals
+the image tower mean-pooled, temporal expansion, FLOP counting."""
 
 from __future__ import annotations
 
@@ -13,19 +14,28 @@ from _frozen_micro import register_micro
 from vrlib.models.frozen import (
     FrozenConfig,
     FrozenInTime,
-    SpaceTimeBlock,
     build_frozen,
     count_flops,
     expand_temporal_embedding,
     load_frozen_config,
 )
+from vrlib.models.space_time_blocks import SelfAttention, SpaceTimeBlock
 
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    """(model, encoder): a micro space-time model built from a randomly initialised micro CLIP."""
+    """(model, encoder): a micro space-time model (one CLS per clip, the paper's) built from a
+    randomly initialised micro CLIP."""
     name = register_micro(tmp_path_factory.mktemp("cfg"))
     return build_frozen(FrozenConfig(clip_model=name, max_frames=8))
+
+
+@pytest.fixture(scope="module")
+def micro_frame(micro):
+    """The same weights with one CLS per frame (the ablation), outputs averaged."""
+    model, encoder = micro
+    config = FrozenConfig(clip_model=model.config.clip_model, max_frames=8, cls="frame")
+    return FrozenInTime.from_clip(encoder.model, config), encoder
 
 
 def _pixels(b: int, t: int, size: int = 16, seed: int = 0) -> torch.Tensor:
@@ -52,13 +62,43 @@ def _perturb_temporal(model: FrozenInTime, seed: int = 1) -> FrozenInTime:
 
 
 @pytest.mark.parametrize("frames", [1, 4, 8])
-def test_shapes_for_1_4_8_frames(micro, frames):
-    model, _ = micro
-    per_frame = model.visual(_pixels(3, frames))
-    assert per_frame.shape == (3, frames, 32)
-    video = model.encode_video(_pixels(3, frames))
-    assert video.shape == (3, 32)
-    assert torch.allclose(video.norm(dim=-1), torch.ones(3), atol=1e-5)
+def test_shapes_for_1_4_8_frames(micro, micro_frame, frames):
+    for (model, _), outputs in ((micro, 1), (micro_frame, frames)):
+        assert model.visual(_pixels(3, frames)).shape == (3, outputs, 32)
+        video = model.encode_video(_pixels(3, frames))
+        assert video.shape == (3, 32)
+        assert torch.allclose(video.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+@pytest.mark.parametrize("over", ["time", "space"])
+def test_clip_cls_attention_equals_a_masked_full_attention(over):
+    """The CLS sees every token; a patch sees the CLS and its own group (position or frame)."""
+    torch.manual_seed(0)
+    attn = SelfAttention(16, 2)
+    frames, patches = 3, 4
+    x = torch.randn(2, 1 + frames * patches, 16)
+    frame_of = torch.arange(frames * patches) // patches
+    position_of = torch.arange(frames * patches) % patches
+    group = position_of if over == "time" else frame_of
+    allowed = torch.ones(1 + frames * patches, 1 + frames * patches, dtype=torch.bool)
+    allowed[1:, 1:] = group[:, None] == group[None, :]
+    q, k, v = attn._qkv(x)
+    brute = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    brute = attn.out_proj(brute.transpose(1, 2).reshape(x.shape))
+    torch.testing.assert_close(attn.grouped(x, frames, over), brute, atol=1e-5, rtol=0)
+
+
+def test_clip_cls_equals_the_image_tower_for_one_frame_and_mixes_frames_for_more(micro):
+    model, encoder = micro
+    x = _pixels(3, 4)
+    with torch.no_grad():
+        one = model.encode_video(x[:, :1])
+        image = F.normalize(encoder.model.encode_image(x[:, 0]), dim=-1)
+        four, mean = model.encode_video(x), _image_tower_mean(encoder.model, x)
+        other_last = model.encode_video(torch.cat([x[:, :3], _pixels(3, 1, seed=5)], dim=1))
+    torch.testing.assert_close(one, image, atol=2e-6, rtol=0)
+    assert (four - mean).abs().max() > 1e-3  # not the mean pooling, even at zero temporal init
+    assert (four - other_last).abs().max() > 1e-4  # the CLS reads the last frame too
 
 
 def test_more_frames_than_the_table_fails(micro):
@@ -73,8 +113,8 @@ def test_image_equals_its_one_frame_video(micro):
     assert torch.equal(model.encode_image(x[:, 0]), model.encode_video(x))
 
 
-def test_zero_temporal_attention_equals_the_image_tower_mean_pooled(micro):
-    model, encoder = micro
+def test_zero_temporal_attention_equals_the_image_tower_mean_pooled(micro_frame):
+    model, encoder = micro_frame
     x = _pixels(3, 4)
     with torch.no_grad():
         ours = model.encode_video(x)
@@ -84,16 +124,16 @@ def test_zero_temporal_attention_equals_the_image_tower_mean_pooled(micro):
     assert (changed - expert).abs().max() > 1e-3  # the comparison can fail
 
 
-def test_zero_temporal_model_is_order_blind_and_a_trained_one_is_not(micro):
-    model, _ = micro
+def test_zero_temporal_model_is_order_blind_and_a_trained_one_is_not(micro, micro_frame):
     x = _pixels(2, 4)
     rev = x.flip(1)
-    with torch.no_grad():
-        torch.testing.assert_close(
-            model.encode_video(x), model.encode_video(rev), atol=2e-6, rtol=0
-        )
-        timed = _perturb_temporal(model)
-        assert (timed.encode_video(x) - timed.encode_video(rev)).abs().max() > 1e-3
+    for model, _ in (micro, micro_frame):
+        with torch.no_grad():
+            torch.testing.assert_close(
+                model.encode_video(x), model.encode_video(rev), atol=2e-6, rtol=0
+            )
+            timed = _perturb_temporal(model)
+            assert (timed.encode_video(x) - timed.encode_video(rev)).abs().max() > 1e-3
 
 
 def test_text_tower_is_the_experts(micro):
@@ -165,6 +205,19 @@ def test_expansion_rejects_shrinking_and_unknown_methods():
         expand_temporal_embedding(torch.zeros(4, 2), 8, "cubic")
 
 
+def test_table_sizes_read_the_learned_rows_only(micro):
+    model = copy.deepcopy(micro[0])
+    assert model.temporal_table_rms() == 0.0  # zero at init
+    with torch.no_grad():
+        model.visual.temporal_embedding.fill_(2.0)  # rows beyond the learned ones do not count
+        model.visual.temporal_embedding[:2].zero_()
+        model.visual.temporal_embedding[1, :4] = 3.0
+    model.frames = 2
+    assert model.temporal_table_rms() == pytest.approx((36.0 / 2) ** 0.5)  # rows 0 and 1
+    pos = model.visual.positional_embedding.detach()
+    assert model.positional_rms() == pytest.approx(float(pos.pow(2).sum(1).mean().sqrt()))
+
+
 def test_expand_frames_writes_the_table_in_place(micro):
     model = copy.deepcopy(micro[0])
     table = model.visual.temporal_embedding
@@ -189,6 +242,8 @@ def test_configs_are_data_and_reject_unknown_keys(tmp_path):
         load_frozen_config("frozen-nope")
     with pytest.raises(ValueError, match="block"):
         load_frozen_config("frozen-tiny", block="joint")
+    with pytest.raises(ValueError, match="cls"):
+        load_frozen_config("frozen-tiny", cls="patch")
 
 
 @pytest.mark.parametrize("frames", [1, 4])

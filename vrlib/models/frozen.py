@@ -9,19 +9,22 @@ style and the init of the temporal attention.
 
 Design choices (each says why):
 
-- **One CLS token per frame, averaged at the end.** The reference code keeps a single CLS token
-  that attends to every patch of every frame; then even with zero temporal attention the model
-  mixes frames in the spatial step and equals ViT-per-frame only for one frame. Here each frame
-  keeps its own CLS (loaded from the expert's ``class_embedding``), the CLS tokens of the frames
+- **One CLS token for the whole clip** (``cls="video"``, the paper's and the default): it
+  attends to every patch of every frame in both the temporal and the spatial step, and every
+  patch attends to it as well as to its own group (the same position across frames, or the same
+  frame). For one frame this is exactly the expert's image tower; for several frames the
+  spatial step already mixes frames through the CLS, so the model is not the expert's mean
+  pooling even before any training. ``cls="frame"`` is the labelled ablation: each frame keeps
+  its own CLS (loaded from the expert's ``class_embedding``), the CLS tokens of the frames
   attend to each other in the temporal step like any patch position, and the video embedding is
-  the mean of the L2-normalised per-frame outputs. With zero temporal attention and zero temporal
-  embeddings the model is therefore *exactly* the expert's image tower applied frame by frame and
-  mean pooled (study 01's ``mean``, study 02's ``meanP``): the paper's "ImageNet init" analogue,
-  from which time is learned gradually.
+  the mean of the L2-normalised per-frame outputs. With zero temporal attention and zero
+  temporal embeddings that model is *exactly* the expert's image tower applied frame by frame
+  and mean pooled (study 01's ``mean``), so 1 frame at 8 offsets equals 8 frames at 1 offset.
 - **Temporal attention starts at zero** by zeroing its output projection (weight and bias): the
   branch adds nothing at step 0 but its output projection gets a gradient at once (the
   reference zeroes q/k/v and fills the projection with ones for the same purpose).
-- **The block styles** (``block``): ``"frozen"`` is the paper's modified residual (the spatial
+- **The block styles** (``block``; the attention and block are in
+  :mod:`vrlib.models.space_time_blocks`): ``"frozen"`` is the paper's modified residual (the spatial
   branch's residual comes from the block input, so temporal attention reaches the output only
   through the spatial attention); ``"timesformer"`` is the original divided block (the spatial
   residual starts from the temporal output). At zero temporal init both equal the image block.
@@ -47,9 +50,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import check_choice, check_positive_int
+from .space_time_blocks import BLOCKS, SpaceTimeBlock
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "model_configs"
-BLOCKS = ("frozen", "timesformer")
+CLS_MODES = ("video", "frame")
 EXPANSIONS = ("zeros", "nearest", "bilinear")
 
 
@@ -66,16 +70,20 @@ class FrozenConfig:
         max_frames: rows of the temporal embedding table: the most frames a clip may have.
         block: ``"frozen"`` (the paper's modified residual) or ``"timesformer"``.
         zero_temporal: start the temporal attention at zero (the paper); False draws it at random.
+        cls: ``"video"`` (one CLS token for the clip, the paper's) or ``"frame"`` (one per frame,
+            the per-frame outputs averaged; the ablation that starts as the expert's mean pooling).
     """
 
     clip_model: str = "vrlib-tiny-vit"
     max_frames: int = 8
     block: str = "frozen"
     zero_temporal: bool = True
+    cls: str = "video"
 
     def __post_init__(self) -> None:
         check_positive_int("max_frames", self.max_frames)
         check_choice("block", self.block, BLOCKS)
+        check_choice("cls", self.cls, CLS_MODES)
 
 
 def load_frozen_config(name_or_path: str | Path, **overrides: Any) -> FrozenConfig:
@@ -127,83 +135,12 @@ def expand_temporal_embedding(table: Tensor, frames: int, method: str) -> Tensor
     return out[0].T.contiguous()  # (M, D)
 
 
-# ----------------------------------------------------------------------------- blocks
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter names.
-
-    The names (``in_proj_weight``, ``in_proj_bias``, ``out_proj``) let open_clip's image-tower
-    weights load by a plain state-dict copy.
-    """
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"heads={heads} must divide width={dim}")
-        self.heads = heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)
-        nn.init.xavier_uniform_(self.in_proj_weight)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (N, L, D) -> (N, L, D), every token attending to every token of its sequence."""
-        n, length, dim = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (N, L, 3D)
-        q, k, v = qkv.view(n, length, 3, self.heads, dim // self.heads).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (N, H, L, Dh)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.out_proj(out.transpose(1, 2).reshape(n, length, dim))  # (N, L, D)
-
-
-class SpaceTimeBlock(nn.Module):
-    """Divided space-time attention: temporal attention, then spatial attention, then the MLP.
-
-    The spatial parts (``ln_1``, ``attn``, ``ln_2``, ``mlp``) carry open_clip's names for a
-    ``ResidualAttentionBlock``; ``ln_time`` and ``attn_time`` are new.
-    """
-
-    def __init__(
-        self, dim: int, heads: int, mlp_ratio: float = 4.0, block: str = "frozen", act=nn.GELU
-    ) -> None:
-        super().__init__()
-        check_choice("block", block, BLOCKS)
-        self.block = block
-        self.ln_time = nn.LayerNorm(dim)
-        self.attn_time = SelfAttention(dim, heads)
-        self.ln_1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads)
-        self.ln_2 = nn.LayerNorm(dim)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("c_fc", nn.Linear(dim, hidden))
-        self.mlp.add_module("gelu", act())
-        self.mlp.add_module("c_proj", nn.Linear(hidden, dim))
-
-    def zero_temporal_(self) -> None:
-        """Make the temporal branch add exactly zero (its output projection is zeroed)."""
-        nn.init.zeros_(self.attn_time.out_proj.weight)
-        nn.init.zeros_(self.attn_time.out_proj.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, L, D) tokens (L = CLS + patches of one frame) -> (B, T, L, D)."""
-        b, t, length, dim = x.shape
-        xt = self.ln_time(x).transpose(1, 2).reshape(b * length, t, dim)  # (B*L, T, D)
-        time_out = self.attn_time(xt).view(b, length, t, dim).transpose(1, 2)  # (B, T, L, D)
-        after_time = x + time_out
-        xs = self.ln_1(after_time).reshape(b * t, length, dim)  # (B*T, L, D)
-        space_out = self.attn(xs).view(b, t, length, dim)
-        base = x if self.block == "frozen" else after_time
-        x = base + space_out
-        return x + self.mlp(self.ln_2(x))
-
-
 # ----------------------------------------------------------------------------- the video tower
 
 
 class SpaceTimeViT(nn.Module):
-    """Patches of every frame -> per-frame CLS outputs (B, T, E) through space-time blocks."""
+    """Patches of every frame -> CLS outputs through space-time blocks: (B, 1, E) for one CLS per
+    clip (``cls="video"``), (B, T, E) for one per frame (``cls="frame"``)."""
 
     def __init__(
         self,
@@ -217,8 +154,11 @@ class SpaceTimeViT(nn.Module):
         block: str = "frozen",
         mlp_ratio: float = 4.0,
         act=nn.GELU,
+        cls: str = "video",
     ) -> None:
         super().__init__()
+        check_choice("cls", cls, CLS_MODES)
+        self.cls = cls
         if image_size % patch_size:
             raise ValueError(f"patch_size={patch_size} must divide image_size={image_size}")
         self.image_size, self.patch_size, self.max_frames = image_size, patch_size, max_frames
@@ -250,11 +190,19 @@ class SpaceTimeViT(nn.Module):
                 "build it with a larger max_frames"
             )
         x = self.conv1(pixels.flatten(0, 1))  # (B*T, D, g, g)
-        x = x.flatten(2).transpose(1, 2)  # (B*T, N, D)
-        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)  # (B*T, L, D)
-        x = x.view(b, t, *x.shape[1:]) + self.temporal_embedding[:t, None, :].to(x.dtype)
-        x = self.ln_pre(x)  # (B, T, L, D)
+        x = x.flatten(2).transpose(1, 2)  # (B*T, P, D)
+        pos = self.positional_embedding.to(x.dtype)
+        cls = self.class_embedding.to(x.dtype) + pos[0]
+        patches = (x + pos[1:]).view(b, t, *x.shape[1:])  # (B, T, P, D)
+        patches = patches + self.temporal_embedding[:t, None, :].to(x.dtype)
+        if self.cls == "video":  # one CLS token, no temporal embedding (it has no frame)
+            x = torch.cat([cls.expand(b, 1, -1), patches.flatten(1, 2)], dim=1)  # (B, 1+T*P, D)
+            x = self.ln_pre(x)
+            for blk in self.blocks:
+                x = blk.forward_clip(x, t)
+            return self.ln_post(x[:, :1]) @ self.proj  # (B, 1, E)
+        cls = (cls + self.temporal_embedding[:t, None, :].to(x.dtype)).expand(b, t, 1, -1)
+        x = self.ln_pre(torch.cat([cls, patches], dim=2))  # (B, T, L, D)
         for blk in self.blocks:
             x = blk(x)
         return self.ln_post(x[:, :, 0]) @ self.proj  # (B, T, E)
@@ -316,6 +264,7 @@ class FrozenInTime(nn.Module):
             layers=len(v.transformer.resblocks), heads=first.attn.num_heads,
             output_dim=v.proj.shape[1], max_frames=config.max_frames, block=config.block,
             mlp_ratio=first.mlp.c_fc.out_features / width, act=type(first.mlp.gelu),
+            cls=config.cls,
         )  # fmt: skip
         visual.load_image_tower(v)
         if config.zero_temporal:
@@ -326,7 +275,8 @@ class FrozenInTime(nn.Module):
         return cls(visual, text, config)
 
     def encode_video(self, pixels: Tensor) -> Tensor:
-        """(B, T, 3, S, S) normalised pixels -> (B, E): mean of L2-normalised frame outputs, L2-normalised."""
+        """(B, T, 3, S, S) normalised pixels -> (B, E), L2-normalised: the clip's CLS output, or
+        with ``cls="frame"`` the mean of the L2-normalised per-frame outputs."""
         per_frame = F.normalize(self.visual(pixels).float(), dim=-1)  # (B, T, E)
         return F.normalize(per_frame.mean(dim=1), dim=-1)
 
@@ -337,6 +287,18 @@ class FrozenInTime(nn.Module):
     def encode_text(self, ids: Tensor) -> Tensor:
         """(B, L) token ids -> (B, E), L2-normalised."""
         return F.normalize(self.text.encode_text(ids).float(), dim=-1)
+
+    def temporal_table_rms(self) -> float:
+        """Root-mean-square row norm of the temporal embeddings learned so far (the rows an
+        expansion reads); next to :meth:`positional_rms` it says whether the table is large
+        enough for the expansion method to matter."""
+        table = self.visual.temporal_embedding[: self.frames].detach().float()
+        return float(table.norm(dim=1).pow(2).mean().sqrt())
+
+    def positional_rms(self) -> float:
+        """Root-mean-square row norm of the spatial positional embeddings (the expert's scale)."""
+        table = self.visual.positional_embedding.detach().float()
+        return float(table.norm(dim=1).pow(2).mean().sqrt())
 
     @torch.no_grad()
     def expand_frames(self, frames: int, method: str) -> None:

@@ -29,7 +29,9 @@ Z_TWO_SIDED_95 = 1.959963984540054  # z_{0.975}
 Z_POWER_80 = 0.8416212335729143  # z_{0.80}: 80% power
 IDENTICAL = "not distinguishable (identical outputs)"
 # The buckets every claims table is counted in, in reading order.
-VERDICTS = ("holds", "reversed", "within noise", "underpowered", "identical outputs")
+VERDICTS = ("holds", "reversed", "within noise", "underpowered", "identical outputs",
+            "uninformative")  # fmt: skip
+UNINFORMATIVE = "uninformative"  # a verdict's first word where the comparison cannot read its claim
 Claim = Literal["greater", "not_worse", "equivalent"]
 
 _BLOCK = 256  # resamples drawn per block: bounds memory at _BLOCK x n indices
@@ -326,10 +328,13 @@ def decide(
 
 
 def bucket(verdict: str) -> str:
-    """Which of ``VERDICTS`` a verdict counts in (identical outputs apart; anything else that
-    does not hold, e.g. "one seed, no error bar", counts as within noise)."""
+    """Which of ``VERDICTS`` a verdict counts in (identical outputs and "uninformative ..."
+    apart; anything else that does not hold, e.g. "one seed, no error bar", counts as within
+    noise)."""
     if verdict == IDENTICAL:
         return "identical outputs"
+    if verdict.startswith(UNINFORMATIVE):
+        return UNINFORMATIVE
     return verdict if verdict in VERDICTS else "within noise"
 
 
@@ -348,4 +353,6 @@ def counts_sentence(rows: Sequence[dict[str, Any]]) -> str:
              f"{c['underpowered']} underpowered"]  # fmt: skip
     if c["identical outputs"]:
         words.append(f"{c['identical outputs']} not distinguishable (identical outputs)")
+    if c[UNINFORMATIVE]:
+        words.append(f"{c[UNINFORMATIVE]} uninformative")
     return ", ".join(words)

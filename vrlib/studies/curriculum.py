@@ -2,8 +2,9 @@
 temporal-embedding expansion, accuracy against compute.
 
 Every run starts the space-time model (``vrlib.models.frozen``) from the world's image expert
-(spatial blocks = its image tower, temporal attention zero: at step 0 the model *is* the expert's
-mean pooling), trains it with ``vrlib.train.curriculum.train_curriculum`` for the same number of steps
+(spatial blocks = its image tower, temporal attention and embeddings zero, one CLS token for the
+whole clip as in the paper: at step 0 a one-frame clip *is* the expert's image tower, and a longer
+clip is read by that CLS attending to the patches of every frame), trains it with ``vrlib.train.curriculum.train_curriculum`` for the same number of steps
 (the paper gives every Table 4 row the same iterations), and tests it on the test split with the
 paper's protocol (stride offsets averaged, ~``train.views`` frames seen per video).
 
@@ -26,8 +27,9 @@ named in metrics.json:
 - Table 3 (optional): ``block-frozen``, ``block-timesformer``.
 
 Runs that train the same thing (same schedule, expansion where it matters, data, block, seed) are
-trained once and reported under every name. ``untrained`` is step 0: the model before any step
-(the expert's mean pooling), tested the same way; every trained setting is compared with it.
+trained once and reported under every name. ``untrained`` is step 0: the model before any step,
+tested the same way (with ``cls_modes: [video, frame]`` the per-frame CLS ablation, whose step 0
+is the expert's mean pooling, trains beside it as ``cls-frame``); every trained setting is compared with it.
 Comparisons use a paired cluster bootstrap (``toolkit.paired_cluster_bootstrap``) that resamples
 test videos with all their queries (twin pairs for twin accuracy) and each setting's seeds. A
 claim "holds" when the 95% interval shows it: above 0 (greater); above -``noninferiority_margin``
@@ -42,6 +44,7 @@ the claims and the reading in ``curriculum_claims``; decoding and training in
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -71,14 +74,22 @@ class Setting:
     data: str = "joint"
     block: str = "frozen"
     ablation: bool = False  # trained with ablation_seeds rather than seeds
+    cls: str | None = None  # "video" / "frame" overrides the model config's (the CLS ablation)
 
     def run_key(self, params: CurriculumParams) -> tuple:
         """What is trained: the expansion matters only when the table grows after training began
         (several stages, or image-only training evaluated at more frames)."""
         stages = params.schedules[self.schedule]
         grows = len(stages) > 1 or self.data == "images"
-        key_stages = tuple((s.frames, s.steps) for s in stages)
-        return key_stages, self.expansion if grows else "-", self.data, self.block
+        key_stages = tuple((s.frames, s.steps, s.clips) for s in stages)
+        cls = self.cls or _config_cls(params.model)
+        return key_stages, self.expansion if grows else "-", self.data, self.block, cls
+
+
+def _config_cls(model: str) -> str:
+    from vrlib.models.frozen import load_frozen_config
+
+    return load_frozen_config(model).cls
 
 
 def settings(params: CurriculumParams) -> list[Setting]:
@@ -88,11 +99,14 @@ def settings(params: CurriculumParams) -> list[Setting]:
     out += [Setting(f"expand-{x}", params.expansion_schedule, x, data=params.expansion_data, ablation=True)
             for x in params.expansions]  # fmt: skip
     names = {"images": "images-only", "videos": "videos-only", "joint": "joint"}
-    out += [Setting(names[d], params.sources_schedule, e, data=d, ablation=True)
+    out += [Setting(names[d], params.sources_schedule, e, data=d)  # a main comparison: seeds
             for d in params.sources]  # fmt: skip
     if len(params.blocks) > 1:
         out += [Setting(f"block-{b}", params.sources_schedule, e, block=b, ablation=True)
                 for b in params.blocks]  # fmt: skip
+    if len(params.cls_modes) > 1:
+        out += [Setting(f"cls-{c}", params.sources_schedule, e, data=params.table4_data,
+                        ablation=True, cls=c) for c in params.cls_modes]  # fmt: skip
     return out
 
 
@@ -166,6 +180,10 @@ class RunResult:
     train_s: float
     flops_per_step: dict[str, int]
     card: Any = None  # its result card (vrlib.evaluation.study_cards), for the leaderboard
+    # each growth of the temporal table: {"from", "to", "table_rms"}, and the spatial positions'
+    # RMS row norm as its scale (FrozenInTime.temporal_table_rms / positional_rms)
+    expansions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    positional_rms: float = math.nan
 
 
 def _card(params: CurriculumParams, setting: str, seed: int, sim, test: ClipSet, frames: int):
@@ -193,9 +211,8 @@ def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepa
         eval_every=params.curve_every if _on_curve(setting, params) else 0,
     )  # fmt: skip
     torch.manual_seed(seed)  # the temporal attention's q/k/v init
-    model = FrozenInTime.from_clip(
-        encoder.model, load_frozen_config(params.model, block=setting.block)
-    )
+    overrides = {"block": setting.block} | ({"cls": setting.cls} if setting.cls else {})
+    model = FrozenInTime.from_clip(encoder.model, load_frozen_config(params.model, **overrides))
     result = train_curriculum(model, encoder.tokenizer, cfg, videos=prep.train,
                               images=prep.images, test=prep.test)  # fmt: skip
     sim, c2v = result.final.pop("sim"), prep.test.caption_to_video
@@ -207,12 +224,13 @@ def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepa
         total_flops=result.total_flops, train_s=result.train_s,
         flops_per_step=result.flops_per_step,
         card=_card(params, setting.name, seed, sim, prep.test, cfg.stages[-1].frames),
+        expansions=[r["expanded"] for r in result.steps if "expanded" in r],
+        positional_rms=model.positional_rms(),
     )  # fmt: skip
 
 
 def untrained_run(params: CurriculumParams, prep: Prepared, encoder: Any) -> RunResult:
-    """Step 0: the model before any step (temporal attention zero, so the expert's mean pooling),
-    tested like every run at the largest final frame count of ``schedules``."""
+    """Step 0: the model before any step (temporal attention and embeddings zero), tested like every run at the largest final frame count of ``schedules``."""
     from vrlib.metrics import evaluate, ranks
     from vrlib.models.frozen import FrozenInTime, load_frozen_config
     from vrlib.train.clips import clip_similarity
@@ -280,7 +298,7 @@ def run_all(params: CurriculumParams, prep: Prepared, encoder: Any,
 
 def write_cards(runs: list[RunResult], encoder: Any, params: CurriculumParams, out_dir) -> list:
     """The result card of every setting at the first seed, into ``out_dir`` (for
-    ``reports/leaderboard.md``; ``untrained`` is the expert's mean pooling, step 0)."""
+    ``reports/leaderboard.md``; ``untrained`` is the model before training, step 0)."""
     from vrlib.evaluation.study_cards import write_run_cards
 
     named = ((r.setting, r.card) for r in runs)

@@ -105,8 +105,12 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
     add("4 frames beat 1 frame", "frames-4", "frames-1", "greater")
     add("joint training beats images only", "joint", "images-only", "greater")
     add("joint training beats videos only", "joint", "videos-only", "greater")
+    ratio = table_ratio(runs, [f"expand-{x}" for x in params.expansions])
     for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
-        add("temporal expansions are within noise", f"expand-{a}", f"expand-{b}", "equal")
+        before = len(out)
+        add(EXPANSION_CLAIM, f"expand-{a}", f"expand-{b}", "equal")
+        if len(out) > before:
+            _judge_table(out[-1], ratio, params.negligible_table_ratio)
     add("the modified block beats the original Timesformer block", "block-frozen",
         "block-timesformer", "greater")  # fmt: skip
     add("an 8-frame model tells reversed twins apart better than a 1-frame model",
@@ -114,6 +118,27 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
     for name, step0, _, words in against_step0(TABLE4, UNTRAINED):
         add(words, name, step0, "greater")
     return out
+
+
+EXPANSION_CLAIM = "temporal expansions are within noise"
+
+
+def table_ratio(runs: list[RunResult], names: list[str]) -> float:
+    """Mean over the runs of ``names`` of the learned temporal table's size when it was last
+    expanded, as a share of the spatial positions' (RMS row norms); nan if none expanded."""
+    ratios = [r.expansions[-1]["table_rms"] / r.positional_rms for r in runs
+              if r.setting in names and r.expansions and r.positional_rms > 0]  # fmt: skip
+    return float(np.mean(ratios)) if ratios else math.nan
+
+
+def _judge_table(row: dict, ratio: float, negligible: float) -> None:
+    """An expansion comparison reads nothing when the table it expands is negligible: every
+    method then writes (nearly) zeros, whatever the method is worth."""
+    row["table_ratio"] = ratio
+    if math.isfinite(ratio) and ratio < negligible:
+        row["verdict"] = (
+            f"uninformative (learned temporal table {ratio:.3f} of the positions' size)"
+        )
 
 
 def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> str:
@@ -146,6 +171,8 @@ def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> s
 def _claim_words(c: dict) -> str:
     bounds = f"[{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]"
     margin = f", margin {c['margin']:g}" if c["margin"] else ""
+    if math.isfinite(c.get("table_ratio", math.nan)):
+        margin += f", temporal table {c['table_ratio']:.3f} of the positions' size"
     compute = f", compute x{c['compute_ratio']:.2f}" if math.isfinite(c["compute_ratio"]) else ""
     return (f"{c['claim']}: {c['verdict']} ({c['comparison']} {c['diff']:+.1f} {bounds}{margin}, "
             f"MDD {c['mdd']:.1f}{compute}).")  # fmt: skip

@@ -74,6 +74,8 @@ class CurriculumParams(Strict):
     sources: list[Literal["images", "videos", "joint"]] = ["images", "videos", "joint"]
     sources_schedule: str = "4"
     blocks: list[Literal["frozen", "timesformer"]] = ["frozen"]
+    # two entries add the CLS ablation (one CLS for the clip, the paper's, vs one per frame)
+    cls_modes: list[Literal["video", "frame"]] = ["video"]
     curve_schedules: list[str] = ["8", "1=>4=>8"]
     curve_every: int = Field(4, ge=1)
     # Declared margins, in T2V R@1 points: "reaches X" holds only if the lower bound of the
@@ -81,6 +83,9 @@ class CurriculumParams(Strict):
     # tests inside +-equivalence_margin.
     noninferiority_margin: float = Field(1.0, gt=0)
     equivalence_margin: float = Field(1.0, gt=0)
+    # the expansion comparison is uninformative when the learned temporal rows it expands are
+    # this small next to the spatial positions (RMS row norms): every method then writes ~zeros
+    negligible_table_ratio: float = Field(0.05, ge=0)
     n_boot: int = Field(2000, ge=100)
     train_split: str = "train"
     test_split: str = "test"

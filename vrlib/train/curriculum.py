@@ -67,11 +67,17 @@ _VIDEO, _IMAGE = 0, 1
 
 
 class Stage(BaseModel):
-    """One stage of the frame curriculum: ``steps`` optimiser steps with ``frames`` per video."""
+    """One stage of the frame curriculum: ``steps`` optimiser steps with ``frames`` per video and
+    ``clips`` videos per video batch (``None``: the run's ``video_batch``).
+
+    Why a batch per stage: the paper matches compute across stages, so the batch in clips falls
+    as the frames rise (96 clips of 1 frame, 24 of 4, 16 of 8).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     frames: int = Field(ge=1)
     steps: int = Field(ge=1)
+    clips: int | None = Field(None, ge=2)
 
 
 class CurriculumConfig(BaseModel):
@@ -129,14 +135,19 @@ class CurriculumConfig(BaseModel):
         return self.stages[-1].frames
 
 
-def frames_at(stages: list[Stage], step: int) -> int:
-    """Frames per video at 0-based ``step`` of the schedule (the last stage's beyond its end)."""
+def stage_at(stages: list[Stage], step: int) -> Stage:
+    """The stage of 0-based ``step`` of the schedule (the last one beyond its end)."""
     end = 0
     for stage in stages:
         end += stage.steps
         if step < end:
-            return stage.frames
-    return stages[-1].frames
+            return stage
+    return stages[-1]
+
+
+def frames_at(stages: list[Stage], step: int) -> int:
+    """Frames per video at 0-based ``step`` of the schedule (the last stage's beyond its end)."""
+    return stage_at(stages, step).frames
 
 
 def stage_ends(stages: list[Stage]) -> list[int]:
@@ -175,7 +186,9 @@ class CurriculumResult:
 
     Attributes:
         history: one row per evaluation: step, frames, cum_flops, cum_train_s and the metrics.
-        steps: one row per step: step, kind, frames, batch, loss, flops.
+        steps: one row per step: step, kind, frames, batch, loss, flops; a step that grew the
+            temporal embedding also has ``expanded``: ``{"from", "to", "table_rms"}`` (the RMS
+            row norm of the learned rows it expanded, ``FrozenInTime.temporal_table_rms``).
         flops_per_step: the counted FLOPs of each batch shape ``"kind/frames/batch"``.
         final: the last evaluation (``vrlib.metrics.evaluate``'s result + ``sim``), or None.
     """
@@ -229,8 +242,9 @@ class CurriculumTrainer:
 
     # -- batches
 
-    def next_batch(self, kind: str, frames: int) -> dict[str, Any]:
-        """The next batch of ``kind``: pixels (B, T, 3, S, S), caption strings, item indices."""
+    def next_batch(self, kind: str, frames: int, clips: int | None = None) -> dict[str, Any]:
+        """The next batch of ``kind``: pixels (B, T, 3, S, S), caption strings, item indices;
+        a video batch holds ``clips`` videos (``None``: ``video_batch``)."""
         cfg = self.cfg
         if kind == "image":
             pixels, captions = self.images
@@ -240,11 +254,9 @@ class CurriculumTrainer:
             self.cursors["image"] += cfg.image_batch
             return {"pixels": pixels[items][:, None], "captions": [captions[i] for i in items],
                     "index": torch.as_tensor(items)}  # fmt: skip
-        v = self.videos
-        items, passes = _positions(
-            self.cursors["video"], cfg.video_batch, len(v.frames), cfg.seed, _VIDEO
-        )
-        self.cursors["video"] += cfg.video_batch
+        v, size = self.videos, clips or cfg.video_batch
+        items, passes = _positions(self.cursors["video"], size, len(v.frames), cfg.seed, _VIDEO)
+        self.cursors["video"] += size
         clips, captions = [], []
         for vid, e in zip(items, passes, strict=True):
             pool = v.frames[vid]
@@ -270,11 +282,14 @@ class CurriculumTrainer:
     def train_step(self) -> dict[str, Any]:
         """One optimiser step; expands the temporal embedding first when a stage needs it."""
         cfg, step = self.cfg, self.step
-        kind = batch_kind(cfg, step)
-        frames = frames_at(cfg.stages, step) if kind == "video" else 1
+        kind, stage = batch_kind(cfg, step), stage_at(cfg.stages, step)
+        frames = stage.frames if kind == "video" else 1
+        expanded = None
         if frames > self.model.frames:
+            expanded = {"from": self.model.frames, "to": frames,
+                        "table_rms": self.model.temporal_table_rms()}  # fmt: skip
             self.model.expand_frames(frames, cfg.expansion)
-        batch = self.next_batch(kind, frames)
+        batch = self.next_batch(kind, frames, stage.clips)
         start = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -294,6 +309,8 @@ class CurriculumTrainer:
         self.cum_flops += self.flops[key]
         row = {"step": self.step, "kind": kind, "frames": frames, "loss": float(loss.detach()),
                "grad_norm": float(norm), "flops": self.flops[key]}  # fmt: skip
+        if expanded:
+            row["expanded"] = expanded
         self.step_log.append(row)
         return row
 
