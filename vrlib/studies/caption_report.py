@@ -100,10 +100,13 @@ def reading(
     quality: Sequence[dict[str, Any]],
     curves: Sequence[dict[str, Any]] = (),
     step0: Sequence[dict[str, Any]] = (),
+    coverage: Sequence[dict[str, Any]] = (),
+    split: Sequence[dict[str, Any]] = (),
 ) -> str:
     """A plain reading, every number computed from the tables (rows keyed by run key), the
-    per-epoch test curves (``caption_runs.training_curves`` rows) and ``step0``
-    (``query_bootstrap`` of ``toolkit.against_step0``: every trained run against zero-shot)."""
+    per-epoch test curves (``caption_runs.training_curves`` rows), ``step0``
+    (``query_bootstrap`` of ``toolkit.against_step0``: every trained run against zero-shot),
+    ``coverage`` (:func:`shot_coverage`) and ``split`` (:func:`by_shots`)."""
     parts = claims_reading(
         claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
     )
@@ -136,6 +139,7 @@ def reading(
             f"and seeds ({listing(beat, ', ')}; {counts_sentence(step0)})."
         )
     parts += _curve_words(curves)
+    parts += shots_words(coverage, split)
     if quality:
         q = sorted(quality, key=lambda r: -r["precision"])
         parts.append(
@@ -174,6 +178,7 @@ def query_bootstrap(
     *,
     clusters: Any = None,
     paper: Sequence[dict[str, Any]] = (),
+    subset: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Each claim's T2V R@1 difference by a paired cluster bootstrap over test videos (each with
     all its queries) and the seeds of each run (``toolkit.paired_cluster_bootstrap``).
@@ -183,14 +188,16 @@ def query_bootstrap(
             caption-level secondary).
         paper: keyed paper rows; the paper's difference is the effect an undecided claim is
             measured against (``underpowered`` below the minimum detectable difference).
+        subset: ``(C,)`` bool, the test queries to compare on (None: all).
     """
     from vrlib.studies.toolkit import decide, paired_cluster_bootstrap
 
     hits: dict[str, list[np.ndarray]] = {}
     for r in runs:
         hits.setdefault(r.spec.key, []).append(100.0 * (np.asarray(r.t2v_ranks) == 1))
-    per_seed = {k: np.stack(v) for k, v in hits.items()}  # (S, C) per run key
-    groups = None if clusters is None else np.asarray(clusters)
+    keep = slice(None) if subset is None else np.asarray(subset, dtype=bool)
+    per_seed = {k: np.stack(v)[:, keep] for k, v in hits.items()}  # (S, C) per run key
+    groups = None if clusters is None else np.asarray(clusters)[keep]
     paper_at = {(r["setting"], r["direction"]): r["R@1"] for r in paper}
     out = []
     for better, worse, direction, words in claims:
@@ -214,7 +221,81 @@ def query_bootstrap(
     return out
 
 
+def _shot_of_frames(events: Sequence[dict[str, Any]], frames: np.ndarray) -> set[int]:
+    return {
+        i for f in frames for i, ev in enumerate(events) if ev["frames"][0] <= f < ev["frames"][1]
+    }
+
+
+def shot_coverage(data: Any, specs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per rule, over the multi-shot training videos: the mean share of a video's shots that its
+    candidate captions come from, and the share of videos whose candidates all come from one
+    shot (a Top-K of one scene's frames describes only that scene).
+
+    Args:
+        data: ``caption_runs.TrainData``; specs: the runs' ``RunSpec`` (upper bounds skipped).
+    """
+    from vrlib.studies.caption_runs import selection_for
+
+    videos = data.dataset.videos
+    events = [(getattr(v, "meta", None) or {}).get("events") or [] for v in videos]
+    multi = [i for i, ev in enumerate(events) if len(ev) > 1]
+    if not multi or not data.tables:
+        return []
+    frames = next(iter(data.tables.values())).frame_indices  # (V, M), the same for every captioner
+    m = frames.shape[1]
+    out = []
+    for spec in specs:
+        if spec.is_upper_bound or not spec.captioners:
+            continue
+        sel = selection_for(spec, data)
+        shares, one = [], 0
+        for v in multi:
+            shots = _shot_of_frames(events[v], frames[v][np.asarray(sel.indices[v]) % m])
+            shares.append(len(shots) / len(events[v]))
+            one += len(shots) <= 1
+        out.append({"run": spec.key, "multi_shot_videos": len(multi),
+                    "shot_coverage": 100.0 * float(np.mean(shares)),
+                    "one_shot_only": 100.0 * one / len(multi)})  # fmt: skip
+    return out
+
+
+def by_shots(runs: Sequence[Any], claims: Sequence[tuple], shots: np.ndarray,
+             caption_to_video: np.ndarray, n_boot: int, seed: int) -> list[dict[str, Any]]:  # fmt: skip
+    """``query_bootstrap`` of ``claims`` on the queries of single-shot and of multi-shot test
+    videos apart (each row gains ``videos``: "single-shot" or "multi-shot")."""
+    c2v = np.asarray(caption_to_video)
+    per_query = np.asarray(shots)[c2v]
+    out = []
+    for name, keep in (("single-shot", per_query == 1), ("multi-shot", per_query > 1)):
+        if keep.any():
+            rows = query_bootstrap(runs, claims, n_boot, seed, clusters=c2v, subset=keep)
+            out += [{"videos": name, "n_queries": int(keep.sum())} | r for r in rows]
+    return out
+
+
+def shots_words(coverage: Sequence[dict[str, Any]], split: Sequence[dict[str, Any]]) -> list[str]:
+    """The reading's sentences on shot coverage and the single- vs multi-shot comparisons."""
+    parts = []
+    if coverage:
+        parts.append(
+            f"Shot coverage on the {coverage[0]['multi_shot_videos']} multi-shot training videos "
+            "(share of a video's shots its candidate captions come from; candidates all from one "
+            "shot): " + "; ".join(f"{c['run']} {c['shot_coverage']:.0f}% ({c['one_shot_only']:.0f}%)"
+                                  for c in coverage) + "."
+        )  # fmt: skip
+    if split:
+        parts.append(
+            "By test video (paired cluster bootstrap of T2V R@1 on each subset): "
+            + "; ".join(f"{r['comparison']} on {r['videos']} videos {r['diff R@1']:+.1f} "
+                        f"[{r['lo']:+.1f}, {r['hi']:+.1f}], {r['verdict']}" for r in split)
+            + "."
+        )  # fmt: skip
+    return parts
+
+
 def reading_from_metrics(doc: dict[str, Any]) -> str:
     """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
     return reading(keyed(doc["rows"]), doc["claims"], doc["claims_bootstrap"],
-                   doc["captioner_quality"], doc["training_curves"], doc.get("step0", ()))  # fmt: skip
+                   doc["captioner_quality"], doc["training_curves"], doc.get("step0", ()),
+                   doc.get("shot_coverage", ()), doc.get("by_shots", ()))  # fmt: skip

@@ -217,7 +217,8 @@ def prepare_train(
 
 
 def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) -> CachedPairs:
-    """The test split: 10 uniform frames per video, ground-truth captions with text inputs."""
+    """The test split: 10 uniform frames per video, ground-truth captions with text inputs, and
+    ``video_shots`` (:func:`video_shots`) on the returned pairs."""
     from vrlib.features import extract_text_inputs
     from vrlib.paths import feature_cache_dir
     from vrlib.studies.common import prepare_split
@@ -233,7 +234,15 @@ def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) 
     inputs = extract_text_inputs(
         texts, encoder, hidden_block=getattr(side, "hidden_block", None), cache_dir=cache
     )
-    return CachedPairs(frames, prep.text, ds.caption_to_video, text_inputs=inputs)
+    pairs = CachedPairs(frames, prep.text, ds.caption_to_video, text_inputs=inputs)
+    pairs.video_shots = video_shots(ds.videos)  # the single- vs multi-shot reading's subsets
+    return pairs
+
+
+def video_shots(videos: Sequence[Any]) -> np.ndarray:
+    """``(V,)`` the number of shots of each video from its annotation (``meta["events"]``, one
+    event per shot in the embedded world), 0 where a video has none (real data)."""
+    return np.array([len((getattr(v, "meta", None) or {}).get("events") or []) for v in videos])
 
 
 # ----------------------------------------------------------------------------- selections
