@@ -1,4 +1,4 @@
-"""Study 03's shot analysis (vrlib.studies.caption_report): how many scenes of a multi-shot video
+"""Study 03's shot analysis (vrlib.studies.captions.report): how many scenes of a multi-shot video
 each selection rule draws its captions from, and comparisons on single- and multi-shot videos."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ def _shot_data():
     from types import SimpleNamespace
 
     from vrlib.captions.labels import VideoCaptions
-    from vrlib.studies.caption_runs import TrainData
+    from vrlib.studies.captions.runs import TrainData
 
     shots2 = {"events": [{"frames": [0, 10]}, {"frames": [10, 20]}]}
     videos = [SimpleNamespace(video_id="v0", meta=shots2),
@@ -26,9 +26,9 @@ def _shot_data():
 
 
 def test_shot_coverage_counts_the_scenes_a_rule_draws_from():
-    from vrlib.studies import caption_report as crep
-    from vrlib.studies.caption_runs import video_shots
-    from vrlib.studies.caption_selection import RunSpec
+    from vrlib.studies.captions import report as crep
+    from vrlib.studies.captions.runs import video_shots
+    from vrlib.studies.captions.study import RunSpec
 
     data = _shot_data()
     specs = [RunSpec("rand_m", 1, ("C",)), RunSpec("rand_top_k", 2, ("C",)),
@@ -45,8 +45,8 @@ def test_shot_coverage_counts_the_scenes_a_rule_draws_from():
 def test_by_shots_compares_on_each_subset_of_test_videos():
     from types import SimpleNamespace
 
-    from vrlib.studies import caption_report as crep
-    from vrlib.studies.caption_selection import RunSpec
+    from vrlib.studies.captions import report as crep
+    from vrlib.studies.captions.study import RunSpec
 
     c2v = np.repeat(np.arange(40), 2)  # 40 test videos x 2 queries; videos 0-19 single-shot
     shots = np.where(np.arange(40) < 20, 1, 2)

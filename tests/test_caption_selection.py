@@ -9,10 +9,10 @@ import torch
 
 from vrlib.captions import Candidates, VideoCaptions, draw, select
 from vrlib.models.base import HeadConfig
-from vrlib.studies import caption_report as crep
-from vrlib.studies import caption_runs as cr
-from vrlib.studies import caption_selection as cs
 from vrlib.studies import toolkit as tk
+from vrlib.studies.captions import report as crep
+from vrlib.studies.captions import runs as cr
+from vrlib.studies.captions import study as cs
 from vrlib.studies.toolkit import claims_table
 from vrlib.train import CachedPairs, TrainConfig, evaluate_model, fit
 

@@ -1,4 +1,4 @@
-"""Study 04's parameters, run sharing, bootstrap and claims (vrlib.studies.curriculum)."""
+"""Study 04's parameters, run sharing, bootstrap and claims (vrlib.studies.curriculum.runs)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 
 from vrlib.papers import paper_rows
 from vrlib.report import load_params
-from vrlib.studies import curriculum as cu
-from vrlib.studies import curriculum_claims as cc
 from vrlib.studies import toolkit as tk
+from vrlib.studies.curriculum import claims as cc
+from vrlib.studies.curriculum import runs as cu
 
 
 def _params(**kw) -> cu.CurriculumParams:

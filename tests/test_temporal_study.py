@@ -18,11 +18,11 @@ import yaml
 
 from vrlib.report import ParamsError, load_params
 from vrlib.studies import get_study
-from vrlib.studies import temporal_ablation as ta
-from vrlib.studies import temporal_reading as trd
-from vrlib.studies import temporal_runs as tr
-from vrlib.studies import temporal_twins as tw
 from vrlib.studies import toolkit as tk
+from vrlib.studies.temporal import reading as trd
+from vrlib.studies.temporal import runs as tr
+from vrlib.studies.temporal import study as ta
+from vrlib.studies.temporal import twins as tw
 from vrlib.train import CachedPairs, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -407,7 +407,7 @@ def test_reading_is_computed_from_the_numbers():
 
 
 def test_text_gate_reads_twins_only_above_ninety_percent_on_the_last_text_side():
-    from vrlib.studies.temporal_probes import PROBE_GATE, text_gate
+    from vrlib.studies.temporal.probes import PROBE_GATE, text_gate
 
     frozen = {"text": "frozen", "pairwise": 95.0}
     trained = {"text": "adapter", "pairwise": PROBE_GATE - 0.1}
@@ -435,7 +435,7 @@ def test_paired_claims_table_skips_missing_settings_and_decides_by_interval():
 
 
 def test_probe_reading_says_where_the_signal_is_lost():
-    from vrlib.studies.temporal_probes import probe_reading
+    from vrlib.studies.temporal.probes import probe_reading
 
     blind_text = [{"text": "frozen", "pairwise": 51.0, "pairwise_lo": 45.0, "pairwise_hi": 57.0,
                    "n_test": 80}]  # fmt: skip
@@ -462,7 +462,7 @@ def _caption_like(n: int, seed: int, offset: float) -> tuple[torch.Tensor, torch
 
 
 def test_direction_probe_finds_a_small_offset_whatever_the_features_scale():
-    from vrlib.studies.temporal_probes import fit_direction_probe, pairwise_direction
+    from vrlib.studies.temporal.probes import fit_direction_probe, pairwise_direction
 
     train, val, test = (_caption_like(400, s, 0.05) for s in (0, 1, 2))
     scores = []
@@ -475,7 +475,7 @@ def test_direction_probe_finds_a_small_offset_whatever_the_features_scale():
 
 
 def test_direction_probe_chooses_its_l2_by_pairwise_accuracy_on_val():
-    from vrlib.studies.temporal_probes import (
+    from vrlib.studies.temporal.probes import (
         DIRECTIONS,
         PROBE_WEIGHT_DECAYS,
         fit_direction_probe,

@@ -142,7 +142,7 @@ def _frozen_rows() -> list[dict[str, Any]]:
     MSR-VTT 1k-A with one caption per video, T2V, ``np.median`` (its ``t2v_metrics``).
 
     Table 4's "PT 1 / FT 4" row (24.9, 67.1, 5.0, 16.2 h) has no setting here: the world has no
-    separate fine-tuning stage (see vrlib.studies.curriculum).
+    separate fine-tuning stage (see vrlib.studies.curriculum.runs).
     """
     table4 = {  # setting: (R@1, R@10, MdR, PTT hours); PT frames = FT frames except as noted
         "frames-1": (18.8, 56.6, 7.0, 16.2),

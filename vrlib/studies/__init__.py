@@ -9,7 +9,9 @@ a paper's (results rows, seeds, claims, bootstrap CIs, reading words).
 
 Why a registry: ``python -m vrlib report STUDY`` and ``make reproduce`` find every study here, and
 a bad parameter file fails with the key's name before a notebook starts. Adding a study is one
-module with ``@register_study(...)`` on its parameter model, plus its notebook.
+module with ``@register_study(...)`` on its parameter model, plus its notebook; a study with
+several modules is a package (``temporal/`` for study 02, ``captions/`` for 03, ``curriculum/``
+for 04), so one study is read in one folder.
 """
 
 from __future__ import annotations
@@ -57,14 +59,10 @@ def parameters_dir() -> Path:
 
 def _import_all() -> None:
     """Import every study module so that its ``@register_study`` runs."""
-    from vrlib.studies import (  # noqa: F401
-        caption_selection,
-        curriculum,
-        failure_analysis,
-        query_browser,
-        temporal_ablation,
-        zero_shot,
-    )
+    from vrlib.studies import failure_analysis, query_browser, zero_shot  # noqa: F401
+    from vrlib.studies.captions import study as _captions  # noqa: F401
+    from vrlib.studies.curriculum import params as _curriculum  # noqa: F401
+    from vrlib.studies.temporal import study as _temporal  # noqa: F401
 
 
 def get_study(name: str) -> StudySpec:
@@ -82,9 +80,9 @@ def study_names() -> list[str]:
 # Where each study rebuilds its reading from a report's metrics.json alone (module, function).
 _READINGS = {
     "zero_shot_aggregation": ("zero_shot", "reading_from_metrics"),
-    "temporal_ablation": ("temporal_reading", "reading_from_metrics"),
-    "caption_selection": ("caption_report", "reading_from_metrics"),
-    "curriculum": ("curriculum_claims", "reading_from_metrics"),
+    "temporal_ablation": ("temporal.reading", "reading_from_metrics"),
+    "caption_selection": ("captions.report", "reading_from_metrics"),
+    "curriculum": ("curriculum.claims", "reading_from_metrics"),
     "failure_analysis": ("failure_analysis", "reading_from_metrics"),
 }
 

@@ -9,7 +9,7 @@ report section:
   (0 when the stills teach every word of time, ``motion_image_share``);
 - :func:`frozen_direction_probe`: a linear probe on the frozen expert's caption embeddings, trained
   on train-split captions (its L2 strength chosen on val), that prefers a test caption's own direction ("moves left") over its
-  reversed twin's ("moves right"); chance 50% (as ``temporal_probes.direction_probe`` measures
+  reversed twin's ("moves right"); chance 50% (as ``temporal.probes.direction_probe`` measures
   it in study 02, on the same captions);
 - :func:`zero_shot_t2v`: the expert's zero-shot text->video R@1 (mean of uniformly sampled
   frames), on the world and on the same world with ``video_shift`` 0, so the cost of the
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.temporal_probes import DIRECTIONS, PROBE_GATE, score_direction_probe
+from vrlib.studies.temporal.probes import DIRECTIONS, PROBE_GATE, score_direction_probe
 
 ZERO_SHOT_FRAMES = 12  # uniformly sampled frames per video for the zero-shot mean
 
@@ -109,7 +109,7 @@ def frozen_direction_probe(
     world_dir: str | os.PathLike, encoder: Any, seed: int = 0
 ) -> dict[str, Any]:
     """Train a linear direction probe on the frozen caption embeddings of the train split, its
-    L2 strength chosen on the val split (``temporal_probes.fit_direction_probe``); score it on
+    L2 strength chosen on the val split (``temporal.probes.fit_direction_probe``); score it on
     the test split.
 
     Returns:

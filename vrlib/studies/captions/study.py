@@ -25,8 +25,8 @@ name). Validation uses no labels either: there is no best-epoch selection on gro
 model of the last epoch is tested.
 
 Code in three modules, read in this order: this one (parameters, runs, the guard, claims),
-``caption_runs`` (labels, features, the per-epoch pairs, training and evaluation) and
-``caption_report`` (rows, figures, the per-query bootstrap and the reading).
+``captions.runs`` (labels, features, the per-epoch pairs, training and evaluation) and
+``captions.report`` (rows, figures, the per-query bootstrap and the reading).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
-from vrlib.studies.captioner_spec import CaptionerSpec
+from vrlib.studies.captions.captioner_spec import CaptionerSpec
 from vrlib.studies.common import (
     EXPERT,
     DataParams,

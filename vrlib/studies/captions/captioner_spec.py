@@ -1,6 +1,6 @@
 """One captioner of study 03 as a parameter file names it: label, registered name, options.
 
-Why apart from :mod:`vrlib.studies.caption_selection` (which re-exports it): its checks (a
+Why apart from :mod:`vrlib.studies.captions.study` (which re-exports it): its checks (a
 registered name, options its builder takes, the files they name) are read on their own.
 """
 

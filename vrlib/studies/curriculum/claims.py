@@ -2,7 +2,7 @@
 videos (twin pairs for twin accuracy) and seeds, with declared margins; every trained Table 4
 setting against step 0.
 
-Why apart from ``curriculum``: these only read runs and rows (``RunResult``, ``summary_rows``,
+Why apart from ``curriculum.runs``: these only read runs and rows (``RunResult``, ``summary_rows``,
 ``twin_rows``); they never train.
 """
 
@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from vrlib.studies.curriculum import TABLE4, UNTRAINED, CurriculumParams, RunResult
+from vrlib.studies.curriculum.runs import TABLE4, UNTRAINED, CurriculumParams, RunResult
 from vrlib.studies.toolkit import (
     STEP0_CLAIM,
     against_step0,

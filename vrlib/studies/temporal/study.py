@@ -25,7 +25,7 @@ pairs and captions, and every claim is decided by a paired bootstrap over the sa
 The question the reading answers: do order-aware heads rank a caption's own video above its
 reversed twin more often than their order-blind controls? ``study_claims`` separates "training
 a projection helps" (control vs meanP) from "order helps" (head vs its control); the probes of
-``temporal_probes`` say where the order signal is lost, if it is.
+``temporal.probes`` say where the order signal is lost, if it is.
 
 What differs from the paper, and why (also in the notebook):
 
@@ -35,13 +35,13 @@ What differs from the paper, and why (also in the notebook):
   With ``text_side: {name: frozen}`` meanP trains nothing that changes a ranking.
 - with ``train.mode: end_to_end`` (a GPU and real data, see ``msrvtt-9k.yaml``) the encoder is
   fine-tuned with the head, as in the paper; frames are then decoded once per split and kept
-  in memory as uint8 pixels (``temporal_runs.decode_split``).
+  in memory as uint8 pixels (``temporal.runs.decode_split``).
 
 The study's code is in five modules read in this order: this one (what is asked: parameters,
-settings, the shapes of a split and of a run, the claims), ``temporal_runs`` (features or pixels
-of each split, then training and evaluating every setting with every seed), ``temporal_twins``
-(the reversed-twin analysis and its intervals), ``temporal_probes`` (where the order signal is
-lost) and ``temporal_reading`` (the words). What every study shares (rows, seeds, paper tables,
+settings, the shapes of a split and of a run, the claims), ``temporal.runs`` (features or pixels
+of each split, then training and evaluating every setting with every seed), ``temporal.twins``
+(the reversed-twin analysis and its intervals), ``temporal.probes`` (where the order signal is
+lost) and ``temporal.reading`` (the words). What every study shares (rows, seeds, paper tables,
 claims, bootstrap, reading words) is ``vrlib.studies.toolkit``.
 """
 
@@ -366,7 +366,7 @@ class RunResult:
     (C,), the same against the caption's own video with its frame features reversed (the twin
     instrument of ``vrlib.models.reversal``: exactly 1/2 for every order-blind head). ``train_twin`` is the
     twin analysis on the training split (can the head fit twins at all?) and ``text_state``
-    the trained text side, for the probes of ``temporal_probes``.
+    the trained text side, for the probes of ``temporal.probes``.
     """
 
     setting: str

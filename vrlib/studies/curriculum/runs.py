@@ -36,8 +36,8 @@ claim "holds" when the 95% interval shows it: above 0 (greater); above -``noninf
 and at no more compute than claimed (reaches); two one-sided tests inside
 +-``equivalence_margin`` (within noise). Identical outputs are never "holds".
 
-The parameters and their checks live in ``vrlib.studies.curriculum_params`` (re-exported here),
-the claims and the reading in ``curriculum_claims``; decoding and training in
+The parameters and their checks live in ``vrlib.studies.curriculum.params`` (re-exported here),
+the claims and the reading in ``curriculum.claims``; decoding and training in
 ``vrlib.train.clips`` / ``vrlib.train.curriculum``.
 """
 
@@ -53,8 +53,8 @@ import numpy as np
 import torch
 
 from vrlib.evaluation.study_cards import renamed
-from vrlib.studies.curriculum_params import CurriculumParams, TrainParams  # noqa: F401
-from vrlib.studies.temporal_twins import twin_index
+from vrlib.studies.curriculum.params import CurriculumParams, TrainParams  # noqa: F401
+from vrlib.studies.temporal.twins import twin_index
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train.clips import ClipSet, geometric_mean_recall
 from vrlib.train.curriculum import CurriculumConfig

@@ -1,8 +1,8 @@
 """Study 03, running it: labels of the training videos, features, per-epoch pairs, training, tests.
 
-Why apart from ``caption_selection``: this is the machinery (the caption and feature caches, the
+Why apart from ``captions.study``: this is the machinery (the caption and feature caches, the
 pairs whose frames and captions change every epoch, the one engine ``vrlib.train.fit``), while
-``caption_selection`` says what is asked, guards against ground truth, and reads the numbers.
+``captions.study`` says what is asked, guards against ground truth, and reads the numbers.
 
 The training protocol, as the paper's §2 with cached features:
 
@@ -23,8 +23,8 @@ Seeds: the frame draws and the captions are computed once (``params.seed``) and 
 run; a training seed sets the initialisation, the batch order and each epoch's caption draw.
 
 Length: about 420 lines: labels, per-epoch pairs and training are one pipeline whose steps hand
-each other the same per-run data; the claims and reading live in ``caption_selection``, the
-metrics rows, Figure 2's frames and the captioners' quality in ``caption_report``.
+each other the same per-run data; the claims and reading live in ``captions.study``, the
+metrics rows, Figure 2's frames and the captioners' quality in ``captions.report``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from vrlib.models.base import HeadConfig, TemporalHead, check_sequence, l2norm
 from vrlib.models.clip4clip import pool_frames
-from vrlib.studies.caption_selection import (
+from vrlib.studies.captions.study import (
     GT_CAPTIONS,
     GT_DESCRIBER,
     ZERO_SHOT,

@@ -1,7 +1,7 @@
 """Study 03, what the report shows of the runs: metrics rows, Figure 2's frames, captioner
 quality, the claims over test videos and seeds (``query_bootstrap``) and the reading.
 
-Apart from ``caption_runs`` because nothing here trains: it reads finished runs, the labels
+Apart from ``captions.runs`` because nothing here trains: it reads finished runs, the labels
 (``TrainData.tables``), or the captioners and the world's held-out images.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from vrlib.studies.caption_runs import RunResult, TrainData
-from vrlib.studies.caption_selection import (
+from vrlib.studies.captions.runs import RunResult, TrainData
+from vrlib.studies.captions.study import (
     GT_CAPTIONS,
     GT_DESCRIBER,
     ZERO_SHOT,
@@ -104,7 +104,7 @@ def reading(
     split: Sequence[dict[str, Any]] = (),
 ) -> str:
     """A plain reading, every number computed from the tables (rows keyed by run key), the
-    per-epoch test curves (``caption_runs.training_curves`` rows), ``step0``
+    per-epoch test curves (``captions.runs.training_curves`` rows), ``step0``
     (``query_bootstrap`` of ``toolkit.against_step0``: every trained run against zero-shot),
     ``coverage`` (:func:`shot_coverage`) and ``split`` (:func:`by_shots`)."""
     parts = claims_reading(
@@ -233,9 +233,9 @@ def shot_coverage(data: Any, specs: Sequence[Any]) -> list[dict[str, Any]]:
     shot (a Top-K of one scene's frames describes only that scene).
 
     Args:
-        data: ``caption_runs.TrainData``; specs: the runs' ``RunSpec`` (upper bounds skipped).
+        data: ``captions.runs.TrainData``; specs: the runs' ``RunSpec`` (upper bounds skipped).
     """
-    from vrlib.studies.caption_runs import selection_for
+    from vrlib.studies.captions.runs import selection_for
 
     videos = data.dataset.videos
     events = [(getattr(v, "meta", None) or {}).get("events") or [] for v in videos]

@@ -1,6 +1,6 @@
 """Study 02, the reading: what the tables say, in words computed from their numbers.
 
-Why apart from ``temporal_ablation``: the reading is the longest piece of the study and only
+Why apart from ``temporal.study``: the reading is the longest piece of the study and only
 reads rows (``summary_rows``, ``twin_rows``, ``paired_claims_table``); it never trains.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vrlib.studies.temporal_ablation import CONTROL
-from vrlib.studies.temporal_probes import probe_reading, text_gate
+from vrlib.studies.temporal.probes import probe_reading, text_gate
+from vrlib.studies.temporal.study import CONTROL
 from vrlib.studies.toolkit import (
     STEP0_CLAIM,
     best_setting,
@@ -37,7 +37,7 @@ def reading(
         ours: ``paired_claims_table`` of ``study_claims`` (order, projection, text side, twin
             batches).
         paper: the paper's rows (``vrlib.papers``).
-        gate_passed: the text probe gate (``temporal_probes.text_gate``); False lists the twin
+        gate_passed: the text probe gate (``temporal.probes.text_gate``); False lists the twin
             results without reading them as an answer to "does order help?".
     """
     how = (

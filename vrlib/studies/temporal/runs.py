@@ -1,7 +1,7 @@
 """Study 02, running it: each split's features (or pixels), then every setting with every seed.
 
-Why apart from ``temporal_ablation``: this is the study's machinery (the feature cache, lazy
-decoding for end-to-end runs, the one engine ``vrlib.train.fit``), while ``temporal_ablation``
+Why apart from ``temporal.study``: this is the study's machinery (the feature cache, lazy
+decoding for end-to-end runs, the one engine ``vrlib.train.fit``), while ``temporal.study``
 says what is asked and how it is read. Rows of metrics.json come from ``summary_rows``.
 """
 
@@ -17,7 +17,7 @@ import torch
 
 from vrlib.evaluation.study_cards import renamed, study_card
 from vrlib.models.reversal import own_video_order_scores
-from vrlib.studies.temporal_ablation import (
+from vrlib.studies.temporal.study import (
     TEMPORAL_TAG,
     RunResult,
     Setting,
@@ -25,7 +25,7 @@ from vrlib.studies.temporal_ablation import (
     TemporalParams,
     build_head,
 )
-from vrlib.studies.temporal_twins import (
+from vrlib.studies.temporal.twins import (
     has_tag,
     reversed_pairs,
     subset_t2v,
@@ -54,7 +54,7 @@ def requirements(params: TemporalParams, dim: int = 64) -> dict[str, bool]:
 def study_text_side(params: TemporalParams, encoder: Any, name: str | None = None) -> Any:
     """A fresh text side of the study (``params.text_side``), or the one called ``name``."""
     from vrlib.models import build_text_side
-    from vrlib.studies.temporal_ablation import text_side_options
+    from vrlib.studies.temporal.study import text_side_options
 
     if name is not None and name != params.text_side["name"]:
         return build_text_side(name, encoder, encoder.embed_dim)

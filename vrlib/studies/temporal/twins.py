@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.temporal_ablation import TEMPORAL_TAG, RunResult, Setting, SplitData, build_head
+from vrlib.studies.temporal.study import TEMPORAL_TAG, RunResult, Setting, SplitData, build_head
 from vrlib.studies.toolkit import aggregate_seeds, cluster_bootstrap
 from vrlib.train import CachedPairs
 

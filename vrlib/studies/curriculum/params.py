@@ -1,6 +1,6 @@
 """Study 04's parameters (``parameters/curriculum/*.yaml``), checked before a notebook starts.
 
-Why apart from :mod:`vrlib.studies.curriculum` (which re-exports them): the checks of a space-time
+Why apart from :mod:`vrlib.studies.curriculum.runs` (which re-exports them): the checks of a space-time
 run (a ViT encoder to inflate, a known space-time config, stages no longer than the decoded
 pool, the images joint runs read) are a page of their own.
 """

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.temporal_ablation import TEMPORAL_TAG, SplitData
-from vrlib.studies.temporal_twins import has_tag
+from vrlib.studies.temporal.study import TEMPORAL_TAG, SplitData
+from vrlib.studies.temporal.twins import has_tag
 
 # Events whose reverse is another event (changes_colour reversed is still changes_colour).
 DIRECTIONS = ("moves_left", "moves_right", "moves_up", "moves_down", "grows", "shrinks",
@@ -247,7 +247,7 @@ def probe_reading(text_rows: list[dict[str, Any]], fit_rows: list[dict[str, Any]
         fit_rows: per setting, ``{"setting", "train reversal_acc_temporal", ...}`` (seed means;
             the twin instrument on the train split).
     """
-    from vrlib.studies.temporal_ablation import CONTROL, ORDER_BLIND_MODELS
+    from vrlib.studies.temporal.study import CONTROL, ORDER_BLIND_MODELS
     from vrlib.studies.toolkit import relation
 
     if not text_rows:
