@@ -292,13 +292,11 @@ class FrozenInTime(nn.Module):
         """Root-mean-square row norm of the temporal embeddings learned so far (the rows an
         expansion reads); next to :meth:`positional_rms` it says whether the table is large
         enough for the expansion method to matter."""
-        table = self.visual.temporal_embedding[: self.frames].detach().float()
-        return float(table.norm(dim=1).pow(2).mean().sqrt())
+        return _rms_row_norm(self.visual.temporal_embedding[: self.frames])
 
     def positional_rms(self) -> float:
         """Root-mean-square row norm of the spatial positional embeddings (the expert's scale)."""
-        table = self.visual.positional_embedding.detach().float()
-        return float(table.norm(dim=1).pow(2).mean().sqrt())
+        return _rms_row_norm(self.visual.positional_embedding)
 
     @torch.no_grad()
     def expand_frames(self, frames: int, method: str) -> None:
@@ -309,6 +307,11 @@ class FrozenInTime(nn.Module):
             table = self.visual.temporal_embedding
             table[:frames] = expand_temporal_embedding(table[: self.frames], frames, method)
         self.frames = max(self.frames, frames)
+
+
+def _rms_row_norm(table: Tensor) -> float:
+    """Root-mean-square of the L2 norms of a table's rows."""
+    return float(table.detach().float().norm(dim=1).pow(2).mean().sqrt())
 
 
 def build_frozen(config: str | FrozenConfig = "frozen-tiny", pretrained: str | None = None,

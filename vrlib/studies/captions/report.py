@@ -235,10 +235,9 @@ def shot_coverage(data: Any, specs: Sequence[Any]) -> list[dict[str, Any]]:
     Args:
         data: ``captions.runs.TrainData``; specs: the runs' ``RunSpec`` (upper bounds skipped).
     """
-    from vrlib.studies.captions.runs import selection_for
+    from vrlib.studies.captions.runs import selection_for, video_events
 
-    videos = data.dataset.videos
-    events = [(getattr(v, "meta", None) or {}).get("events") or [] for v in videos]
+    events = video_events(data.dataset.videos)
     multi = [i for i, ev in enumerate(events) if len(ev) > 1]
     if not multi or not data.tables:
         return []

@@ -239,10 +239,15 @@ def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) 
     return pairs
 
 
+def video_events(videos: Sequence[Any]) -> list[list[dict[str, Any]]]:
+    """Each video's annotated events (``meta["events"]``, one per shot in the embedded world),
+    ``[]`` where a video has none (real data)."""
+    return [(getattr(v, "meta", None) or {}).get("events") or [] for v in videos]
+
+
 def video_shots(videos: Sequence[Any]) -> np.ndarray:
-    """``(V,)`` the number of shots of each video from its annotation (``meta["events"]``, one
-    event per shot in the embedded world), 0 where a video has none (real data)."""
-    return np.array([len((getattr(v, "meta", None) or {}).get("events") or []) for v in videos])
+    """``(V,)`` the number of shots of each video (:func:`video_events`), 0 where unknown."""
+    return np.array([len(events) for events in video_events(videos)])
 
 
 # ----------------------------------------------------------------------------- selections
