@@ -7,6 +7,7 @@ Apart from ``captions.runs`` because nothing here trains: it reads finished runs
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,8 +15,9 @@ import numpy as np
 
 from vrlib.studies.captions.runs import RunResult, TrainData
 from vrlib.studies.captions.study import (
-    GT_CAPTIONS,
-    GT_DESCRIBER,
+    CACHED,
+    END_TO_END,
+    UPPER_BOUNDS,
     ZERO_SHOT,
     CaptionSelectionParams,
     RunSpec,
@@ -33,17 +35,18 @@ from vrlib.studies.toolkit import (
 
 
 def seed_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
-    """metrics.json rows: ``setting`` = rule, with ``captioners``, ``k``, ``seed``."""
+    """metrics.json rows: ``setting`` = rule, with ``captioners``, ``k``, ``protocol``, ``seed``."""
     rows = []
     for run in runs:
-        more = {"captioners": run.spec.label, "k": run.spec.k, "seed": run.seed}
+        more = {"captioners": run.spec.label, "k": run.spec.k, "protocol": run.spec.protocol,
+                "seed": run.seed}  # fmt: skip
         rows += rows_from_metrics(run.spec.rule, split, run.test, **more)
     return rows
 
 
 def summary_rows(runs: Sequence[RunResult], split: str = "test") -> list[dict[str, Any]]:
-    """Mean and std over seeds per (rule, captioners, k, split, direction)."""
-    keys = ("setting", "captioners", "k", "split", "direction")
+    """Mean and std over seeds per (rule, captioners, k, protocol, split, direction)."""
+    keys = ("setting", "captioners", "k", "protocol", "split", "direction")
     metrics = [m for m in METRIC_KEYS if m != "n"]
     return aggregate_seeds(seed_rows(runs, split), keys=keys, metrics=metrics)
 
@@ -79,17 +82,25 @@ def figure_videos(data: TrainData, n: int, params: CaptionSelectionParams) -> li
 
 
 def caption_quality(params: CaptionSelectionParams, captioners: dict[str, Any], limit: int):
-    """Each captioner's quality on ``limit`` of the world's held-out images (``vrlib.captions.
-    quality.evaluate_captioner``); empty on real data, which has no record to check, or limit 0."""
-    from vrlib.captions.quality import evaluate_captioner
+    """Each captioner's quality on ``limit`` of the world's held-out still images and on frames
+    of ``limit // 3`` test videos, 3 frames each (``vrlib.captions.quality.evaluate_captioner``
+    and ``evaluate_captioner_on_frames``): the frames carry the image->video gap the stills do
+    not, and they are what the captioners label here. Empty on real data, which has no record to
+    check, or with limit 0."""
+    from vrlib.captions.quality import evaluate_captioner, evaluate_captioner_on_frames
 
     if params.data.root is not None or limit == 0:
         return []
     world = params.data.resolve_root()
     rows = []
     for label, c in captioners.items():
-        q = evaluate_captioner(c, world, "test", limit=limit)
-        rows.append({"captioner": f"{label} ({c.name})", **q})
+        stills = evaluate_captioner(c, world, "test", limit=limit)
+        frames = evaluate_captioner_on_frames(
+            c, world, "test", per_video=3, limit=max(1, limit // 3)
+        )
+        frames.pop("frames_per_video")
+        for where, q in (("held-out stills", stills), ("test-video frames", frames)):
+            rows.append({"captioner": f"{label} ({c.name})", "images": where, **q})
     return rows
 
 
@@ -102,12 +113,14 @@ def reading(
     step0: Sequence[dict[str, Any]] = (),
     coverage: Sequence[dict[str, Any]] = (),
     split: Sequence[dict[str, Any]] = (),
+    lr_choice: Sequence[dict[str, Any]] = (),
 ) -> str:
     """A plain reading, every number computed from the tables (rows keyed by run key), the
     per-epoch test curves (``captions.runs.training_curves`` rows), ``step0``
     (``query_bootstrap`` of ``toolkit.against_step0``: every trained run against zero-shot),
     ``coverage`` (:func:`shot_coverage`) and ``split`` (:func:`by_shots`)."""
-    parts = claims_reading(
+    parts = end_to_end_words(boot, step0, lr_choice)
+    parts += claims_reading(
         claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
     )
     held = [b["comparison"] for b in boot if b["verdict"] == "holds"]
@@ -118,18 +131,19 @@ def reading(
     )
     r1 = {r["setting"]: r["R@1"] for r in summary if r["direction"] == "t2v"}
     zs = r1.get(RunSpec(ZERO_SHOT, 0, ()).key)
-    for ub in (GT_CAPTIONS, GT_DESCRIBER):
-        key = RunSpec(ub, 0, ()).key
+    for protocol, ub in itertools.product((END_TO_END, CACHED), UPPER_BOUNDS):
+        key = RunSpec(ub, 0, (), protocol).key
         if key in r1 and zs is not None:
+            same = [s for s in r1 if s.endswith(" e2e") == (protocol == END_TO_END)]
             best = max(
-                (s for s in r1 if not s.startswith(("upper bound", "none"))),
+                (s for s in same if not s.startswith(("upper bound", "none"))),
                 key=lambda s: r1[s],
                 default=None,
             )
             if best is not None:
                 parts.append(
-                    f"Upper bound {ub}: T2V R@1 {r1[key]:.1f} vs zero-shot {zs:.1f}; the best "
-                    f"caption-trained run ({best}, {r1[best]:.1f}) is "
+                    f"{key[0].upper()}{key[1:]}: T2V R@1 {r1[key]:.1f} vs zero-shot {zs:.1f}; the best "
+                    f"caption-trained run of its protocol ({best}, {r1[best]:.1f}) is "
                     f"{relation(r1[best], r1[key], above='above', below='below')} it."
                 )
     if step0:
@@ -140,14 +154,59 @@ def reading(
         )
     parts += _curve_words(curves)
     parts += shots_words(coverage, split)
-    if quality:
-        q = sorted(quality, key=lambda r: -r["precision"])
-        parts.append(
-            "Captioner quality on held-out images (attribute precision): "
-            + ", ".join(f"{r['captioner']} {100 * r['precision']:.1f}%" for r in q)
-            + "."
-        )
+    parts += quality_words(quality)
     return " ".join(parts)
+
+
+def quality_words(quality: Sequence[dict[str, Any]]) -> list[str]:
+    """Attribute precision per captioner on held-out stills and on test-video frames, the
+    strongest on stills first (rows of :func:`caption_quality`)."""
+    if not quality:
+        return []
+    by = {(r["captioner"], r.get("images", "held-out stills")): r["precision"] for r in quality}
+    names = sorted({c for c, _ in by}, key=lambda c: -by.get((c, "held-out stills"), 0.0))
+    cells = []
+    for name in names:
+        on = [f"{100 * by[name, w]:.1f}% on {w}" for w in ("held-out stills", "test-video frames")
+              if (name, w) in by]  # fmt: skip
+        cells.append(f"{name} {' and '.join(on)}")
+    return [f"Captioner quality (attribute precision): {'; '.join(cells)}."]
+
+
+def end_to_end_words(
+    boot: Sequence[dict[str, Any]],
+    step0: Sequence[dict[str, Any]],
+    lr_choice: Sequence[dict[str, Any]],
+) -> list[str]:
+    """The reading's first sentences: the paper's protocol (both towers fine-tuned), its lr
+    chosen on val, every end-to-end run against zero-shot (``step0`` rows) and the other
+    end-to-end claims (``boot`` rows whose claim ends in "(end to end)"), each from the cluster
+    bootstrap."""
+    if not lr_choice:
+        return []
+    chosen = next(r for r in lr_choice if r["chosen"])
+    untrained = [r for r in lr_choice if r["lr"] == 0]
+    tried = ", ".join(f"{r['lr']:g}: {r['t2v R@1']:.1f}" for r in lr_choice if r["lr"] > 0)
+    how = (
+        f"chosen on the validation split ({chosen['run']}, val T2V R@1 by lr {tried}; untrained "
+        f"{untrained[0]['t2v R@1']:.1f})"
+        if untrained
+        else "given (one lr: nothing chosen on validation)"
+    )
+    words = [
+        f"End to end (the paper's protocol, both towers fine-tuned): lr {chosen['lr']:g} {how}."
+    ]
+    rows = [b for b in step0 if b["comparison"].split(" vs ")[0].endswith(" e2e")]
+    rows += [b for b in boot if b["claim"].endswith("(end to end)") and b not in rows
+             and "zero_shot" not in b["comparison"]]  # fmt: skip
+    if rows:
+        words.append(
+            "On test (paired cluster bootstrap of T2V R@1 over videos and seeds): "
+            + "; ".join(f"{b['comparison']} {b['diff R@1']:+.1f} [{b['lo']:+.1f}, {b['hi']:+.1f}], "
+                        f"{b['verdict']}" for b in rows)
+            + "."
+        )  # fmt: skip
+    return words
 
 
 def _curve_words(curves: Sequence[dict[str, Any]]) -> list[str]:
@@ -297,4 +356,5 @@ def reading_from_metrics(doc: dict[str, Any]) -> str:
     """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
     return reading(keyed(doc["rows"]), doc["claims"], doc["claims_bootstrap"],
                    doc["captioner_quality"], doc["training_curves"], doc.get("step0", ()),
-                   doc.get("shot_coverage", ()), doc.get("by_shots", ()))  # fmt: skip
+                   doc.get("shot_coverage", ()), doc.get("by_shots", ()),
+                   doc.get("end_to_end_lr", ()))  # fmt: skip

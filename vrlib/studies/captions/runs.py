@@ -218,7 +218,7 @@ def prepare_train(
 
 def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) -> CachedPairs:
     """The test split: 10 uniform frames per video, ground-truth captions with text inputs, and
-    ``video_shots`` (:func:`video_shots`) on the returned pairs."""
+    ``video_shots`` (:func:`video_shots`) and ``dataset`` on the returned pairs."""
     from vrlib.features import extract_text_inputs
     from vrlib.paths import feature_cache_dir
     from vrlib.studies.common import prepare_split
@@ -236,6 +236,7 @@ def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) 
     )
     pairs = CachedPairs(frames, prep.text, ds.caption_to_video, text_inputs=inputs)
     pairs.video_shots = video_shots(ds.videos)  # the single- vs multi-shot reading's subsets
+    pairs.dataset = ds  # the end-to-end protocol decodes the same videos, captions in this order
     return pairs
 
 
@@ -334,7 +335,7 @@ def _test(head: nn.Module, side: nn.Module | None, test: CachedPairs, cfg: Train
     return evaluate(sim, c2v), ranks(sim, c2v, "t2v"), sim
 
 
-def _card(params: CaptionSelectionParams, spec: RunSpec, seed: int, sim, test: CachedPairs):
+def card_of(params: CaptionSelectionParams, spec: RunSpec, seed: int, sim, test: Any):
     """The run's result card: the test split scored under the eval harness's preset."""
     from vrlib.evaluation.study_cards import study_card
 
@@ -353,7 +354,7 @@ def zero_shot(
     head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.test_sampling.n))
     metrics, r, sim = _test(head.eval(), None, test, params.train)
     spec = RunSpec(ZERO_SHOT, 0, ())
-    card = _card(params, spec, seed, sim, test)
+    card = card_of(params, spec, seed, sim, test)
     return RunResult(spec, seed, [], metrics, r, time.perf_counter() - start, card)
 
 
@@ -396,7 +397,7 @@ def train_and_test(
     start = time.perf_counter()
     head, side, result, cfg = _fit(spec, seed, params, encoder, data, None)
     metrics, r, sim = _test(head, side, test, cfg)
-    card = _card(params, spec, seed, sim, test)
+    card = card_of(params, spec, seed, sim, test)
     return RunResult(spec, seed, result.history, metrics, r, time.perf_counter() - start, card)
 
 
