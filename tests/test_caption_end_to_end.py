@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from vrlib.studies.captions import claims as cc
+from vrlib.studies.captions import data as cdata
 from vrlib.studies.captions import end_to_end as ee
 from vrlib.studies.captions import report as crep
-from vrlib.studies.captions import runs as cr
 from vrlib.studies.captions import study as cs
 from vrlib.train import EndToEndPairs
 
@@ -59,7 +60,7 @@ class _Dataset:
     videos = [_Video(i) for i in range(V)]
 
 
-def _train_data() -> cr.TrainData:
+def _train_data() -> cdata.TrainData:
     from vrlib.captions import VideoCaptions
 
     rng = np.random.default_rng(0)
@@ -70,7 +71,7 @@ def _train_data() -> cr.TrainData:
         scores=rng.random((V, 3)).astype(np.float32),
     )  # fmt: skip
     gt = [[f"ground truth {v}"] for v in range(V)]
-    return cr.TrainData(_Dataset(), {"C": table}, None, [], [], {}, gt)
+    return cdata.TrainData(_Dataset(), {"C": table}, None, [], [], {}, gt)
 
 
 def _params(**end_to_end) -> cs.CaptionSelectionParams:
@@ -117,7 +118,7 @@ def test_the_ground_truth_guard_stops_an_end_to_end_run_before_training(monkeypa
         ]
         return Selection("rand_top_k", 2, [f"v{i}" for i in range(V)], [[0, 1]] * V, caps)
 
-    monkeypatch.setattr(cr, "selection_for", leaky)
+    monkeypatch.setattr(cdata, "selection_for", leaky)
     spec = cs.RunSpec("rand_top_k", 2, ("C",), cs.END_TO_END)
     with pytest.raises(cs.GroundTruthInTraining, match="ground-truth caption"):
         ee.fit_and_score(spec, 0, 1e-4, _params(), tiny_encoder, data, [_clips(0)], None)
@@ -196,21 +197,21 @@ def test_end_to_end_runs_are_keyed_apart_and_claimed_first():
     assert keys == ["C/rand_top_k2 e2e", "C/rand_m e2e"]
     assert not set(keys) & {s.key for s in p.runs()}
     row = {"setting": "rand_top_k", "captioners": "C", "k": 2, "protocol": cs.END_TO_END}
-    assert cs.keyed([row])[0]["setting"] == "C/rand_top_k2 e2e"
+    assert cc.keyed([row])[0]["setting"] == "C/rand_top_k2 e2e"
     summary = [{"setting": k, "direction": "t2v", "R@1": 1.0}
                for k in [*keys, "none/zero_shot", "C/rand_top_k2", "C/rand_m"]]  # fmt: skip
-    claims = cs.paper_claims(summary, p)
+    claims = cc.paper_claims(summary, p)
     assert [c[:2] for c in claims[:2]] == [
         ("C/rand_top_k2 e2e", "none/zero_shot"), ("C/rand_top_k2 e2e", "C/rand_m e2e")
     ]  # fmt: skip
-    shots = [c[:2] for c in cs.by_shot_claims(summary, p)]
+    shots = [c[:2] for c in cc.by_shot_claims(summary, p)]
     assert shots == [
         ("C/rand_top_k2 e2e", "C/rand_m e2e"),
         ("C/rand_top_k2", "C/rand_m"),
         ("C/rand_top_k2 e2e", "none/zero_shot"),
         ("C/rand_m e2e", "none/zero_shot"),
     ]
-    paper = cs.paper_keyed([{"setting": "rand_top_k", "captioners": "C", "k": 2, "R@1": 5.0}])
+    paper = cc.paper_keyed([{"setting": "rand_top_k", "captioners": "C", "k": 2, "R@1": 5.0}])
     assert {r["setting"] for r in paper} == {"C/rand_top_k2", "C/rand_top_k2 e2e"}
 
 

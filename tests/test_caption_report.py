@@ -12,7 +12,7 @@ def _shot_data():
     from types import SimpleNamespace
 
     from vrlib.captions.labels import VideoCaptions
-    from vrlib.studies.captions.runs import TrainData
+    from vrlib.studies.captions.data import TrainData
 
     shots2 = {"events": [{"frames": [0, 10]}, {"frames": [10, 20]}]}
     videos = [SimpleNamespace(video_id="v0", meta=shots2),
@@ -27,7 +27,7 @@ def _shot_data():
 
 def test_shot_coverage_counts_the_scenes_a_rule_draws_from():
     from vrlib.studies.captions import report as crep
-    from vrlib.studies.captions.runs import video_shots
+    from vrlib.studies.captions.data import video_shots
     from vrlib.studies.captions.study import RunSpec
 
     data = _shot_data()

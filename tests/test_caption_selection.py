@@ -10,6 +10,8 @@ import torch
 from vrlib.captions import Candidates, VideoCaptions, draw, select
 from vrlib.models.base import HeadConfig
 from vrlib.studies import toolkit as tk
+from vrlib.studies.captions import claims as cc
+from vrlib.studies.captions import data as cdata
 from vrlib.studies.captions import report as crep
 from vrlib.studies.captions import runs as cr
 from vrlib.studies.captions import study as cs
@@ -40,7 +42,7 @@ def _table(label: str, rng: np.random.Generator) -> VideoCaptions:
     )
 
 
-def _train_data(rotation: torch.Tensor | None = None, epochs: int = 2) -> cr.TrainData:
+def _train_data(rotation: torch.Tensor | None = None, epochs: int = 2) -> cdata.TrainData:
     """Two captioners' tables, E frame draws, and a caption pool whose embedding of every caption
     of video v is ``R @ mean(frames of v)`` (so a learnt projection can align them)."""
     rng = np.random.default_rng(0)
@@ -58,7 +60,7 @@ def _train_data(rotation: torch.Tensor | None = None, epochs: int = 2) -> cr.Tra
     r = torch.eye(D) if rotation is None else rotation
     video_of = {t: int(t.rsplit(" ", 1)[1]) for t in pool}
     text = torch.stack([r @ base[video_of[t]] for t in pool])  # (P, D)
-    return cr.TrainData(_Dataset(), tables, None, frames, pool, {"text": text}, ground_truth)
+    return cdata.TrainData(_Dataset(), tables, None, frames, pool, {"text": text}, ground_truth)
 
 
 # ----------------------------------------------------------------------------- the guard
@@ -98,9 +100,9 @@ def test_training_pairs_of_every_captioner_run_never_hold_ground_truth(monkeypat
         assert bool(seen & gt) == (spec.rule == cs.GT_CAPTIONS), spec.key
 
     # a bug that hands a captioner run the ground truth is caught before training
-    real = cr.selection_for
+    real = cdata.selection_for
     monkeypatch.setattr(
-        cr, "selection_for", lambda spec, d: real(cs.RunSpec(cs.GT_CAPTIONS, 0, ()), d)
+        cdata, "selection_for", lambda spec, d: real(cs.RunSpec(cs.GT_CAPTIONS, 0, ()), d)
     )
     with pytest.raises(cs.GroundTruthInTraining):
         cr.train_pairs(cs.RunSpec("top_1", 1, ("C",)), data, seed=0)
@@ -113,7 +115,7 @@ def test_epoch_pairs_swap_frames_and_draw_captions_each_epoch():
     data = _train_data(epochs=3)
     spec = cs.RunSpec("rand_m", 1, ("C", "B"))
     pairs = cr.train_pairs(spec, data, seed=5)
-    sel = cr.selection_for(spec, data)
+    sel = cdata.selection_for(spec, data)
     where = {t: i for i, t in enumerate(data.pool)}
     for epoch in (0, 1, 4):
         pairs.set_epoch(epoch)
@@ -222,8 +224,8 @@ def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
         "zero_shot", "rand_m", "middle_1", "rand_top_k", "pooled_top_k"
     }  # fmt: skip
     assert all(r["n_seeds"] == 3 for r in summary)
-    keyed = cs.keyed(summary)
-    claims = cs.paper_claims(keyed, params)
+    keyed = cc.keyed(summary)
+    claims = cc.paper_claims(keyed, params)
     assert len(claims) == 8  # 3 per captioner + C+B vs best single + pooled
     best_single = [c for c in claims if c[3].startswith("C+B >=")][0][1]
     assert best_single == "B/rand_top_k2"  # B scores higher here
@@ -254,7 +256,7 @@ def test_rows_use_rule_names_as_setting_and_claims_follow_the_numbers():
 
 def test_query_bootstrap_resamples_videos_and_seeds_and_reads_underpowered():
     runs, params = _constructed_runs()
-    keyed = cs.keyed(crep.summary_rows(runs))
+    keyed = cc.keyed(crep.summary_rows(runs))
     claims = [("C/rand_m", "C/middle_1", "t2v", "close call")]
     n = len(runs[0].t2v_ranks)
     paper = [{"setting": "C/rand_m", "direction": "t2v", "R@1": 20.5},
@@ -282,8 +284,8 @@ def test_reading_reports_a_reversed_claim():
     for r in runs:
         if r.spec.key == "C+B/pooled_top_k2":
             r.test["t2v"]["R@1"], r.t2v_ranks = 90.0, np.ones_like(r.t2v_ranks)
-    keyed = cs.keyed(crep.summary_rows(runs))
-    claims = cs.paper_claims(keyed, params)
+    keyed = cc.keyed(crep.summary_rows(runs))
+    claims = cc.paper_claims(keyed, params)
     table = claims_table(keyed, [], claims)
     verdicts = {c["comparison"].split(" (")[0]: c["verdict"] for c in table}
     assert verdicts["C+B/rand_top_k2 vs C+B/pooled_top_k2"] == "reversed"
@@ -328,7 +330,7 @@ def test_default_runs_cover_tables_1_to_3_once_each():
 
 def test_select_and_candidates_agree_with_the_runs_selection():
     data = _train_data()
-    sel = cr.selection_for(cs.RunSpec("rand_top_k", 2, ("C", "B")), data)
+    sel = cdata.selection_for(cs.RunSpec("rand_top_k", 2, ("C", "B")), data)
     cands = Candidates(["C", "B"], [f"v{i}" for i in range(V)],
                        [[data.tables["C"].captions[v], data.tables["B"].captions[v]] for v in range(V)],
                        np.stack([data.tables["C"].scores, data.tables["B"].scores], axis=1))  # fmt: skip
@@ -376,7 +378,7 @@ def test_fit_tells_the_training_data_each_epoch_before_its_batches():
     head = cr.MeanPoolProjection(HeadConfig(dim=D, num_frames=3))
     cfg = TrainConfig(epochs=3, batch_size=4, sampling="one_caption_per_video", progress=False)
     fit(head, pairs, None, cfg, text_side=build_text_side("frozen", dim=D))
-    sel = cr.selection_for(cs.RunSpec("rand_m", 1, ("C",)), data)
+    sel = cdata.selection_for(cs.RunSpec("rand_m", 1, ("C",)), data)
     assert seen == [(e, draw(sel, e, 0)) for e in range(3)]
 
 

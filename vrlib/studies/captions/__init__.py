@@ -3,9 +3,14 @@
 The data flows one way through the package:
 
 - ``captioner_spec``: one captioner as a parameter file names it;
-- ``study``: the parameter model, the runs (rules x captioners, upper bounds), the guard against
-  ground truth in training and the paper's claims (what is asked);
-- ``runs``: caption labels of the training videos, features, per-epoch pairs, training, tests;
+- ``study``: the parameter model, the runs (rules x captioners, upper bounds, both protocols)
+  and the guard against ground truth in training (what is asked);
+- ``claims``: the paper's comparisons over the runs a report holds;
+- ``data``: the captioners, caption labels of the training videos, features, the test split and
+  each run's candidate sets behind the guard (shared by both protocols);
+- ``runs``: the cached protocol (the cheap ablation): per-epoch pairs, training, tests, and the
+  zero-shot baseline;
+- ``end_to_end``: the paper's protocol, both towers fine-tuned, its lr chosen on val;
 - ``report``: metrics rows, Figure 2's frames, captioner quality, shot coverage, the claims over
   test videos and seeds, and the reading.
 """

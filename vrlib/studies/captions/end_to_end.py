@@ -18,8 +18,8 @@ warm-up and cosine. What differs, and why:
   (``IN_MEMORY_BYTES``), else decoded as batches read it.
 
 The pairs (:class:`EpochPixelPairs`) swap in each epoch's frame draw and caption draw; every run
-goes through the same ground-truth guard (``captions.runs.train_pairs``'s
-``check_training_texts``) as the cached protocol.
+goes through the same ground-truth guard (``captions.data.guarded_selection``) as the cached
+protocol.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.captions.study import RunSpec, check_training_texts
+from vrlib.studies.captions.study import RunSpec
 from vrlib.train import EndToEndPairs, TrainConfig
 
 PROTOCOL = "end to end"  # the label of these runs' keys and rows
@@ -183,14 +183,11 @@ def fit_and_score(
     """
     from vrlib.captions import draw
     from vrlib.models import build_model
-    from vrlib.studies.captions.runs import produced_captions, selection_for
+    from vrlib.studies.captions.data import guarded_selection
     from vrlib.train import fit, similarity_matrix
 
     start = time.perf_counter()
-    sel = selection_for(spec, data)
-    check_training_texts(
-        sel.captions, produced_captions(data), data.ground_truth, upper_bound=spec.is_upper_bound
-    )
+    sel = guarded_selection(spec, data)
     pairs = EpochPixelPairs(clips, lambda e: draw(sel, e, seed))
     torch.manual_seed(seed)
     head = build_model("meanP", dim=encoder.embed_dim, num_frames=params.end_to_end.frames)

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from vrlib.studies.captions.runs import RunResult, TrainData
+from vrlib.studies.captions.claims import keyed
+from vrlib.studies.captions.data import TrainData
+from vrlib.studies.captions.runs import RunResult
 from vrlib.studies.captions.study import (
     CACHED,
     END_TO_END,
@@ -21,7 +23,6 @@ from vrlib.studies.captions.study import (
     ZERO_SHOT,
     CaptionSelectionParams,
     RunSpec,
-    keyed,
 )
 from vrlib.studies.toolkit import (
     METRIC_KEYS,
@@ -294,7 +295,7 @@ def shot_coverage(data: Any, specs: Sequence[Any]) -> list[dict[str, Any]]:
     Args:
         data: ``captions.runs.TrainData``; specs: the runs' ``RunSpec`` (upper bounds skipped).
     """
-    from vrlib.studies.captions.runs import selection_for, video_events
+    from vrlib.studies.captions.data import selection_for, video_events
 
     events = video_events(data.dataset.videos)
     multi = [i for i, ev in enumerate(events) if len(ev) > 1]
