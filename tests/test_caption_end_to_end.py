@@ -172,7 +172,7 @@ def test_untrained_end_to_end_scores_equal_the_cached_zero_shot(
     [
         ({"captioners": ["X"]}, "end_to_end.captioners"),
         ({"rules": [["rand_top_k", 11]]}, "end_to_end.rules"),
-        ({"upper_bounds": ["ground_truth_describer"]}, "not in upper_bounds"),
+        ({"upper_bounds": ["oracle"]}, "end_to_end.upper_bounds: unknown"),
         ({"lrs": [0.0]}, "lrs must be > 0"),
     ],
 )
@@ -272,3 +272,30 @@ def test_large_draws_are_decoded_when_read_and_equal_the_held_ones(smoke_world, 
     pairs = ee.EpochPixelPairs([held, lazy], lambda e: [f"c{v}" for v in range(len(ds.videos))])
     pairs.set_epoch(1)
     assert torch.equal(pairs.__getitems__([1])["pixels"][0], torch.from_numpy(held[1]))
+
+
+def _vs_zero(run: str, diff: float, verdict: str) -> dict:
+    return {"comparison": f"{run} vs none/zero_shot", "diff R@1": diff, "lo": diff - 1,
+            "hi": diff + 1, "verdict": verdict}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ours", "describer", "truth", "words"),
+    [
+        ("holds", "holds", "holds", "the paper's gain reproduces"),
+        ("within noise", "within noise", "within noise", "the training is the limit"),
+        ("reversed", "holds", "holds", "their errors on video frames are the limit"),
+        ("within noise", "within noise", "holds", "not the captioners' accuracy"),
+    ],
+)
+def test_signal_sentence_follows_the_three_verdicts(ours, describer, truth, words):
+    top = "C/rand_top_k2 e2e"
+    step0 = [_vs_zero(top, -0.5, ours),
+             _vs_zero("upper bound/ground_truth_describer e2e", -0.1, describer),
+             _vs_zero("upper bound/ground_truth_captions e2e", 1.7, truth),
+             _vs_zero("C/rand_top_k2", -2.0, "reversed")]  # fmt: skip
+    [sentence] = crep.signal_words(step0, top)
+    assert words in sentence
+    assert f"{top} -0.5 [-1.5, +0.5], {ours}" in sentence
+    assert f"ground-truth video captions +1.7 [+0.7, +2.7], {truth}" in sentence
+    assert crep.signal_words(step0[:1], top) == [] and crep.signal_words(step0, None) == []

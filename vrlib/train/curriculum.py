@@ -222,7 +222,9 @@ class CurriculumTrainer:
         self.loss = ContrastiveLoss(cfg.temperature, learnable=False)
         self.model.to(self.device)
         groups = _param_groups([("model", model)], [cfg.lr], cfg.weight_decay)
-        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        self.optimizer = torch.optim.AdamW(  # foreach: as the engine's (bitwise the same, faster)
+            groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, foreach=True
+        )
         total = cfg.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, cfg.warmup, total, cfg.min_lr_ratio)

@@ -99,7 +99,7 @@ def prepare_train(
         for label, c in captioners.items()
     }
     describer = None
-    if GT_DESCRIBER in params.upper_bounds:
+    if GT_DESCRIBER in (*params.upper_bounds, *params.end_to_end.upper_bounds):
         describer = caption_videos(
             ds, GroundTruthDescriber(params.seed), encoder, cache_dir=_cache(params, "captions"),
             **label_kw,
@@ -110,7 +110,7 @@ def prepare_train(
     texts = [t for table in tables.values() for caps in table.captions for t in caps]
     if describer is not None:
         texts += [t for caps in describer.captions for t in caps]
-    if GT_CAPTIONS in params.upper_bounds:
+    if GT_CAPTIONS in (*params.upper_bounds, *params.end_to_end.upper_bounds):
         texts += [t for caps in ground_truth for t in caps]
     pool = sorted(set(texts))
     inputs = extract_text_inputs(

@@ -90,7 +90,7 @@ class EndToEndParams(Strict):
     """The paper's protocol, both towers fine-tuned (``captions.end_to_end``).
 
     The runs: per captioner label in ``captioners`` each ``[rule, k]`` of ``rules``, plus
-    ``upper_bounds`` (each must be in the study's ``upper_bounds``): by default C's Top-2 (the
+    ``upper_bounds``: by default C's Top-2 (the
     paper's method), the ``GroundTruthDescriber``'s Top-2 (exact captions of the same frames:
     what a perfect image captioner would give) and the ground-truth video captions. ``lrs``: the
     learning rates tried on ``val_split`` (first seed, the first run that is not an upper bound,
@@ -240,9 +240,15 @@ class CaptionSelectionParams(Strict):
                     f"end_to_end.rules: [{rule!r}, {k}] needs a rule of {', '.join(rules)} and "
                     f"k in 1..{self.frames_per_video}"
                 )
-        bad = sorted(set(e2e.upper_bounds) - set(self.upper_bounds))
+        bad = sorted(set(e2e.upper_bounds) - set(UPPER_BOUNDS))
         if bad:
-            raise ValueError(f"end_to_end.upper_bounds: {bad} are not in upper_bounds")
+            raise ValueError(
+                f"end_to_end.upper_bounds: unknown {bad}; valid: {', '.join(UPPER_BOUNDS)}"
+            )
+        if GT_DESCRIBER in e2e.upper_bounds and self.data.root is not None:
+            raise ValueError(
+                f"end_to_end.upper_bounds: {GT_DESCRIBER} reads the embedded world's record"
+            )
 
     def split_keys(self) -> dict[str, str]:
         """``{parameter key: split}`` of the splits the study reads (the val split only when the
