@@ -136,6 +136,7 @@ def test_the_lr_is_chosen_on_val_with_the_untrained_model_beside_it(monkeypatch,
     monkeypatch.setattr(ee, "fit_and_score", fake_fit)
     rows = ee.choose_lr(_params(lrs=[3e-4, 1e-4]), tiny_encoder, _train_data(), [])
     assert [r["lr"] for r in rows] == [0.0, 3e-4, 1e-4]
+    assert {r["protocol"] for r in rows} == {cs.END_TO_END}
     assert [r["chosen"] for r in rows] == [False, False, True]
     assert rows[2]["t2v R@1"] == 100.0 and rows[1]["t2v R@1"] == 0.0
     assert rows[1]["run"] == "C/rand_top_k2 e2e"
@@ -216,10 +217,18 @@ def test_end_to_end_runs_are_keyed_apart_and_claimed_first():
 
 
 def test_reading_states_the_lr_choice_and_the_end_to_end_verdicts():
+    e2e = cs.END_TO_END
     lr_rows = [
-        {"run": "step 0 (untrained)", "lr": 0.0, "t2v R@1": 9.0, "chosen": False},
-        {"run": "C/rand_top_k2 e2e", "lr": 1e-4, "t2v R@1": 11.5, "chosen": True},
-        {"run": "C/rand_top_k2 e2e", "lr": 3e-5, "t2v R@1": 10.0, "chosen": False},
+        {"protocol": e2e, "run": "step 0 (untrained)", "lr": 0.0, "t2v R@1": 9.0, "chosen": False},
+        {"protocol": e2e, "run": "C/rand_top_k2 e2e", "lr": 1e-4, "t2v R@1": 11.5, "chosen": True},
+        {"protocol": e2e, "run": "C/rand_top_k2 e2e", "lr": 3e-5, "t2v R@1": 10.0, "chosen": False},
+        {
+            "protocol": cs.CACHED,
+            "run": "given",
+            "lr": 1e-3,
+            "t2v R@1": float("nan"),
+            "chosen": True,
+        },
     ]
     step0 = [{"claim": "C/rand_top_k2 e2e > step 0", "comparison":
               "C/rand_top_k2 e2e vs none/zero_shot", "diff R@1": 2.5, "lo": 1.0, "hi": 4.0,
@@ -238,6 +247,9 @@ def test_reading_states_the_lr_choice_and_the_end_to_end_verdicts():
     )
     assert "C/rand_top_k2 vs none/zero_shot" not in words  # the cached run is not end to end
     assert crep.end_to_end_words(boot, step0, []) == []
+    assert crep.lr_words(lr_rows, cs.CACHED, "Cached") == [
+        "Cached: lr 0.001 given (one lr: nothing chosen on validation)."
+    ]
 
 
 def test_quality_words_put_stills_and_video_frames_side_by_side():

@@ -420,7 +420,7 @@ def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
                           sampling="one_caption_per_video"),
     )  # fmt: skip
     encoder = type("E", (), {"embed_dim": D})()
-    rows = cr.training_curves(p, encoder, data, test, zero_shot_r1=12.5)
+    rows = cr.training_curves(p, encoder, data, test, zero_shot_r1=12.5, lr=5e-2)
     assert [r["run"] for r in rows] == ["C/rand_top_k2"] * 4 + [
         "upper bound/ground_truth_captions"
     ] * 4
@@ -433,3 +433,31 @@ def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
     assert [r["t2v R@1"] for r in rows[1:4]] == [h["val_t2v_R@1"] for h in result.history]
     text = crep.reading([], [], [], [], rows)
     assert "C/rand_top_k2 peaks at epoch" in text and "untrained 12.5" in text
+
+
+def test_the_cached_lr_is_chosen_on_val_with_the_untrained_model_beside_it():
+    rot = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(1)))[0]
+    data = _train_data(rotation=rot)
+    gt_idx = torch.tensor([data.pool.index(g[0]) for g in data.ground_truth])
+    val = CachedPairs(
+        data.frames_by_epoch[0], data.pool_inputs["text"][gt_idx], np.arange(V),
+        text_inputs={"text": data.pool_inputs["text"][gt_idx]},
+    )  # fmt: skip
+    p = cs.CaptionSelectionParams.model_construct(
+        captioners=[cs.CaptionerSpec(label="C", name="blip-tiny")], combine_k=2, seeds=[0],
+        temperature=0.05, text_side={"name": "frozen"}, lrs=[1e-9, 5e-2],
+        train_sampling=cs.SamplingParams(strategy="segment_random", n=3),
+        test_sampling=cs.SamplingParams(strategy="uniform", n=3),
+        train=TrainConfig(epochs=20, batch_size=6, lr=1.0, warmup=0, progress=False,
+                          sampling="one_caption_per_video", weight_decay=0.0),
+    )  # fmt: skip
+    encoder = type("E", (), {"embed_dim": D})()
+    rows = cr.choose_lr(p, encoder, data, val)
+    assert [(r["protocol"], r["lr"]) for r in rows] == [("cached", 0.0), ("cached", 1e-9),
+                                                        ("cached", 5e-2)]  # fmt: skip
+    assert rows[1]["t2v R@1"] == pytest.approx(rows[0]["t2v R@1"])  # 1e-9 trains nothing
+    assert rows[2]["t2v R@1"] > rows[0]["t2v R@1"] + 30  # 5e-2 learns the rotation
+    assert [r["chosen"] for r in rows] == [False, False, True]
+    given = cr.choose_lr(p.model_copy(update={"lrs": [1e-3]}), encoder, data, None)
+    assert given == [{"protocol": "cached", "run": "given", "lr": 1e-3, "t2v R@1": pytest.approx(
+        float("nan"), nan_ok=True), "chosen": True}]  # fmt: skip

@@ -119,15 +119,18 @@ def prepare_train(
     return TrainData(ds, tables, describer, frames_by_epoch, pool, inputs, ground_truth)
 
 
-def prepare_test(params: CaptionSelectionParams, encoder: Any, side: nn.Module) -> CachedPairs:
-    """The test split: 10 uniform frames per video, ground-truth captions with text inputs, and
-    ``video_shots`` (:func:`video_shots`) and ``dataset`` on the returned pairs."""
+def prepare_test(
+    params: CaptionSelectionParams, encoder: Any, side: nn.Module, split: str | None = None
+) -> CachedPairs:
+    """The test split (or ``split``, e.g. the val split): 10 uniform frames per video,
+    ground-truth captions with text inputs, and ``video_shots`` (:func:`video_shots`) and
+    ``dataset`` on the returned pairs."""
     from vrlib.features import extract_text_inputs
     from vrlib.paths import feature_cache_dir
     from vrlib.studies.common import prepare_split
 
     prep = prepare_split(
-        params.data, params.test_split, encoder, params.test_sampling,
+        params.data, split or params.test_split, encoder, params.test_sampling,
         batch_size=params.encoder.batch_size, cache_dir=params.cache_dir, seed=params.seed,
     )  # fmt: skip
     ds = prep.dataset

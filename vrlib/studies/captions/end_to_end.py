@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.captions.study import RunSpec
+from vrlib.studies.captions.study import END_TO_END, RunSpec
 from vrlib.train import EndToEndPairs, TrainConfig
 
 PROTOCOL = "end to end"  # the label of these runs' keys and rows
@@ -201,7 +201,7 @@ def fit_and_score(
 
 
 def choose_lr(params: Any, encoder: Any, data: Any, clips: Sequence[np.ndarray]) -> list[dict]:
-    """Val T2V R@1 of each ``end_to_end.lrs`` (first seed, the first end-to-end run that is not an
+    """Val T2V R@1 of each ``end_to_end.lrs`` on ``params.val_split`` (first seed, the first end-to-end run that is not an
     upper bound), with the untrained expert as ``lr`` 0; rows ``{lr, t2v R@1, chosen}``.
 
     One lr serves every end-to-end run; the test split is not read here. With one lr there is
@@ -213,16 +213,18 @@ def choose_lr(params: Any, encoder: Any, data: Any, clips: Sequence[np.ndarray])
 
     e2e = params.end_to_end
     if len(e2e.lrs) == 1:
-        return [{"run": "given", "lr": e2e.lrs[0], "t2v R@1": float("nan"), "chosen": True}]
-    val = split_pixels(params, e2e.val_split, encoder)
+        return [{"protocol": END_TO_END, "run": "given", "lr": e2e.lrs[0],
+                 "t2v R@1": float("nan"), "chosen": True}]  # fmt: skip
+    val = split_pixels(params, params.val_split, encoder)
     spec = next(s for s in params.end_to_end_runs() if not s.is_upper_bound)
     head = build_model("meanP", dim=encoder.embed_dim, num_frames=e2e.frames)
     step0 = similarity_matrix(head.eval(), val, encoder=encoder, chunk_size=512)
-    rows = [{"run": "step 0 (untrained)", "lr": 0.0,
+    rows = [{"protocol": END_TO_END, "run": "step 0 (untrained)", "lr": 0.0,
              "t2v R@1": evaluate(step0, val.caption_to_video)["t2v"]["R@1"]}]  # fmt: skip
     for lr in e2e.lrs:
-        sim, _, _ = fit_and_score(spec, params.seeds[0], lr, params, encoder, data, clips, val)
-        rows.append({"run": spec.key, "lr": lr,
+        sim, _, _ = fit_and_score(spec, params.end_to_end_seeds()[0], lr, params, encoder, data,
+                                  clips, val)  # fmt: skip
+        rows.append({"protocol": END_TO_END, "run": spec.key, "lr": lr,
                      "t2v R@1": evaluate(sim, val.caption_to_video)["t2v"]["R@1"]})  # fmt: skip
     best = max(rows[1:], key=lambda r: r["t2v R@1"])
     return [{**r, "chosen": r is best} for r in rows]
@@ -249,7 +251,7 @@ def run_end_to_end(
     lr = next(r["lr"] for r in lr_rows if r["chosen"])
     test = dataset_pixels(test_dataset, params, encoder)
     out = []
-    jobs = [(spec, seed) for spec in specs for seed in params.seeds]
+    jobs = [(spec, seed) for spec in specs for seed in params.end_to_end_seeds()]
     for spec, seed in tqdm(jobs, desc="end-to-end runs", disable=not progress):
         sim, history, wall = fit_and_score(spec, seed, lr, params, encoder, data, clips, test)
         c2v = test.caption_to_video

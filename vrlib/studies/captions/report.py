@@ -127,6 +127,7 @@ def reading(
                 if b["comparison"].split(" vs ")[0].endswith(" e2e")
                 and not b["comparison"].startswith("upper bound")), None)  # fmt: skip
     parts += signal_words(step0, top)
+    parts += lr_words(lr_choice, CACHED, "Cached features (the cheap ablation)")
     parts += claims_reading(
         claims, "the paper's comparisons", "by more than 2 standard errors over seeds"
     )
@@ -180,29 +181,38 @@ def quality_words(quality: Sequence[dict[str, Any]]) -> list[str]:
     return [f"Captioner quality (attribute precision): {'; '.join(cells)}."]
 
 
-def end_to_end_words(
-    boot: Sequence[dict[str, Any]],
-    step0: Sequence[dict[str, Any]],
-    lr_choice: Sequence[dict[str, Any]],
-) -> list[str]:
-    """The reading's first sentences: the paper's protocol (both towers fine-tuned), its lr
-    chosen on val, every end-to-end run against zero-shot (``step0`` rows) and the other
-    end-to-end claims (``boot`` rows whose claim ends in "(end to end)"), each from the cluster
-    bootstrap."""
-    if not lr_choice:
+def lr_words(lr_choice: Sequence[dict[str, Any]], protocol: str, what: str) -> list[str]:
+    """The sentence on ``protocol``'s lr (rows of the ``choose_lr`` functions): chosen on the
+    validation split, with each lr's val R@1 and the untrained model's, or given."""
+    rows = [r for r in lr_choice if r.get("protocol", END_TO_END) == protocol]
+    if not rows:
         return []
-    chosen = next(r for r in lr_choice if r["chosen"])
-    untrained = [r for r in lr_choice if r["lr"] == 0]
-    tried = ", ".join(f"{r['lr']:g}: {r['t2v R@1']:.1f}" for r in lr_choice if r["lr"] > 0)
+    chosen = next(r for r in rows if r["chosen"])
+    untrained = [r for r in rows if r["lr"] == 0]
+    tried = ", ".join(f"{r['lr']:g}: {r['t2v R@1']:.1f}" for r in rows if r["lr"] > 0)
     how = (
         f"chosen on the validation split ({chosen['run']}, val T2V R@1 by lr {tried}; untrained "
         f"{untrained[0]['t2v R@1']:.1f})"
         if untrained
         else "given (one lr: nothing chosen on validation)"
     )
-    words = [
-        f"End to end (the paper's protocol, both towers fine-tuned): lr {chosen['lr']:g} {how}."
-    ]
+    return [f"{what}: lr {chosen['lr']:g} {how}."]
+
+
+def end_to_end_words(
+    boot: Sequence[dict[str, Any]],
+    step0: Sequence[dict[str, Any]],
+    lr_choice: Sequence[dict[str, Any]],
+) -> list[str]:
+    """The reading's first sentences: the paper's protocol (both towers fine-tuned), its lr
+    (:func:`lr_words`), every end-to-end run against zero-shot (``step0`` rows) and the other
+    end-to-end claims (``boot`` rows whose claim ends in "(end to end)"), each from the cluster
+    bootstrap."""
+    words = lr_words(
+        lr_choice, END_TO_END, "End to end (the paper's protocol, both towers fine-tuned)"
+    )
+    if not words:
+        return []
     rows = [b for b in step0 if b["comparison"].split(" vs ")[0].endswith(" e2e")]
     rows += [b for b in boot if b["claim"].endswith("(end to end)") and b not in rows
              and "zero_shot" not in b["comparison"]]  # fmt: skip
@@ -400,4 +410,4 @@ def reading_from_metrics(doc: dict[str, Any]) -> str:
     return reading(keyed(doc["rows"]), doc["claims"], doc["claims_bootstrap"],
                    doc["captioner_quality"], doc["training_curves"], doc.get("step0", ()),
                    doc.get("shot_coverage", ()), doc.get("by_shots", ()),
-                   doc.get("end_to_end_lr", ()))  # fmt: skip
+                   doc.get("lr_choice", ()))  # fmt: skip

@@ -39,6 +39,7 @@ from vrlib.models.base import HeadConfig, TemporalHead, check_sequence, l2norm
 from vrlib.models.clip4clip import pool_frames
 from vrlib.studies.captions.data import TrainData, guarded_selection
 from vrlib.studies.captions.study import (
+    CACHED,
     GT_CAPTIONS,
     ZERO_SHOT,
     CaptionSelectionParams,
@@ -191,11 +192,16 @@ def zero_shot(
 ) -> RunResult:
     """The expert's mean pooling and its frozen text embedding, nothing trained (the baseline)."""
     start = time.perf_counter()
-    head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.test_sampling.n))
-    metrics, r, sim = _test(head.eval(), None, test, params.train)
+    metrics, r, sim = _untrained(params, encoder, test)
     spec = RunSpec(ZERO_SHOT, 0, ())
     card = card_of(params, spec, seed, sim, test)
     return RunResult(spec, seed, [], metrics, r, time.perf_counter() - start, card)
+
+
+def _untrained(params: CaptionSelectionParams, encoder: Any, pairs: CachedPairs):
+    """:func:`_test` of the untrained model (mean pooling, the frozen text embedding)."""
+    head = MeanPoolProjection(HeadConfig(dim=encoder.embed_dim, num_frames=params.test_sampling.n))
+    return _test(head.eval(), None, pairs, params.train)
 
 
 def _fit(
@@ -232,10 +238,12 @@ def train_and_test(
     encoder: Any,
     data: TrainData,
     test: CachedPairs,
+    lr: float,
 ) -> RunResult:
-    """Train both sides on ``spec``'s pseudo-captions with ``seed``; test the last epoch."""
+    """Train both sides on ``spec``'s pseudo-captions with ``seed`` at ``lr``; test the last
+    epoch."""
     start = time.perf_counter()
-    head, side, result, cfg = _fit(spec, seed, params, encoder, data, None)
+    head, side, result, cfg = _fit(spec, seed, params, encoder, data, None, lr=lr)
     metrics, r, sim = _test(head, side, test, cfg)
     card = card_of(params, spec, seed, sim, test)
     return RunResult(spec, seed, result.history, metrics, r, time.perf_counter() - start, card)
@@ -247,6 +255,7 @@ def training_curves(
     data: TrainData,
     test: CachedPairs,
     zero_shot_r1: float,
+    lr: float,
 ) -> list[dict[str, Any]]:
     """Test T2V R@1 after every epoch of Table 1's runs and the ground-truth upper bound (first
     seed), with epoch 0 = the untrained model (which *is* the zero-shot baseline).
@@ -262,7 +271,7 @@ def training_curves(
     rows = []
     for spec in specs:
         _, _, result, _ = _fit(
-            spec, params.seeds[0], params, encoder, data, test, eval_every_epochs=1
+            spec, params.seeds[0], params, encoder, data, test, eval_every_epochs=1, lr=lr
         )
         rows.append({"run": spec.key, "epoch": 0, "train loss": np.nan, "t2v R@1": zero_shot_r1})
         rows += [
@@ -277,14 +286,36 @@ def training_curves(
     return rows
 
 
+def choose_lr(
+    params: CaptionSelectionParams, encoder: Any, data: TrainData, val: CachedPairs | None
+) -> list[dict[str, Any]]:
+    """Val T2V R@1 of each of ``params.lrs`` (first seed, the first captioner's Top-K run), the
+    untrained model as lr 0; rows ``{protocol, run, lr, t2v R@1, chosen}``. With one lr there
+    is nothing to choose: one row, R@1 NaN, ``val`` unread (it may be None)."""
+    if len(params.lrs) == 1:
+        return [{"protocol": CACHED, "run": "given", "lr": params.lrs[0],
+                 "t2v R@1": float("nan"), "chosen": True}]  # fmt: skip
+    spec = RunSpec("rand_top_k", params.combine_k, (params.captioners[0].label,))
+    untrained = _untrained(params, encoder, val)[0]["t2v"]["R@1"]
+    rows = [{"protocol": CACHED, "run": "step 0 (untrained)", "lr": 0.0, "t2v R@1": untrained}]
+    for lr in params.lrs:
+        head, side, _, cfg = _fit(spec, params.seeds[0], params, encoder, data, None, lr=lr)
+        r1 = _test(head, side, val, cfg)[0]["t2v"]["R@1"]
+        rows.append({"protocol": CACHED, "run": spec.key, "lr": lr, "t2v R@1": r1})
+    best = max(rows[1:], key=lambda r: r["t2v R@1"])
+    return [{**r, "chosen": r is best} for r in rows]
+
+
 def run_all(
     params: CaptionSelectionParams,
     encoder: Any,
     data: TrainData,
     test: CachedPairs,
+    lr: float,
     progress: bool = True,
 ) -> list[RunResult]:
-    """The zero-shot baseline (once; it has no seed) and every run of ``params`` with every seed."""
+    """The zero-shot baseline (once; it has no seed) and every run of ``params`` with every seed,
+    each trained at ``lr`` (:func:`choose_lr`'s)."""
     from tqdm.auto import tqdm
 
     base = zero_shot(params, encoder, test, params.seeds[0])
@@ -294,7 +325,7 @@ def run_all(
     ]
     jobs = [(spec, seed) for spec in params.runs() for seed in params.seeds]
     for spec, seed in tqdm(jobs, desc="runs", disable=not progress):
-        out.append(train_and_test(spec, seed, params, encoder, data, test))
+        out.append(train_and_test(spec, seed, params, encoder, data, test, lr))
     return out
 
 

@@ -93,14 +93,15 @@ class EndToEndParams(Strict):
     ``upper_bounds``: by default C's Top-2 (the
     paper's method), the ``GroundTruthDescriber``'s Top-2 (exact captions of the same frames:
     what a perfect image captioner would give) and the ground-truth video captions. ``lrs``: the
-    learning rates tried on ``val_split`` (first seed, the first run that is not an upper bound,
+    learning rates tried on the study's ``val_split`` (first seed, the first run that is not an upper bound,
     the untrained model beside them); the best trains every run; one lr is used as given (no val
     split read). Empty ``captioners`` and
     ``upper_bounds`` switch the protocol off.
 
     ``frames``: N = 2 segment-random training frames, not the paper's 10: the image tower runs on
-    every training frame, and at N = 2 a run costs ~30 s on two cores, which buys 3 seeds and
-    two lrs within the study's 12 minutes (test frames stay the study's 10).
+    every training frame (test frames stay the study's 10). ``seeds``: the study's when None; a
+    run costs ~40 s on two cores (412 steps of batch 16, ~100 ms a step however small the batch),
+    so the default parameter files run 2 seeds and two lrs within the study's 12 minutes.
     """
 
     captioners: list[str] = Field(default_factory=lambda: ["C"])
@@ -110,7 +111,7 @@ class EndToEndParams(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(16, ge=2)
     lrs: list[float] = Field(default_factory=lambda: [1e-4, 3e-5], min_length=1)
-    val_split: str = "val"
+    seeds: list[int] | None = None  # None: the study's seeds
     num_workers: int = Field(0, ge=0)  # DataLoader workers (decoding, when frames are not held)
 
     @field_validator("lrs")
@@ -135,7 +136,9 @@ class CaptionSelectionParams(Strict):
     ``1 / exp(logit_scale)``, clamped to [0.01, 1], so training continues the expert's contrastive
     objective instead of restarting it at another sharpness; or a number. ``frame_epochs``: how
     many epochs of segment-random training frames are extracted (each a cached feature file);
-    epoch ``e`` trains on draw ``e % frame_epochs``.
+    epoch ``e`` trains on draw ``e % frame_epochs``. ``lrs``: the cached protocol's learning
+    rates, tried on ``val_split`` (first seed, the first captioner's Top-K run; one lr is used as
+    given); ``end_to_end.lrs`` likewise for the paper's protocol.
     """
 
     seed: int = 0  # frames, labels and the report; training seeds are ``seeds``
@@ -161,7 +164,9 @@ class CaptionSelectionParams(Strict):
     upper_bounds: list[str] = Field(default_factory=lambda: list(UPPER_BOUNDS))
     temperature: float | Literal["expert"] = EXPERT
     train: TrainConfig = DEFAULT_TRAIN
+    lrs: list[float] = Field(default_factory=lambda: [3e-3, 1e-3, 3e-4], min_length=1)
     train_split: str = "train"
+    val_split: str = "val"  # chooses each protocol's lr (``lrs``, ``end_to_end.lrs``)
     test_split: str = "test"
     n_boot: int = Field(1000, ge=1)
     figure_videos: int = Field(3, ge=0)
@@ -181,8 +186,14 @@ class CaptionSelectionParams(Strict):
                 "checkpoint_dir": "runs stay in memory",
                 "sampling": "one caption per video per epoch, as the paper",
                 "temperature": "set temperature: at the top level ('expert' or a number)",
+                "lr": "set lrs: [...] at the top level (chosen on val_split)",
             },
         )
+
+    @field_validator("lrs")
+    @classmethod
+    def _positive_lrs(cls, v: list[float]) -> list[float]:
+        return EndToEndParams._positive(v)
 
     @field_validator("seeds")
     @classmethod
@@ -254,8 +265,8 @@ class CaptionSelectionParams(Strict):
         """``{parameter key: split}`` of the splits the study reads (the val split only when the
         end-to-end protocol runs: it chooses that protocol's lr)."""
         keys = {"train_split": self.train_split, "test_split": self.test_split}
-        if self.end_to_end_runs() and len(self.end_to_end.lrs) > 1:
-            keys["end_to_end.val_split"] = self.end_to_end.val_split
+        if len(self.lrs) > 1 or (self.end_to_end_runs() and len(self.end_to_end.lrs) > 1):
+            keys["val_split"] = self.val_split
         return keys
 
     def check_files(self) -> None:
@@ -275,6 +286,10 @@ class CaptionSelectionParams(Strict):
             ]
         out += [RunSpec(ub, self.combine_k, ()) for ub in self.upper_bounds]
         return list(dict.fromkeys(out))  # Table 1's runs are Table 2's rand_top_k K=2: once
+
+    def end_to_end_seeds(self) -> list[int]:
+        """The end-to-end runs' seeds (``end_to_end.seeds``, else the study's)."""
+        return self.end_to_end.seeds or self.seeds
 
     def end_to_end_runs(self) -> list[RunSpec]:
         """The runs of the paper's protocol (``end_to_end``), both towers fine-tuned."""
