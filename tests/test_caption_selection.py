@@ -337,29 +337,32 @@ def test_select_and_candidates_agree_with_the_runs_selection():
     assert sel.captions == select(cands, "rand_top_k", 2).captions
 
 
-def test_readme_tells_rows_of_one_rule_apart_by_captioners_and_k(tmp_path):
+def test_readme_tells_rows_of_one_rule_apart_by_captioners_k_and_protocol(tmp_path):
     import json
 
     from vrlib.report import build_readme
 
-    def doc(r1_c: float, r1_b: float) -> dict:
+    def doc(r1_c: float, r1_b: float, r1_e2e: float) -> dict:
         rows = [
-            {"setting": "rand_top_k", "captioners": lab, "k": 2, "split": "test",
-             "direction": "t2v", "R@1": r1, "R@5": 50.0, "MdR": 3.0}
-            for lab, r1 in (("C", r1_c), ("B", r1_b))
+            {"setting": "rand_top_k", "captioners": lab, "k": 2, "protocol": protocol,
+             "split": "test", "direction": "t2v", "R@1": r1, "R@5": 50.0, "MdR": 3.0}
+            for lab, protocol, r1 in (("C", cs.CACHED, r1_c), ("B", cs.CACHED, r1_b),
+                                      ("C", cs.END_TO_END, r1_e2e))
         ]  # fmt: skip
         return {"study": "caption_selection", "seed": 0, "wall_time_s": 1.0,
                 "versions": {"torch": "x"}, "protocol": {}, "rows": rows}  # fmt: skip
 
-    for name, values in (("default", (11.0, 22.0)), ("msrvtt-9k", (33.0, 44.0))):
+    for name, values in (("default", (11.0, 22.0, 5.0)), ("no_shift", (33.0, 44.0, 6.0))):
         folder = tmp_path / "caption_selection" / name
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps(doc(*values)))
-    text = build_readme(tmp_path).read_text()
-    line_c = next(x for x in text.splitlines() if x.startswith("| rand_top_k [C, k=2]"))
-    line_b = next(x for x in text.splitlines() if x.startswith("| rand_top_k [B, k=2]"))
+    lines = build_readme(tmp_path).read_text().splitlines()
+    line_c = next(x for x in lines if x.startswith("| rand_top_k [C, k=2, cached]"))
+    line_b = next(x for x in lines if x.startswith("| rand_top_k [B, k=2, cached]"))
+    line_e = next(x for x in lines if x.startswith("| rand_top_k [C, k=2, end to end]"))
     assert line_c.endswith("| 11.0 | 50.0 | 3.0 | 33.0 |"), line_c
     assert line_b.endswith("| 22.0 | 50.0 | 3.0 | 44.0 |"), line_b
+    assert line_e.endswith("| 5.0 | 50.0 | 3.0 | 6.0 |"), line_e
 
 
 def test_fit_tells_the_training_data_each_epoch_before_its_batches():

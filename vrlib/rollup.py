@@ -76,12 +76,12 @@ def _study_table(study: str, runs: dict[str, dict]) -> str:
 
 
 # Fields beside ``setting`` that some studies need to tell rows apart (study 03: the same rule
-# over different captioners and K).
-_QUALIFIERS = ("captioners", "k")
+# over different captioners and K, trained end to end or on cached features).
+_QUALIFIERS = ("captioners", "k", "protocol")
 
 
 def _setting_label(row: dict) -> str:
-    """``setting``, with its qualifiers when the row has them (``rand_top_k [C+B, k=2]``)."""
+    """``setting``, with its qualifiers when the row has them (``rand_top_k [C+B, k=2, cached]``)."""
     extra = [f"{k}={row[k]}" if k == "k" else str(row[k]) for k in _QUALIFIERS if k in row]
     return f"{row['setting']} [{', '.join(extra)}]" if extra else row["setting"]
 
