@@ -407,14 +407,21 @@ def test_training_starts_from_the_experts_own_temperature_or_a_given_one():
     assert start_temperature(fixed.temperature, _Encoder(20.0)) == 0.2
 
 
-def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
+def _rotated_case() -> tuple[cdata.TrainData, CachedPairs]:
+    """Training data whose captions are a rotation of their videos' frames, and held-out
+    queries: each video's ground-truth caption embedding under the same rotation."""
     rot = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(1)))[0]
     data = _train_data(rotation=rot)
     gt_idx = torch.tensor([data.pool.index(g[0]) for g in data.ground_truth])
-    test = CachedPairs(
+    held_out = CachedPairs(
         data.frames_by_epoch[0], data.pool_inputs["text"][gt_idx], np.arange(V),
         text_inputs={"text": data.pool_inputs["text"][gt_idx]},
     )  # fmt: skip
+    return data, held_out
+
+
+def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
+    data, test = _rotated_case()
     p = cs.CaptionSelectionParams.model_construct(
         captioners=[cs.CaptionerSpec(label="C", name="blip-tiny")], combine_k=2, seeds=[0],
         upper_bounds=[cs.GT_CAPTIONS], temperature=0.05, text_side={"name": "frozen"},
@@ -439,13 +446,7 @@ def test_training_curves_start_at_zero_shot_and_follow_every_epoch(monkeypatch):
 
 
 def test_the_cached_lr_is_chosen_on_val_with_the_untrained_model_beside_it():
-    rot = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(1)))[0]
-    data = _train_data(rotation=rot)
-    gt_idx = torch.tensor([data.pool.index(g[0]) for g in data.ground_truth])
-    val = CachedPairs(
-        data.frames_by_epoch[0], data.pool_inputs["text"][gt_idx], np.arange(V),
-        text_inputs={"text": data.pool_inputs["text"][gt_idx]},
-    )  # fmt: skip
+    data, val = _rotated_case()
     p = cs.CaptionSelectionParams.model_construct(
         captioners=[cs.CaptionerSpec(label="C", name="blip-tiny")], combine_k=2, seeds=[0],
         temperature=0.05, text_side={"name": "frozen"}, lrs=[1e-9, 5e-2],
