@@ -155,8 +155,13 @@ def test_split_of_a_folder_dataset_is_read_by_its_reader(tmp_path: Path, bikes_m
         ),
         (
             "zero_shot_aggregation",
+            "data:\n  world_overrides: {num_videos: 10}\n",
+            ["data", "num_videos", "only the mechanism knobs", "motion_image_share"],
+        ),
+        (
+            "caption_selection",
             "data:\n  world_overrides: {motion_image_share: 0.0}\n",
-            ["data", "motion_image_share", "change videos alone", "video_shift"],
+            ["data.world_overrides", "motion_image_share", "change videos alone"],
         ),
     ],
 )
@@ -275,10 +280,17 @@ def test_report_command_refuses_a_bad_file_in_one_line(tmp_path: Path):
 def test_world_overrides_get_a_world_folder_of_their_own():
     from types import SimpleNamespace
 
-    from vrlib.paths import world_dir
-    from vrlib.studies.common import DataParams, EncoderParams, study_inputs
+    from vrlib.paths import expert_path, world_dir
+    from vrlib.studies.common import DataParams, EncoderParams, _encoder_key, study_inputs
 
     assert world_dir("default", 0, {"video_shift": 0.0}) != world_dir("default", 0)
+    # a knob that changes the stills gets an expert of its own; a videos-only knob does not
+    stills = DataParams(world_overrides={"motion_image_share": 0.0, "video_shift": 0.0})
+    assert stills.stills_overrides() == {"motion_image_share": 0.0}
+    assert DataParams(world_overrides={"video_shift": 0.0}).stills_overrides() == {}
+    assert expert_path("default", 0, "vrlib-tiny", stills.stills_overrides()) != expert_path()
+    assert expert_path("default", 0, "vrlib-tiny", {}) == expert_path()
+    assert _encoder_key(EncoderParams(), stills) != _encoder_key(EncoderParams(), DataParams())
     for data, name in (
         (DataParams(world_overrides={"video_shift": 0.0}), "world default seed 0 video_shift=0.0"),
         (DataParams(), "world default seed 0"),

@@ -262,7 +262,9 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
     monkeypatch.setitem(
         pretrain.PRESETS["vrlib-tiny"], "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     )
-    monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
+    monkeypatch.setattr(
+        pretrain.expert, "_world", lambda preset, seed, given, overrides=None: world
+    )
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     assert path == tmp_path / "experts" / "vrlib-tiny-smoke-seed0.pt" and path.is_file()
     calls = []
@@ -273,13 +275,21 @@ def test_ensure_expert_trains_once_and_retrains_when_settings_change(world, tmp_
     )
     pretrain.ensure_expert("smoke", seed=0)
     assert not path.exists() and calls[0]["batch_size"] == 8  # stale checkpoint removed, retrained
+    # a world whose stills differ has an expert of its own, trained on that world
+    asked = []
+    monkeypatch.setattr(pretrain.expert, "_world", lambda p, s, g, o=None: asked.append(o) or world)
+    other = pretrain.ensure_expert("smoke", seed=0, overrides={"motion_image_share": 0.0})
+    assert other != path and other.name.startswith("vrlib-tiny-smoke-seed0-")
+    assert asked == [{"motion_image_share": 0.0}] and len(calls) == 2
 
 
 def test_ensure_expert_retrains_when_the_recipe_gains_hard_negatives(world, tmp_path, monkeypatch):
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     recipe = {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     monkeypatch.setitem(pretrain.PRESETS["vrlib-tiny"], "smoke", recipe)
-    monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
+    monkeypatch.setattr(
+        pretrain.expert, "_world", lambda preset, seed, given, overrides=None: world
+    )
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     calls = []
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
@@ -308,7 +318,9 @@ def test_ensure_expert_retrains_when_the_world_images_change(world, tmp_path, mo
     monkeypatch.setitem(
         pretrain.PRESETS["vrlib-tiny"], "smoke", {"epochs": 1, "batch_size": 16, "warmup_steps": 1}
     )
-    monkeypatch.setattr(pretrain.expert, "_world", lambda preset, seed, given: world)
+    monkeypatch.setattr(
+        pretrain.expert, "_world", lambda preset, seed, given, overrides=None: world
+    )
     path = pretrain.ensure_expert("smoke", seed=0, device="cpu")
     calls = []
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))

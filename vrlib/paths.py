@@ -25,16 +25,24 @@ def world_dir(preset: str = "default", seed: int = 0, overrides: dict | None = N
     for a world without the image->video gap) get a folder of their own, named by a hash of
     them, so a variant never replaces the preset's world.
     """
-    name = f"{preset}-seed{seed}"
-    if overrides:
-        digest = hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()
-        name += f"-{digest[:12]}"
-    return vrlib_home() / "worlds" / name
+    return vrlib_home() / "worlds" / f"{preset}-seed{seed}{_overrides_suffix(overrides)}"
 
 
-def expert_path(preset: str = "default", seed: int = 0, model: str = "vrlib-tiny") -> Path:
-    """Checkpoint of the image-text expert ``model`` pretrained on that world's images."""
-    return vrlib_home() / "experts" / f"{model}-{preset}-seed{seed}.pt"
+def _overrides_suffix(overrides: dict | None) -> str:
+    """``-<12 hex digits>`` naming a set of world overrides ("" for none)."""
+    if not overrides:
+        return ""
+    return "-" + hashlib.sha256(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def expert_path(
+    preset: str = "default", seed: int = 0, model: str = "vrlib-tiny", overrides: dict | None = None
+) -> Path:
+    """Checkpoint of the image-text expert ``model`` pretrained on that world's images; a world
+    whose ``overrides`` change its stills (``motion_image_share``) has an expert of its own."""
+    return (
+        vrlib_home() / "experts" / f"{model}-{preset}-seed{seed}{_overrides_suffix(overrides)}.pt"
+    )
 
 
 def feature_cache_dir() -> Path:

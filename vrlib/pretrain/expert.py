@@ -30,21 +30,33 @@ def preset_settings(preset: str, model: str = MODEL_NAME) -> dict[str, Any]:
     return {**PRESETS[model][preset], "model_name": model}
 
 
-def _world(preset: str, seed: int, world: str | os.PathLike | None) -> Path:
+def _world(
+    preset: str, seed: int, world: str | os.PathLike | None, overrides: dict | None = None
+) -> Path:
     from vrlib.paths import world_dir
 
     if world is not None:
         return Path(world).expanduser()
     from vrlib.data.synthetic import ensure_world
 
-    return Path(ensure_world(world_dir(preset, seed), preset=preset, seed=seed))
+    return Path(
+        ensure_world(
+            world_dir(preset, seed, overrides), preset=preset, seed=seed, **(overrides or {})
+        )
+    )
 
 
 def ensure_expert(
-    preset: str = "default", seed: int = 0, device: str | None = None, model: str = MODEL_NAME
+    preset: str = "default",
+    seed: int = 0,
+    device: str | None = None,
+    model: str = MODEL_NAME,
+    overrides: dict | None = None,
 ) -> Path:
     """The preset's expert checkpoint of ``model`` (``vrlib-tiny``, or ``vrlib-tiny-vit`` for
-    study 04), generating the world and training the model if missing.
+    study 04), generating the world and training the model if missing. ``overrides``: world
+    knobs that change the stills (a negative control such as ``{"motion_image_share": 0.0}``):
+    that world's expert, trained on its own stills with the preset's recipe.
 
     A finished checkpoint with the preset's current settings returns at once; an interrupted one
     resumes; one trained with other settings (an older ``PRESETS``) is retrained, like
@@ -53,16 +65,15 @@ def ensure_expert(
     from vrlib.paths import expert_path
 
     settings = preset_settings(preset, model)  # an unknown model fails before any work
-    out = expert_path(preset, seed, model)
+    out = expert_path(preset, seed, model, overrides)
     with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
         remove_stale_temporaries(out)
-        return _ensure_expert(out, preset, seed, device, settings)
+        return _ensure_expert(out, _world(preset, seed, None, overrides), seed, device, settings)
 
 
 def _ensure_expert(
-    out: Path, preset: str, seed: int, device: str | None, settings: dict[str, Any]
+    out: Path, world: Path, seed: int, device: str | None, settings: dict[str, Any]
 ) -> Path:
-    world = _world(preset, seed, None)
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
         wanted = asdict(PretrainConfig(seed=seed, **settings))

@@ -8,6 +8,7 @@ Parameter models reject unknown keys (``extra="forbid"``) so a typo fails before
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -60,9 +61,13 @@ def _takes_numbers_not_bools(annotation: Any) -> bool:
     return bool(seen & {int, float}) and not seen & {bool, Any}
 
 
-# World knobs a study may override: they change videos only, so the preset world's expert and
-# captioners (trained on its stills) stay valid for the variant.
+# World knobs a study may override. These change videos only, so the preset world's expert and
+# captioners (trained on its stills) stay valid for the variant ...
 VIDEO_ONLY_KNOBS = ("video_shift", "bad_frame_share", "video_concept_holdout")
+# ... and these change the stills, so the variant gets an expert of its own (trained with the
+# preset's recipe on its stills); studies with captioners refuse them (their captioners are the
+# preset's).
+STILLS_KNOBS = ("motion_image_share",)
 
 
 class DataParams(Strict):
@@ -71,7 +76,9 @@ class DataParams(Strict):
     ``world_overrides`` changes knobs of ``VIDEO_ONLY_KNOBS`` from the preset, e.g.
     ``{video_shift: 0.0}``: a negative control, in a world folder of its own. The expert and the
     captioners stay those of the preset's world (these knobs leave the stills as they are), so a
-    study on the control differs from the default in its videos only.
+    study on the control differs from the default in its videos only. A knob of ``STILLS_KNOBS``
+    (``{motion_image_share: 0.0}``: no still shows motion or order) changes the stills, and the
+    expert is then that world's own (:meth:`stills_overrides`).
     """
 
     dataset: str = "synthetic"
@@ -111,14 +118,19 @@ class DataParams(Strict):
             if self.root is not None or self.dataset != "synthetic":
                 raise ValueError("world_overrides apply to the embedded world only (root: null)")
             resolve_config(self.world_preset, **self.world_overrides)  # names a bad key or value
-            stills = sorted(set(self.world_overrides) - set(VIDEO_ONLY_KNOBS))
-            if stills:
+            other = sorted(set(self.world_overrides) - {*VIDEO_ONLY_KNOBS, *STILLS_KNOBS})
+            if other:
                 raise ValueError(
-                    f"world_overrides {stills}: only knobs that change videos alone can be "
-                    f"overridden ({', '.join(VIDEO_ONLY_KNOBS)}); the expert and captioners are "
-                    "the preset world's, trained on its stills"
+                    f"world_overrides {other}: only the mechanism knobs can be overridden "
+                    f"({', '.join((*VIDEO_ONLY_KNOBS, *STILLS_KNOBS))}); the world's other "
+                    "parameters are its preset's"
                 )
         return self
+
+    def stills_overrides(self) -> dict[str, Any]:
+        """The overrides that change the stills (``STILLS_KNOBS``): the expert must be this
+        world's own. Empty for the preset's stills."""
+        return {k: v for k, v in self.world_overrides.items() if k in STILLS_KNOBS}
 
 
 class EncoderParams(Strict):
@@ -260,15 +272,21 @@ def load_encoder(enc: EncoderParams, data: DataParams):
     if pretrained == EXPERT:
         from vrlib.pretrain import ensure_expert
 
-        pretrained = str(ensure_expert(data.world_preset, data.world_seed, model=enc.model))
+        pretrained = str(
+            ensure_expert(
+                data.world_preset, data.world_seed, model=enc.model,
+                overrides=data.stills_overrides(),
+            )
+        )  # fmt: skip
     encoder = load_clip(enc.model, pretrained=pretrained, device=enc.device)
     # Taken now, before a study may fine-tune the weights in place: metrics.json names the inputs.
     _LOADED_FINGERPRINTS[_encoder_key(enc, data)] = encoder.fingerprint
     return encoder
 
 
-def _encoder_key(enc: EncoderParams, data: DataParams) -> tuple[str, str | None, str, int]:
-    return (enc.model, enc.pretrained, data.world_preset, data.world_seed)
+def _encoder_key(enc: EncoderParams, data: DataParams) -> tuple[str, str | None, str, int, str]:
+    stills = json.dumps(data.stills_overrides(), sort_keys=True)  # a variant's expert is its own
+    return (enc.model, enc.pretrained, data.world_preset, data.world_seed, stills)
 
 
 def data_fingerprint(root: Path) -> str:

@@ -209,6 +209,12 @@ class CaptionSelectionParams(Strict):
 
         _check_splits(self.data, self.split_keys())
         check_expert(self.data, self.encoder)
+        if self.data.stills_overrides():
+            raise ValueError(
+                f"data.world_overrides {sorted(self.data.stills_overrides())} change the stills, "
+                "and study 03's world captioners are the preset's, trained on its stills: "
+                "override knobs that change videos alone"
+            )
         labels = [c.label for c in self.captioners]
         if len(set(labels)) != len(labels):
             raise ValueError(f"captioners: labels must be distinct, got {labels}")
