@@ -8,11 +8,11 @@ with the engine's end-to-end mode (``vrlib.train.fit(..., encoder=...)``): meanP
 own logit scale as the starting temperature (learned, as CLIP4Clip continues CLIP's), AdamW with
 warm-up and cosine. What differs, and why:
 
-- N = ``EndToEndParams.frames`` training frames (4 by default, the paper's 10 in
-  ``msrvtt-9k.yaml``): the image tower runs on every training frame, the step's main cost on two
-  CPU cores. Test frames are the study's ``test_sampling`` (10 uniform), as the paper.
+- N = ``EndToEndParams.frames`` training frames (2 by default, the paper's 10 in
+  ``msrvtt-9k.yaml``): the image tower runs on every training frame. Test frames are the study's
+  ``test_sampling`` (10 uniform), as the paper.
 - the lr is chosen on the **validation** split (``EndToEndParams.lrs``, first seed, the first
-  captioner's Top-K run), then the test split is touched once per run.
+  captioner's Top-K run), then the test split is touched once per run; the paper gives 1e-4.
 - ``frame_epochs`` frame draws (epoch ``e`` reads draw ``e % E``, as the cached protocol), each
   decoded once and kept in memory as uint8 ``(V, N, S, S, 3)`` when it fits
   (``IN_MEMORY_BYTES``), else decoded as batches read it.
@@ -34,8 +34,6 @@ import torch
 
 from vrlib.studies.captions.study import END_TO_END, RunSpec
 from vrlib.train import EndToEndPairs, TrainConfig
-
-PROTOCOL = "end to end"  # the label of these runs' keys and rows
 
 
 class EpochPixelPairs(EndToEndPairs):
