@@ -55,12 +55,10 @@ from torch import Tensor
 from vrlib.io import atomic_save_torch
 from vrlib.losses import ContrastiveLoss, same_video_mask
 from vrlib.models.frozen import FrozenInTime, count_flops
-
-# TODO(lead): these engine helpers are private in vrlib.train; make them public on the split.
-from vrlib.train.checkpoint import _rng_state, _set_rng_state, seed_everything
+from vrlib.train.checkpoint import rng_state, seed_everything, set_rng_state
 from vrlib.train.clips import ClipSet, clip_similarity, geometric_mean_recall, train_frames
 from vrlib.train.config import lr_factor
-from vrlib.train.objective import _param_groups
+from vrlib.train.objective import param_groups
 
 RESUME_FREE = frozenset({"checkpoint_dir", "checkpoint_every", "device", "progress"})
 _VIDEO, _IMAGE = 0, 1
@@ -221,7 +219,7 @@ class CurriculumTrainer:
         self.amp_dtype = _amp_dtype(cfg.amp, self.device)
         self.loss = ContrastiveLoss(cfg.temperature, learnable=False)
         self.model.to(self.device)
-        groups = _param_groups([("model", model)], [cfg.lr], cfg.weight_decay)
+        groups = param_groups([("model", model)], [cfg.lr], cfg.weight_decay)
         self.optimizer = torch.optim.AdamW(  # foreach: as the engine's (bitwise the same, faster)
             groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, foreach=True
         )
@@ -323,7 +321,7 @@ class CurriculumTrainer:
             "version": 1, "config": self.cfg.model_dump(mode="json"), "step": self.step,
             "frames": self.model.frames, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": _rng_state(), "cursors": dict(self.cursors),
+            "scaler": self.scaler.state_dict(), "rng": rng_state(), "cursors": dict(self.cursors),
             "flops": dict(self.flops), "cum_flops": self.cum_flops, "train_s": self.train_s,
             "history": self.history, "steps": self.step_log,
         }  # fmt: skip
@@ -341,7 +339,7 @@ class CurriculumTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.step, self.cursors, self.flops = state["step"], state["cursors"], state["flops"]
         self.cum_flops, self.train_s = state["cum_flops"], state["train_s"]
         self.history, self.step_log = state["history"], state["steps"]

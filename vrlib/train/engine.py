@@ -32,15 +32,15 @@ from vrlib.train.checkpoint import (
     _check_resume_config,
     _cpu_state,
     _csv,
-    _rng_state,
     _save_checkpoint,
-    _set_rng_state,
+    rng_state,
     seed_everything,
+    set_rng_state,
 )
 from vrlib.train.config import TrainConfig, lr_factor
 from vrlib.train.data import CachedPairs, EndToEndPairs, _check_mode, _check_twin_batches
 from vrlib.train.evaluate import _flatten_metrics, evaluate_model
-from vrlib.train.objective import _head_name, _make_trainable, _Objective, _param_groups, _to_device
+from vrlib.train.objective import _head_name, _make_trainable, _Objective, _to_device, param_groups
 from vrlib.train.runtime import _amp_dtype, _distributed_context, _resolve_device
 from vrlib.train.sampler import ContrastiveBatchSampler, _global_batch, _keep_batch
 
@@ -114,7 +114,7 @@ class Trainer:
         if self.text_side is not None:
             parts.append(("text_side", self.text_side))
             lrs.append(self.cfg.text_lr or self.cfg.lr)
-        return _param_groups(parts, lrs, self.cfg.weight_decay)
+        return param_groups(parts, lrs, self.cfg.weight_decay)
 
     @property
     def is_main(self) -> bool:
@@ -181,7 +181,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimiser, schedule, scaler, RNGs."""
-        rng = _rng_state()
+        rng = rng_state()
         if self.world_size > 1:
             gathered: list[Any] = [None] * self.world_size
             dist.all_gather_object(gathered, rng)
@@ -229,7 +229,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
         if self.rank < len(state["rng"]):
-            _set_rng_state(state["rng"][self.rank])
+            set_rng_state(state["rng"][self.rank])
         else:
             warnings.warn(
                 f"checkpoint has no RNG state for rank {self.rank}; reseeding", stacklevel=2

@@ -149,7 +149,7 @@ def _no_decay(name: str, param: Tensor, module: nn.Module) -> bool:
     )
 
 
-def _param_groups(
+def param_groups(
     named: list[tuple[str, nn.Module]], lrs: list[float], weight_decay: float
 ) -> list[dict]:
     """AdamW groups: (decay, no decay) for each of the (name, module, lr) parts."""
