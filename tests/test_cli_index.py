@@ -199,7 +199,7 @@ def test_pretrained_expert_opens_the_worlds_expert(checkpoint, monkeypatch):
     assert asked == [("default", 0, "vrlib-tiny")]
     assert got.fingerprint == open_encoder("vrlib-tiny", str(checkpoint)).fingerprint
     with pytest.raises(
-        ValueError, match="expert exists for vrlib-tiny, vrlib-tiny-vit, not 'ViT-B-32'"
+        ValueError, match="expert exists for vrlib-tiny, vrlib-tiny-vit32, not 'ViT-B-32'"
     ):
         open_encoder("ViT-B-32", "expert")
 

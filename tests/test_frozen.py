@@ -162,7 +162,7 @@ def test_block_styles_agree_at_zero_temporal_init_and_differ_after():
 
 def test_loading_a_tower_of_another_geometry_fails(micro):
     model, _ = micro
-    other = build_frozen(FrozenConfig(clip_model="vrlib-tiny-vit"))[1].model.visual
+    other = build_frozen(FrozenConfig(clip_model="vrlib-tiny-vit32"))[1].model.visual
     with pytest.raises(ValueError, match="shape"):
         copy.deepcopy(model.visual).load_image_tower(other)
 
@@ -233,7 +233,7 @@ def test_expand_frames_writes_the_table_in_place(micro):
 
 def test_configs_are_data_and_reject_unknown_keys(tmp_path):
     cfg = load_frozen_config("frozen-tiny")
-    assert cfg.clip_model == "vrlib-tiny-vit" and cfg.block == "frozen" and cfg.zero_temporal
+    assert cfg.clip_model == "vrlib-tiny-vit32" and cfg.block == "frozen" and cfg.zero_temporal
     bad = tmp_path / "frozen-bad.json"
     bad.write_text('{"clip_model": "vrlib-tiny", "frames": 8}')
     with pytest.raises(ValueError, match="unknown key"):

@@ -116,7 +116,7 @@ def test_the_leaderboard_says_each_rows_frames(tmp_path):
     card = _card(sim, c2v, "tdb", tmp_path, sampling={"strategy": "uniform", "n": 12, "x": None})
     write_study_cards([card], tmp_path / "cards")
     assert "| temporal_ablation:tdb |  | uniform, n 12 |" in build_leaderboard(tmp_path / "cards")
-    card.model.update(pretrained="expert", encoder={"name": "vrlib-tiny-vit"})
+    card.model.update(pretrained="expert", encoder={"name": "vrlib-tiny-vit32"})
     write_study_cards([card], tmp_path / "cards")
     text = build_leaderboard(tmp_path / "cards")
-    assert "| temporal_ablation:tdb | vrlib-tiny-vit expert | uniform, n 12 |" in text
+    assert "| temporal_ablation:tdb | vrlib-tiny-vit32 expert | uniform, n 12 |" in text

@@ -125,7 +125,7 @@ def test_split_of_a_folder_dataset_is_read_by_its_reader(tmp_path: Path, bikes_m
         (
             "curriculum",
             "encoder:\n  model: vrlib-tiny\n",
-            ["encoder", "'vrlib-tiny' has no ViT image tower", "vrlib-tiny-vit"],
+            ["encoder", "'vrlib-tiny' has no ViT image tower", "vrlib-tiny-vit32"],
         ),
         ("caption_selection", "caption_size: 0\n", ["caption_size", "greater than or equal to 1"]),
         ("caption_selection", "caption_size: -5\n", ["caption_size", "greater than or equal"]),
@@ -223,10 +223,10 @@ def test_checkpoint_of_another_architecture_fails_at_the_check(tmp_path: Path):
     torch.save(load_clip("vrlib-tiny", None).model.state_dict(), ckpt)
     good = f"encoder:\n  model: vrlib-tiny\n  pretrained: {ckpt}\n"
     check_params("query_browser", _write(tmp_path, good, "good.yaml"))
-    bad = f"encoder:\n  model: vrlib-tiny-vit\n  pretrained: {ckpt}\n"
+    bad = f"encoder:\n  model: vrlib-tiny-vit32\n  pretrained: {ckpt}\n"
     msg = _refused_before_the_notebook(tmp_path, "query_browser", bad)
     assert "encoder.pretrained" in msg and "does not match the architecture" in msg
-    assert "'vrlib-tiny-vit'" in msg
+    assert "'vrlib-tiny-vit32'" in msg
 
 
 def test_caption_file_whose_videos_are_all_missing_fails_at_the_check(tmp_path: Path):

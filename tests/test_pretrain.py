@@ -155,13 +155,13 @@ def test_existing_checkpoint_with_other_settings_is_refused(world, trained):
 def test_another_registered_architecture_trains_loads_by_its_name_and_is_kept_on_resume(
     world, tmp_path
 ):
-    """model_name picks the open_clip config (here study 04's ViT, vrlib-tiny-vit); the checkpoint
+    """model_name picks the open_clip config (here study 04's ViT, vrlib-tiny-vit32); the checkpoint
     loads under that name and not under vrlib-tiny's, and resuming it as another model is refused."""
     out = tmp_path / "vit.pt"
-    kw = {**KW, "epochs": 1, "model_name": "vrlib-tiny-vit"}
+    kw = {**KW, "epochs": 1, "model_name": "vrlib-tiny-vit32"}
     summary = pretrain.pretrain_expert(world, out, **kw)
-    assert summary["model_name"] == "vrlib-tiny-vit" == summary["config"]["model_name"]
-    expert = load_clip("vrlib-tiny-vit", pretrained=str(out), device="cpu")
+    assert summary["model_name"] == "vrlib-tiny-vit32" == summary["config"]["model_name"]
+    expert = load_clip("vrlib-tiny-vit32", pretrained=str(out), device="cpu")
     assert type(expert.model.visual).__name__ == "VisionTransformer" and expert.embed_dim == 128
     default = load_clip("vrlib-tiny", pretrained=None, device="cpu")
     assert type(default.model.visual).__name__ == "ModifiedResNet"
@@ -215,13 +215,13 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     # the ViT expert (study 04's), with recipe overrides, into its own file by default
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     args = argparse.Namespace(
-        **{**cli, "out": None}, batch_size=128, lr=2e-3, model="vrlib-tiny-vit"
+        **{**cli, "out": None}, batch_size=128, lr=2e-3, model="vrlib-tiny-vit32"
     )
     assert pretrain.pretrain_from_cli(args) == 0
-    assert calls[-1][1] == tmp_path / "experts" / "vrlib-tiny-vit-smoke-seed3.pt"
+    assert calls[-1][1] == tmp_path / "experts" / "vrlib-tiny-vit32-smoke-seed3.pt"
     assert calls[-1][2] == {
-        **pretrain.PRESETS["vrlib-tiny-vit"]["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
-        "model_name": "vrlib-tiny-vit", "seed": 3, "device": "cpu",
+        **pretrain.PRESETS["vrlib-tiny-vit32"]["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
+        "model_name": "vrlib-tiny-vit32", "seed": 3, "device": "cpu",
     }  # fmt: skip
 
 

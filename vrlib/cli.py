@@ -71,7 +71,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="the expert's architecture: vrlib-tiny (default) or vrlib-tiny-vit (study 04)",
+        help="the expert's architecture: vrlib-tiny (default) or vrlib-tiny-vit32 (study 04)",
     )
     p.add_argument("--device", default=None)
 

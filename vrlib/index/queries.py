@@ -35,7 +35,7 @@ def open_encoder(model: str, pretrained: str | None, device: str | None = None):
 
 
 def expert_checkpoint(model: str) -> Path:
-    """The default world's expert of ``model`` (``vrlib-tiny``, ``vrlib-tiny-vit``), built if missing.
+    """The default world's expert of ``model`` (``vrlib-tiny``, ``vrlib-tiny-vit32``), built if missing.
 
     Raises ValueError naming the models that have an expert before any work starts.
     """

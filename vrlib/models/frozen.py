@@ -74,7 +74,7 @@ class FrozenConfig:
             the per-frame outputs averaged; the ablation that starts as the expert's mean pooling).
     """
 
-    clip_model: str = "vrlib-tiny-vit"
+    clip_model: str = "vrlib-tiny-vit32"
     max_frames: int = 8
     block: str = "frozen"
     zero_temporal: bool = True

@@ -53,7 +53,7 @@ def ensure_expert(
     model: str = MODEL_NAME,
     overrides: dict | None = None,
 ) -> Path:
-    """The preset's expert checkpoint of ``model`` (``vrlib-tiny``, or ``vrlib-tiny-vit`` for
+    """The preset's expert checkpoint of ``model`` (``vrlib-tiny``, or ``vrlib-tiny-vit32`` for
     study 04), generating the world and training the model if missing. ``overrides``: world
     knobs that change the stills (a negative control such as ``{"motion_image_share": 0.0}``):
     that world's expert, trained on its own stills with the preset's recipe.

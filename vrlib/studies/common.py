@@ -135,7 +135,7 @@ class DataParams(Strict):
 
 class EncoderParams(Strict):
     """Which image-text model. ``pretrained: expert`` = the world's expert of that model
-    (``vrlib-tiny``, or ``vrlib-tiny-vit``), pretrained on the world's still images."""
+    (``vrlib-tiny``, or ``vrlib-tiny-vit32``), pretrained on the world's still images."""
 
     model: str = "vrlib-tiny"
     pretrained: str | None = EXPERT

@@ -9,7 +9,7 @@ is T indices into the pool. The pool size bounds how many distinct frames a segm
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,8 +127,12 @@ def stride_offsets(frames: int, views: int) -> list[float]:
 
 @torch.no_grad()
 def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames: int, views: int,
-                    expansion: str = "zeros", batch: int = 32, reverse: bool = False) -> Tensor:  # fmt: skip
+                    expansion: str = "zeros", batch: int = 32, reverse: bool = False,
+                    videos: Sequence[int] | None = None) -> Tensor:  # fmt: skip
     """(C, V) similarities on ``clips`` with the test protocol (stride offsets averaged).
+
+    ``videos``: only these videos' columns, in this order (``None``: all), e.g. the twinned ones
+    for the reversed pass, which then costs those videos rather than the whole split.
 
     When ``frames`` exceeds what the model has learned, a copy is expanded with ``expansion``
     (the model itself is left as it is, so evaluating mid-curriculum does not change training).
@@ -144,22 +148,23 @@ def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames:
     model.eval()
     device = next(model.parameters()).device
     offsets = stride_offsets(frames, views)
-    videos = []
-    for start in range(0, len(clips.frames), batch):
-        pools = clips.frames[start : start + batch]
+    chosen = range(len(clips.frames)) if videos is None else [int(v) for v in videos]
+    embeddings = []
+    for start in range(0, len(chosen), batch):
+        pools = [clips.frames[v] for v in chosen[start : start + batch]]
         emb = 0
         for off in offsets:
             idx = [frame_indices(len(p), float("nan"), "stride", frames, offset=off) for p in pools]
             pixels = torch.stack([p[torch.from_numpy(i)] for p, i in zip(pools, idx, strict=True)])
             pixels = pixels.flip(1) if reverse else pixels  # (b, frames, 3, S, S)
             emb = emb + model.encode_video(pixels.to(device, torch.float32))  # (b, E)
-        videos.append(torch.nn.functional.normalize(emb, dim=-1).cpu())
+        embeddings.append(torch.nn.functional.normalize(emb, dim=-1).cpu())
     texts = [
         model.encode_text(tokenizer(clips.captions[s : s + 256]).to(device)).cpu()
         for s in range(0, len(clips.captions), 256)
     ]
     model.train(was_training)
-    return torch.cat(texts) @ torch.cat(videos).T  # (C, V)
+    return torch.cat(texts) @ torch.cat(embeddings).T  # (C, V)
 
 
 def geometric_mean_recall(result: dict[str, Any], direction: str = "t2v") -> float:

@@ -98,8 +98,12 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
                     "mdd": ci["mdd"], "n_queries": ci["n"], "n_videos": ci["n_clusters"],
                     "compute_ratio": ratio, "verdict": verdict})  # fmt: skip
 
-    add("the 1=>4=>8 curriculum reaches fixed-8 accuracy at <= 60% of its compute",
-        "frames-1=>4=>8", "frames-8", "reaches", max_ratio=0.6)  # fmt: skip
+    # The paper's curriculum saves time because its later stages are short fine-tunes (PTT 36 h
+    # against 98 h); here every schedule has the same steps and the stages are compute-matched,
+    # so the saving is what the cheaper early stages spend less, and the claim tested is
+    # non-inferiority at less compute.
+    add("the 1=>4=>8 curriculum reaches fixed-8 accuracy at less compute",
+        "frames-1=>4=>8", "frames-8", "reaches", max_ratio=1.0)  # fmt: skip
     add("the 1=>4 curriculum reaches fixed-4 accuracy at less compute",
         "frames-1=>4", "frames-4", "reaches", max_ratio=1.0)  # fmt: skip
     add("4 frames beat 1 frame", "frames-4", "frames-1", "greater")

@@ -57,7 +57,8 @@ class CurriculumParams(Strict):
     ablation_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     data: DataParams = DataParams()
     image_root: str | None = None  # a folder with annotations/images.jsonl; None = the world's
-    encoder: EncoderParams = EncoderParams(model="vrlib-tiny-vit")  # a ViT: its blocks are inflated
+    # a ViT: its blocks are inflated
+    encoder: EncoderParams = EncoderParams(model="vrlib-tiny-vit32")
     model: str = "frozen-tiny"
     pool_frames: int = Field(16, ge=1)
     test_captions_per_video: int | None = Field(3, ge=1)
@@ -109,7 +110,7 @@ class CurriculumParams(Strict):
         if not is_vit(enc.model):
             raise ValueError(
                 f"model {enc.model!r} has no ViT image tower; the space-time model inflates a "
-                "ViT's blocks (e.g. vrlib-tiny-vit, ViT-B-16)"
+                "ViT's blocks (e.g. vrlib-tiny-vit32, ViT-B-16)"
             )
         return enc
 
