@@ -12,14 +12,8 @@ from _frozen_micro import register_micro
 
 from vrlib.models.frozen import FrozenConfig, build_frozen
 from vrlib.train.clips import ClipSet, clip_similarity, stride_offsets, train_frames
-from vrlib.train.curriculum import (
-    CurriculumConfig,
-    Stage,
-    batch_kind,
-    frames_at,
-    stage_ends,
-    train_curriculum,
-)
+from vrlib.train.curriculum import train_curriculum
+from vrlib.train.schedule import CurriculumConfig, Stage, batch_kind, frames_at, stage_ends
 
 WORDS = ["red", "blue", "green", "circle", "square", "star", "left", "right", "up", "down"]
 
@@ -160,6 +154,11 @@ def test_evaluation_leaves_the_model_alone_and_averages_offsets(micro, data):
     assert sim.shape == (16, 8) and model.frames == 1  # a copy was expanded, not the model
     single = clip_similarity(model, micro[1].tokenizer, videos, frames=4, views=4)
     assert not torch.allclose(sim, single)  # two offsets averaged differ from one
+    # a subset of videos gives exactly those columns, in the order asked (the twin pass's saving)
+    some = clip_similarity(model, micro[1].tokenizer, videos, frames=4, views=8,
+                           expansion="nearest", videos=[5, 2, 7])  # fmt: skip
+    assert some.shape == (16, 3)
+    torch.testing.assert_close(some, sim[:, [5, 2, 7]], rtol=1e-5, atol=1e-6)
 
 
 def test_bad_configurations_fail_before_training(micro, data):

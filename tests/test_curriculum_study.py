@@ -235,5 +235,36 @@ def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
     sim = clip_similarity(model, encoder.tokenizer, test, 4, 8)
     scores = cu._twin_scores(sim, model, encoder.tokenizer, test, 4, 8, "zeros")
     assert scores.shape == (4,) and not np.all(scores == 0.5)
+    # the pass over twinned videos only scores as the pass over every video would
+    from vrlib.models.reversal import own_video_order_scores
+
+    backward = clip_similarity(model, encoder.tokenizer, test, 4, 8, reverse=True)
+    rows = np.flatnonzero(test.twin_of[c2v] >= 0)
+    full = own_video_order_scores(sim[rows], backward[rows], c2v[rows])
+    assert np.array_equal(scores, full)
     summary = cu.summary_rows(runs[:1])
     assert [r["setting"] for r in summary] == [cu.UNTRAINED] * 2 and summary[0]["GFLOPs"] == 0
+
+
+def test_joint_against_videos_only_is_tested_again_on_held_out_concept_videos():
+    """The subset claim reads only the queries of held-out-concept videos, clustered by video."""
+    rng = np.random.default_rng(2)
+    videos_only = rng.random(600) < 0.3
+    joint = videos_only.copy()
+    held_out = np.arange(200) < 50  # videos 0-49: queries 0-149
+    joint[:150] = True  # joint wins on every held-out query it missed, and only there
+    runs = _runs_from_hits({"videos-only": [videos_only] * 2, "joint": [joint] * 2},
+                           {"videos-only": 10.0, "joint": 8.0})  # fmt: skip
+    summary = cu.summary_rows(runs)
+    p = _params(n_boot=400)
+    rows = cc.claims(runs, summary, p, _Test(), held_out=held_out)
+    by = {c["comparison"]: c for c in rows}
+    sub = by["joint - videos-only (T2V R@1, held-out concepts)"]
+    assert sub["n_queries"] == 150 and sub["n_videos"] == 50
+    assert sub["diff"] == pytest.approx(100.0 * (1 - videos_only[:150].mean()))
+    assert sub["verdict"] == "holds"
+    whole = by["joint - videos-only (T2V R@1)"]
+    assert whole["n_queries"] == 600 and whole["diff"] < sub["diff"]
+    # no held-out concepts in the test split (or a real dataset): no subset claim
+    rows = cc.claims(runs, summary, p, _Test(), held_out=np.zeros(200, bool))
+    assert not any("held-out" in c["comparison"] for c in rows)

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
 from vrlib.studies.common import DataParams, EncoderParams, Strict
-from vrlib.train.curriculum import Stage
+from vrlib.train.schedule import Stage
 
 
 def _stages(*frames_steps: tuple[int, int]) -> list[Stage]:

@@ -57,7 +57,7 @@ from vrlib.studies.curriculum.params import CurriculumParams, TrainParams  # noq
 from vrlib.studies.temporal.twins import twin_index
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train.clips import ClipSet, geometric_mean_recall
-from vrlib.train.curriculum import CurriculumConfig
+from vrlib.train.schedule import CurriculumConfig
 
 TABLE4 = ("frames-1", "frames-4", "frames-1=>4", "frames-8", "frames-1=>4=>8")
 UNTRAINED = "untrained"  # step 0: the model before any training step
@@ -121,12 +121,18 @@ def settings(params: CurriculumParams) -> list[Setting]:
 
 @dataclass
 class Prepared:
-    """Decoded train and test videos and the preprocessed training images."""
+    """Decoded train and test videos and the preprocessed training images.
+
+    ``held_out``: per test video, whether it shows a concept the world held out of the training
+    videos (``video_concept_holdout``; the annotations' ``held_out_concepts``); None when the
+    dataset does not say (real data).
+    """
 
     train: ClipSet
     test: ClipSet
     images: tuple[torch.Tensor, list[str]]
     skipped: list[tuple[str, str]]
+    held_out: np.ndarray | None = None
 
 
 def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
@@ -153,7 +159,16 @@ def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
         test=test_clips,
         images=images,
         skipped=[*train.skipped, *test.skipped, *train_failed, *test_failed],
+        held_out=_held_out(test, test_clips),
     )
+
+
+def _held_out(test: Any, clips: ClipSet) -> np.ndarray | None:
+    """Per decoded test video: shows a held-out concept (None if the annotations never say)."""
+    meta = {v.video_id: v.meta for v in test.videos}
+    if not any("held_out_concepts" in m for m in meta.values()):
+        return None
+    return np.array([bool(meta[v].get("held_out_concepts")) for v in clips.video_ids])
 
 
 def _subset_captions(ds: Any, k: int, seed: int) -> Any:

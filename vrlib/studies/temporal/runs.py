@@ -17,14 +17,8 @@ import torch
 
 from vrlib.evaluation.study_cards import renamed, study_card
 from vrlib.models.reversal import own_video_order_scores
-from vrlib.studies.temporal.study import (
-    TEMPORAL_TAG,
-    RunResult,
-    Setting,
-    SplitData,
-    TemporalParams,
-    build_head,
-)
+from vrlib.studies.temporal.settings import Setting, build_head, text_side_options
+from vrlib.studies.temporal.study import TEMPORAL_TAG, RunResult, SplitData, TemporalParams
 from vrlib.studies.temporal.twins import (
     has_tag,
     reversed_pairs,
@@ -54,7 +48,6 @@ def requirements(params: TemporalParams, dim: int = 64) -> dict[str, bool]:
 def study_text_side(params: TemporalParams, encoder: Any, name: str | None = None) -> Any:
     """A fresh text side of the study (``params.text_side``), or the one called ``name``."""
     from vrlib.models import build_text_side
-    from vrlib.studies.temporal.study import text_side_options
 
     if name is not None and name != params.text_side["name"]:
         return build_text_side(name, encoder, encoder.embed_dim)

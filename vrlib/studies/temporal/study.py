@@ -37,8 +37,9 @@ What differs from the paper, and why (also in the notebook):
   fine-tuned with the head, as in the paper; frames are then decoded once per split and kept
   in memory as uint8 pixels (``temporal.runs.decode_split``).
 
-The study's code is in five modules read in this order: this one (what is asked: parameters,
-settings, the shapes of a split and of a run, the claims), ``temporal.runs`` (features or pixels
+The study's code is in six modules read in this order: ``temporal.settings`` (one row and the
+head it builds), this one (what is asked: parameters, the settings they list, the shapes of a
+split and of a run, the claims), ``temporal.runs`` (features or pixels
 of each split, then training and evaluating every setting with every seed), ``temporal.twins``
 (the reversed-twin analysis and its intervals), ``temporal.probes`` (where the order signal is
 lost) and ``temporal.reading`` (the words). What every study shares (rows, seeds, paper tables,
@@ -47,13 +48,10 @@ claims, bootstrap, reading words) is ``vrlib.studies.toolkit``.
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import Field, field_validator, model_validator
 
 from vrlib.studies import register_study
@@ -68,6 +66,7 @@ from vrlib.studies.common import (
     check_temperature,
     train_over_defaults,
 )
+from vrlib.studies.temporal.settings import Setting, build_head, text_side_options
 from vrlib.studies.toolkit import against_step0
 from vrlib.train import CachedPairs, EndToEndPairs, TrainConfig
 
@@ -268,63 +267,6 @@ class TemporalParams(Strict):
         if setting.name.startswith("tab-") and self.sweep_seeds is not None:
             return list(self.sweep_seeds)
         return list(self.seeds)
-
-
-def text_side_options(text_side: dict[str, Any]) -> dict[str, Any]:
-    """The options of a ``text_side`` parameter (every key but ``name``)."""
-    return {k: v for k, v in text_side.items() if k != "name"}
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One row of a table: its name, the head it builds and how it is trained.
-
-    Attributes:
-        control: train and evaluate the head's order-blind control (``vrlib.models.order_blind``).
-        text: the text side's name when it differs from the study's (``"frozen"``), else None.
-        train: ``TrainConfig`` keys that differ from the study's ``train`` (e.g. twin batches).
-    """
-
-    name: str
-    model: str
-    config: dict[str, Any] = field(default_factory=dict, hash=False)
-    control: bool = False
-    text: str | None = None
-    train: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    def run_key(self) -> str:
-        """Identity of what is trained: settings with the same head and config share runs.
-
-        Keys equal to the head's defaults are dropped, so ``tab-k5`` (centers=5) is the same run
-        as ``tdb+tab-base``.
-        """
-        defaults = _head_defaults(self.model)
-        cfg = {k: v for k, v in self.config.items() if defaults.get(k, object()) != v}
-        how = {"control": self.control, "text": self.text, "train": self.train}
-        return f"{self.model}|{json.dumps(cfg, sort_keys=True)}|{json.dumps(how, sort_keys=True)}"
-
-
-@functools.cache
-def _head_defaults(model: str) -> dict[str, Any]:
-    """The config a head is built with when given no keys (dim/num_frames excluded)."""
-    import dataclasses
-
-    head = build_head(Setting(model, model), dim=64, num_frames=2)
-    cfg = dataclasses.asdict(head.config)
-    return {k: v for k, v in cfg.items() if k not in ("dim", "num_frames", "heads")}
-
-
-def build_head(setting: Setting, dim: int, num_frames: int, seed: int | None = None):
-    """The head of ``setting`` for features of size ``dim`` (init drawn from ``seed`` if given).
-
-    A control is the same head, with the same init, wrapped by ``vrlib.models.order_blind``.
-    """
-    from vrlib.models import build_model, order_blind
-
-    if seed is not None:
-        torch.manual_seed(seed)
-    head = build_model(setting.model, dim=dim, num_frames=num_frames, **setting.config)
-    return order_blind(head) if setting.control else head
 
 
 # ----------------------------------------------------------------------------- data and runs

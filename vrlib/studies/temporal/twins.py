@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrlib.studies.temporal.study import TEMPORAL_TAG, RunResult, Setting, SplitData, build_head
+from vrlib.studies.temporal.settings import Setting, build_head
+from vrlib.studies.temporal.study import TEMPORAL_TAG, RunResult, SplitData
 from vrlib.studies.toolkit import aggregate_seeds, cluster_bootstrap
 from vrlib.train import CachedPairs
 
