@@ -19,6 +19,20 @@ METRIC_KEYS = ("R@1", "R@5", "R@10", "MdR", "MnR")
 SELECT_METRICS = tuple(f"{d}_{k}" for d in ("t2v", "v2t") for k in METRIC_KEYS) + ("rsum",)
 
 
+def reject_unknown_keys(model: type[BaseModel], data: Any) -> Any:
+    """``data`` as given, or ValueError naming every key ``model`` does not have and the valid
+    ones (a ``mode="before"`` validator of the run configs: a typo fails by name, not as
+    pydantic's generic "extra inputs" message)."""
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - set(model.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown} of {model.__name__}; "
+                f"valid keys: {sorted(model.model_fields)}"
+            )
+    return data
+
+
 class TrainConfig(BaseModel):
     """Everything ``fit`` needs, validated; unknown keys are rejected by name.
 
@@ -68,13 +82,7 @@ class TrainConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _name_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(cls.model_fields))
-            if unknown:
-                raise ValueError(
-                    f"unknown TrainConfig key(s) {unknown}; valid keys: {sorted(cls.model_fields)}"
-                )
-        return data
+        return reject_unknown_keys(cls, data)
 
     @model_validator(mode="after")
     def _check_temperature(self) -> TrainConfig:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vrlib.train.config import reject_unknown_keys
+
 
 class Stage(BaseModel):
     """One stage of the frame curriculum: ``steps`` optimiser steps with ``frames`` per video and
@@ -55,11 +57,7 @@ class CurriculumConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _name_unknown(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(cls.model_fields))
-            if unknown:
-                raise ValueError(f"unknown key(s) {unknown}; valid: {sorted(cls.model_fields)}")
-        return data
+        return reject_unknown_keys(cls, data)
 
     @model_validator(mode="after")
     def _every_stage_sees_videos(self) -> CurriculumConfig:
