@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from vrlib.papers import paper_rows
 from vrlib.report import load_params
 from vrlib.studies import toolkit as tk
 from vrlib.studies.curriculum import claims as cc
+from vrlib.studies.curriculum import data as cdata
 from vrlib.studies.curriculum import runs as cu
 
 
@@ -18,10 +21,52 @@ def _params(**kw) -> cu.CurriculumParams:
 
 
 def test_committed_parameter_files_validate():
-    for name in ("smoke", "default", "webvid-cc"):
+    for name in (
+        "smoke",
+        "default",
+        "webvid-cc",
+        "no_holdout",
+        "unseen_shapes",
+        "unseen_shapes_control",
+    ):
         p = load_params("curriculum", f"parameters/curriculum/{name}.yaml")
         totals = {sum(s.steps for s in st) for st in p.schedules.values()}
         assert len(totals) == 1  # every row gets the same number of steps, as in the paper
+
+
+def test_held_out_shapes_are_checked_and_training_videos_showing_them_are_left_out():
+    from vrlib.data.datasets import CaptionItem, RetrievalDataset, VideoItem
+
+    with pytest.raises(ValueError, match="unknown shape.*hexagon.*valid: circle"):
+        _params(videos_without_shapes=["hexagon"])
+    with pytest.raises(ValueError, match="listed twice"):
+        _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["star", "star"]})
+    with pytest.raises(ValueError, match="expert_without_shapes needs pretrained: expert"):
+        _params(encoder={"model": "ViT-B-32", "pretrained": "openai",
+                         "expert_without_shapes": ["star"]})  # fmt: skip
+    p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["star"]},
+                videos_without_shapes=["square", "circle"])  # fmt: skip
+    assert p.videos_without_shapes == ["circle", "square"]
+    assert p.held_out_shapes() == ["circle", "square", "star"]
+
+    def event(shape, colour="red", static=None):
+        ends = {"colour": colour}
+        return {"shape": shape, "start": ends, "end": ends, "static": static}
+
+    videos = [
+        VideoItem("a", Path("a.mp4"), meta={"events": [event("star")]}),
+        VideoItem("b", Path("b.mp4"), meta={"events": [event("star", static={"shape": "square", "colour": "blue"})]}),
+        VideoItem("c", Path("c.mp4"), meta={"events": [event("circle"), event("ring")]}),
+    ]  # fmt: skip
+    captions = [CaptionItem(v, f"{v} {i}") for v in "abc" for i in range(2)]
+    ds = RetrievalDataset("synthetic", "train", Path("."), videos, captions)
+    kept = cdata._without_shapes(ds, ["square"])  # a shape shown only as a static object counts
+    assert [v.video_id for v in kept.videos] == ["a", "c"] and len(kept.captions) == 4
+    assert kept.caption_to_video.tolist() == [0, 0, 1, 1]
+    no_events = RetrievalDataset("mine", "train", Path("."), [VideoItem("x", Path("x.mp4"))],
+                                 [CaptionItem("x", "t")])  # fmt: skip
+    with pytest.raises(ValueError, match="mine: video 'x' has no meta.events"):
+        cdata._without_shapes(no_events, ["square"])
 
 
 def test_schedules_must_have_equal_steps_and_named_schedules_must_exist():
@@ -268,3 +313,12 @@ def test_joint_against_videos_only_is_tested_again_on_held_out_concept_videos():
     # no held-out concepts in the test split (or a real dataset): no subset claim
     rows = cc.claims(runs, summary, p, _Test(), held_out=np.zeros(200, bool))
     assert not any("held-out" in c["comparison"] for c in rows)
+    # a shape the model starts without: the same comparison on the videos that show it, worded
+    # for whether the training videos lacked it too (the mechanism) or showed it (the control)
+    for videos_without, lacking in (([], "the expert never saw"),
+                                    (["square"], "the expert and the training videos never")):  # fmt: skip
+        p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32",
+                    "expert_without_shapes": ["square"]}, videos_without_shapes=videos_without)  # fmt: skip
+        rows = cc.claims(runs, summary, p, _Test(), unseen_shape=held_out)
+        sub = next(c for c in rows if c["comparison"].endswith("videos of square)"))
+        assert lacking in sub["claim"] and sub["n_videos"] == 50 and sub["verdict"] == "holds"

@@ -281,7 +281,8 @@ def test_world_overrides_get_a_world_folder_of_their_own():
     from types import SimpleNamespace
 
     from vrlib.paths import expert_path, world_dir
-    from vrlib.studies.common import DataParams, EncoderParams, _encoder_key, study_inputs
+    from vrlib.studies.common import DataParams, EncoderParams
+    from vrlib.studies.inputs import _encoder_key, study_inputs
 
     assert world_dir("default", 0, {"video_shift": 0.0}) != world_dir("default", 0)
     # a knob that changes the stills gets an expert of its own; a videos-only knob does not
@@ -291,6 +292,12 @@ def test_world_overrides_get_a_world_folder_of_their_own():
     assert expert_path("default", 0, "vrlib-tiny", stills.stills_overrides()) != expert_path()
     assert expert_path("default", 0, "vrlib-tiny", {}) == expert_path()
     assert _encoder_key(EncoderParams(), stills) != _encoder_key(EncoderParams(), DataParams())
+    # so does an expert that never saw some shapes
+    unseen = EncoderParams(expert_without_shapes=["square"])
+    assert _encoder_key(unseen, DataParams()) != _encoder_key(EncoderParams(), DataParams())
+    assert (
+        expert_path(without_shapes=["square"]).name == "vrlib-tiny-default-seed0-without-square.pt"
+    )
     for data, name in (
         (DataParams(world_overrides={"video_shift": 0.0}), "world default seed 0 video_shift=0.0"),
         (DataParams(), "world default seed 0"),

@@ -229,7 +229,7 @@ def test_paper_protocols_use_metric_option_names():
 
 def test_metrics_record_the_inputs_data_and_encoder_fingerprints(tmp_path, smoke_world):
     """metrics.json names the world (hash of its annotation files) and the encoder's weights."""
-    from vrlib.studies.common import data_fingerprint, load_encoder
+    from vrlib.studies.inputs import data_fingerprint, load_encoder
 
     params = load_params("failure_analysis", ROOT / "parameters/failure_analysis/smoke.yaml")
     encoder = load_encoder(params.encoder, params.data)

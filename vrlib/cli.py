@@ -73,6 +73,12 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the expert's architecture: vrlib-tiny (default) or vrlib-tiny-vit32 (study 04)",
     )
+    p.add_argument(
+        "--without-shapes",
+        default=None,
+        help="comma-separated shapes the expert never sees (every still showing one is left "
+        "out; study 04's unseen_shapes.yaml), e.g. cross,diamond,square",
+    )
     p.add_argument("--device", default=None)
 
 

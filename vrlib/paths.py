@@ -36,13 +36,18 @@ def _overrides_suffix(overrides: dict | None) -> str:
 
 
 def expert_path(
-    preset: str = "default", seed: int = 0, model: str = "vrlib-tiny", overrides: dict | None = None
+    preset: str = "default",
+    seed: int = 0,
+    model: str = "vrlib-tiny",
+    overrides: dict | None = None,
+    without_shapes: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Checkpoint of the image-text expert ``model`` pretrained on that world's images; a world
-    whose ``overrides`` change its stills (``motion_image_share``) has an expert of its own."""
-    return (
-        vrlib_home() / "experts" / f"{model}-{preset}-seed{seed}{_overrides_suffix(overrides)}.pt"
-    )
+    whose ``overrides`` change its stills (``motion_image_share``) has an expert of its own, and
+    so has one that never saw ``without_shapes`` (``-without-square``)."""
+    without = "-without-" + "-".join(sorted(set(without_shapes))) if without_shapes else ""
+    name = f"{model}-{preset}-seed{seed}{_overrides_suffix(overrides)}{without}.pt"
+    return vrlib_home() / "experts" / name
 
 
 def feature_cache_dir() -> Path:

@@ -115,7 +115,7 @@ class StudyOutputs:
 
     def write_metrics(self, protocol: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
         """Write ``metrics.json`` with every row added so far."""
-        from vrlib.studies.common import study_inputs
+        from vrlib.studies.inputs import study_inputs
 
         seed = getattr(self.params, "seed", None)
         doc = {

@@ -39,8 +39,7 @@ def expert_checkpoint(model: str) -> Path:
 
     Raises ValueError naming the models that have an expert before any work starts.
     """
-    from vrlib.pretrain import ensure_expert
-    from vrlib.pretrain.loop import PRESETS
+    from vrlib.pretrain import PRESETS, ensure_expert
 
     if model not in PRESETS:
         raise ValueError(

@@ -22,13 +22,18 @@ uninterrupted one. The checkpoint loads with ``load_clip("vrlib-tiny", pretraine
 sidecar ``PATH.json`` holds the summary for people and reports.
 """
 
+from vrlib.pretrain.config import MODEL_NAME, PRESETS, PretrainConfig, config_record
 from vrlib.pretrain.expert import ensure_expert, preset_settings, pretrain_from_cli
-from vrlib.pretrain.images import evaluate_image_text, image_set_sha, load_image_set, read_rgb
+from vrlib.pretrain.images import (
+    evaluate_image_text,
+    image_set_sha,
+    kept_images,
+    known_shapes,
+    load_image_set,
+    read_rgb,
+)
 from vrlib.pretrain.loop import (
     CHECKPOINT_VERSION,
-    MODEL_NAME,
-    PRESETS,
-    PretrainConfig,
     adamw_optimizer,
     epoch_generator,
     held_out_ceiling,
@@ -43,11 +48,14 @@ __all__ = [
     "PRESETS",
     "PretrainConfig",
     "adamw_optimizer",
+    "config_record",
     "epoch_generator",
     "ensure_expert",
     "evaluate_image_text",
     "held_out_ceiling",
     "image_set_sha",
+    "kept_images",
+    "known_shapes",
     "load_image_set",
     "preset_settings",
     "pretrain_expert",

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vrlib.io import exclusive, remove_stale_temporaries
+from vrlib.pretrain.config import MODEL_NAME, PRESETS, PretrainConfig, config_record
 from vrlib.pretrain.images import image_set_sha
-from vrlib.pretrain.loop import (
-    MODEL_NAME,
-    PRESETS,
-    PretrainConfig,
-    pretrain_expert,
-    sidecar_path,
-)
+from vrlib.pretrain.loop import pretrain_expert, sidecar_path
 
 
 def preset_settings(preset: str, model: str = MODEL_NAME) -> dict[str, Any]:
@@ -52,11 +46,14 @@ def ensure_expert(
     device: str | None = None,
     model: str = MODEL_NAME,
     overrides: dict | None = None,
+    without_shapes: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """The preset's expert checkpoint of ``model`` (``vrlib-tiny``, or ``vrlib-tiny-vit32`` for
     study 04), generating the world and training the model if missing. ``overrides``: world
     knobs that change the stills (a negative control such as ``{"motion_image_share": 0.0}``):
     that world's expert, trained on its own stills with the preset's recipe.
+    ``without_shapes``: an expert of its own that never saw these shapes (its training stills
+    leave out every image showing one; study 04's Table 2), same recipe otherwise.
 
     A finished checkpoint with the preset's current settings returns at once; an interrupted one
     resumes; one trained with other settings (an older ``PRESETS``) is retrained, like
@@ -65,7 +62,9 @@ def ensure_expert(
     from vrlib.paths import expert_path
 
     settings = preset_settings(preset, model)  # an unknown model fails before any work
-    out = expert_path(preset, seed, model, overrides)
+    if without_shapes:
+        settings["without_shapes"] = tuple(sorted(set(without_shapes)))
+    out = expert_path(preset, seed, model, overrides, without_shapes)
     with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
         remove_stale_temporaries(out)
         return _ensure_expert(out, _world(preset, seed, None, overrides), seed, device, settings)
@@ -76,7 +75,7 @@ def _ensure_expert(
 ) -> Path:
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
-        wanted = asdict(PretrainConfig(seed=seed, **settings))
+        wanted = config_record(PretrainConfig(seed=seed, **settings))
         trained_on = ckpt.get("summary", {}).get("image_set_sha")
         if ckpt.get("config") != wanted or trained_on != image_set_sha(world):
             what = "other settings" if ckpt.get("config") != wanted else "another image set"
@@ -98,6 +97,7 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     import sys
 
     from vrlib.paths import expert_path
+    from vrlib.pretrain.images import known_shapes
 
     model = args.model or MODEL_NAME
     try:
@@ -105,9 +105,17 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: --preset/--model: {e}", file=sys.stderr)
         return 2
+    without = []
+    if args.without_shapes:
+        try:
+            without = known_shapes(args.without_shapes.split(","))
+        except ValueError as e:
+            print(f"error: --without-shapes: {e}", file=sys.stderr)
+            return 2
+        settings["without_shapes"] = tuple(without)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    out = args.out or expert_path(args.preset, args.seed, model)
+    out = args.out or expert_path(args.preset, args.seed, model, without_shapes=without)
     # the same lock as ensure_expert: a study (or another pretrain) that wants this checkpoint
     # meanwhile waits for it instead of training it a second time into the same file
     with exclusive(out, f"training the expert {out}"):

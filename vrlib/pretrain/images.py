@@ -20,9 +20,14 @@ from vrlib.encoders import ClipEncoder
 
 
 def load_image_set(
-    world_dir: str | os.PathLike, split: str, encoder: ClipEncoder, chunk: int = 512
+    world_dir: str | os.PathLike,
+    split: str,
+    encoder: ClipEncoder,
+    chunk: int = 512,
+    without_shapes: tuple[str, ...] = (),
 ) -> tuple[torch.Tensor, list[str]]:
-    """Decode and preprocess every image of one split once.
+    """Decode and preprocess every image of one split once (those showing none of
+    ``without_shapes``, when given: :func:`kept_images`).
 
     Returns:
         pixels: float16 (N, 3, S, S), normalised like the model's own transform (float16 halves
@@ -32,6 +37,9 @@ def load_image_set(
     from vrlib.data.datasets import load_image_captions
 
     pairs = load_image_captions(world_dir, split)
+    if without_shapes:
+        keep = kept_images(world_dir, split, without_shapes)  # the same rows, in the same order
+        pairs = [pair for pair, k in zip(pairs, keep, strict=True) if k]
     if not pairs:
         raise ValueError(f"{world_dir}: no images in split {split!r} of annotations/images.jsonl")
     pixels = []
@@ -41,6 +49,49 @@ def load_image_set(
         )  # (B, H, W, 3)
         pixels.append(encoder.preprocess_frames(frames).to("cpu", torch.float16))
     return torch.cat(pixels), [caption for _, caption in pairs]
+
+
+def kept_images(
+    world_dir: str | os.PathLike, split: str, without_shapes: tuple[str, ...]
+) -> list[bool]:
+    """Per image of ``split`` (file order), whether it shows none of ``without_shapes``: no object
+    of its scene and, for a still of motion, no object of any of its events at any time.
+
+    Why: an expert that has never seen a shape (study 04's Table 2) is one whose stills leave
+    out every picture of it, not only those whose caption names it.
+
+    Raises:
+        ValueError: an image record has no ``attributes`` (a world made elsewhere), so what it
+            shows is unknown.
+    """
+    from vrlib.data.minimal_pairs import image_records
+    from vrlib.data.synthetic import concepts
+
+    keep = []
+    for record in image_records(world_dir, split):
+        attributes = record.get("attributes")
+        if attributes is None:
+            raise ValueError(
+                f"{Path(world_dir) / 'annotations' / 'images.jsonl'}: image "
+                f"{record.get('image_id')!r} has no attributes, so the images showing "
+                f"{list(without_shapes)} cannot be left out"
+            )
+        shown = {obj["shape"] for obj in attributes.get("objects", [])}
+        shown |= {shape for shape, _ in concepts(attributes.get("motion", {}).get("events", []))}
+        keep.append(not shown & set(without_shapes))
+    return keep
+
+
+def known_shapes(shapes: list[str]) -> list[str]:
+    """``shapes`` sorted, if each is a shape of the embedded world (``SHAPES``) and none repeats
+    (what ``without_shapes`` may name: studies' parameters and ``vrlib pretrain``)."""
+    from vrlib.data.synthetic import SHAPES
+
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown or len(set(shapes)) != len(shapes):
+        what = f"unknown shape(s) {unknown}" if unknown else f"a shape listed twice in {shapes}"
+        raise ValueError(f"{what}; valid: {', '.join(SHAPES)}")
+    return sorted(shapes)
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The expert's training run: configuration, presets, AdamW + warm-up + cosine, epochs, checkpoints.
+"""The expert's training run: AdamW + warm-up + cosine, epochs, checkpoints (recipes and
+settings in :mod:`vrlib.pretrain.config`).
 
 The loop is kept in plain sight (nanoGPT style); see the package docstring for why it is built so.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,80 +22,16 @@ from vrlib.data.minimal_pairs import hard_batches, image_records, partner_lists
 from vrlib.encoders import ClipEncoder, load_clip
 from vrlib.encoders.weights import quiet_random_init_warning
 from vrlib.io import atomic_save_torch, write_json
-from vrlib.pretrain.images import _shift, evaluate_image_text, image_set_sha, load_image_set
+from vrlib.pretrain.config import MODEL_NAME, PretrainConfig, config_record
+from vrlib.pretrain.images import (
+    _shift,
+    evaluate_image_text,
+    image_set_sha,
+    kept_images,
+    load_image_set,
+)
 
-MODEL_NAME = "vrlib-tiny"
 CHECKPOINT_VERSION = 1
-
-VIT_MODEL_NAME = "vrlib-tiny-vit32"
-
-# Per model and world preset, the expert's training settings (the command line and
-# ensure_expert). The smoke world (~300 images) only needs a model that runs; the default world
-# (~6000 images) gets the best recipe found for about 5 minutes on 2 CPU cores.
-#
-# vrlib-tiny (open_clip ModifiedResNet, layers [1,1,1,1], width 16, 64 px; text 3 x 128): a
-# convolutional image tower learns these renders far faster than a small ViT. CPU sweep (val
-# R@1 t2i/i2t, default world, seed 0, 2 quiet threads unless noted): 25 epochs at batch 128 and
-# lr 3e-3 reached 64.9/68.2, 81%/86% of the ideal model's 79.8/79.2 (``held_out_ceiling``), in
-# 244 s; lr 2e-3 gave 60.5/65.0 (64.2/66.5 on 1 thread: the thread count changes the float sums);
-# at 10 epochs batch 128 > 256 > 64, lr 1e-3 ~ 2e-3 >> 5e-3 (batch 256), width 32 no better at
-# twice the cost, minimal-pair hard negatives (0.5) no better. It also encodes ~2.4x faster.
-#
-# vrlib-tiny-vit32 (ViT, 3 blocks, width 128, patch 8, 32 px: 16 patches + CLS = 17 tokens a
-# frame): study 04 inflates a ViT image tower into its space-time model, so it keeps this expert.
-# Why 32 px: an 8-frame clip is 129 tokens instead of 513, so a space-time training step costs
-# about half as much on CPU and study 04 can train long enough to beat its untrained model
-# clearly (issue 19). The 64 px ViT it replaces (65 tokens a frame; a sweep of 44 recipes on one
-# GPU found R@1 growing with epochs, lr 1e-3 best) reached val R@1 t2i/i2t 25.6/24.8 in 547 s with
-# 20 epochs at batch 256; at 32 px the same recipe with a 2 px shift (4 px is an eighth of the
-# frame here) reaches 31.1/31.0 in 262 s (default world, seed 0, 2 CPU cores).
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    MODEL_NAME: {
-        "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4},
-        # every mechanism planted (its stills include those of motion, each with its reversed
-        # twin): half of each batch is hard negatives, so a still of motion meets its twin and
-        # the text must tell "grows" from "shrinks". Measured (World v4, 25 epochs, 560 s): the
-        # frozen direction probe 97.9% pairwise (82.6% with random batches and no twins, World
-        # v3), held-out R@1 t2i/i2t 57.5/57.0 (57.2/56.5 before)
-        "default": {
-            "epochs": 25,
-            "batch_size": 128,
-            "lr": 3e-3,
-            "warmup_steps": None,
-            "hard_negatives": 0.5,
-        },
-    },
-    VIT_MODEL_NAME: {
-        "smoke": {"epochs": 4, "batch_size": 64, "warmup_steps": 4, "shift": 2},
-        "default": {"epochs": 20, "batch_size": 256, "warmup_steps": None, "shift": 2},
-    },
-}
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Everything that changes the trained weights (saved in the checkpoint and compared on resume)."""
-
-    epochs: int
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int | None = None  # None: 10% of all steps, at most 100
-    seed: int = 0
-    shift: int = 4  # random-shift augmentation, pixels at model resolution; 0 disables it
-    model_name: str = MODEL_NAME
-    hard_negatives: float = 0.0  # share of each batch filled with minimal-pair partners
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not 0.0 <= self.hard_negatives < 1.0:
-            raise ValueError(f"hard_negatives must be in [0, 1), got {self.hard_negatives}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.shift < 0:
-            raise ValueError(
-                f"lr must be > 0, weight_decay and shift >= 0; got lr={self.lr}, weight_decay={self.weight_decay}, shift={self.shift}"
-            )
 
 
 def sidecar_path(out_path: str | os.PathLike) -> Path:
@@ -199,7 +136,9 @@ def _load_resume(out_path: Path, cfg: PretrainConfig) -> dict | None:
         return None
     ckpt = torch.load(out_path, map_location="cpu", weights_only=True)
     saved = ckpt.get("config", {})
-    differ = {k: (saved.get(k), v) for k, v in asdict(cfg).items() if saved.get(k) != v}
+    wanted = config_record(cfg)
+    differ = {k: (saved.get(k), wanted.get(k)) for k in saved.keys() | wanted.keys()
+              if saved.get(k) != wanted.get(k)}  # fmt: skip
     if differ:
         raise ValueError(
             f"{out_path}: an existing checkpoint was trained with other settings {differ} "
@@ -219,7 +158,9 @@ def untrained_expert(cfg: PretrainConfig, device: torch.device | str = "cpu") ->
 def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dict | None) -> _Run:
     """Build the model, load the data once, and restore a checkpoint's state when resuming."""
     encoder = untrained_expert(cfg, device)
-    train_pixels, train_captions = load_image_set(world_dir, "train", encoder)
+    train_pixels, train_captions = load_image_set(
+        world_dir, "train", encoder, without_shapes=cfg.without_shapes
+    )
     val_pixels, val_captions = load_image_set(world_dir, "val", encoder)
     batch_size = min(cfg.batch_size, len(train_pixels))
     total = len(train_pixels) // batch_size * cfg.epochs
@@ -235,7 +176,7 @@ def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dic
         train_tokens=encoder.tokenizer(train_captions),  # (N, L)
         val_pixels=val_pixels,
         val_captions=val_captions,
-        partners=partner_lists(image_records(world_dir, "train")) if cfg.hard_negatives else [],
+        partners=_partners(world_dir, cfg) if cfg.hard_negatives else [],
         batch_size=batch_size,
         warmup=warmup,
     )
@@ -246,6 +187,15 @@ def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dic
         torch.set_rng_state(ckpt["rng"]["torch"])
         run.history, run.elapsed = ckpt["history"], ckpt["summary"]["wall_time_s"]
     return run
+
+
+def _partners(world_dir: Path, cfg: PretrainConfig) -> list[list[int]]:
+    """Minimal-pair partners of the training images, indexed as ``load_image_set`` returns them."""
+    records = image_records(world_dir, "train")
+    if cfg.without_shapes:
+        keep = kept_images(world_dir, "train", cfg.without_shapes)
+        records = [r for r, k in zip(records, keep, strict=True) if k]
+    return partner_lists(records)
 
 
 def pretrain_expert(
@@ -261,6 +211,7 @@ def pretrain_expert(
     shift: int = 4,
     hard_negatives: float = 0.0,
     model_name: str = MODEL_NAME,
+    without_shapes: tuple[str, ...] = (),
     device: str | torch.device | None = None,
     log_every: int = 1,
 ) -> dict[str, Any]:
@@ -271,7 +222,7 @@ def pretrain_expert(
             and ``images/``; videos are never read).
         out_path: checkpoint file; ``<out_path>.json`` receives the summary.
         epochs, batch_size, lr, weight_decay, warmup_steps, seed, shift, hard_negatives,
-            model_name: see :class:`PretrainConfig`; ``model_name`` is a registered open_clip
+            model_name, without_shapes: see :class:`PretrainConfig`; ``model_name`` is a registered open_clip
             config (``vrlib/model_configs``), and the checkpoint loads with
             ``load_clip(model_name, pretrained=out_path)``.
         device: default CUDA when available (bf16 autocast), else CPU (fp32).
@@ -296,6 +247,7 @@ def pretrain_expert(
         shift,
         model_name=model_name,
         hard_negatives=hard_negatives,
+        without_shapes=tuple(without_shapes),
     )
     out_path, world_dir = Path(out_path).expanduser(), Path(world_dir).expanduser()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -332,7 +284,7 @@ def pretrain_expert(
             "wall_time_s": run.elapsed,
             "device": str(device),
             "resumed_from_epoch": start_epoch,
-            "config": asdict(cfg),
+            "config": config_record(cfg),
             "image_set_sha": images_sha,
         }
         _save(out_path, run, epoch + 1, summary)
@@ -375,7 +327,7 @@ def _save(out_path: Path, run: _Run, epoch: int, summary: dict) -> None:
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
         "epoch": epoch,
-        "config": asdict(run.cfg),
+        "config": config_record(run.cfg),
         "rng": rng,
         "history": run.history,
         "summary": summary,

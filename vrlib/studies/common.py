@@ -7,8 +7,6 @@ Parameter models reject unknown keys (``extra="forbid"``) so a typo fails before
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -23,11 +21,6 @@ from pydantic import (
 )
 
 EXPERT = "expert"
-# Files that identify a dataset's content apart from its videos: world.json (generator version
-# and parameters), splits and captions. Videos are not hashed (gigabytes); world.json pins them.
-_ANNOTATION_SUFFIXES = (".json", ".jsonl", ".csv", ".txt")
-# Weights fingerprint of every encoder load_encoder returned in this process, by its parameters.
-_LOADED_FINGERPRINTS: dict[tuple[str, str | None, str, int], str] = {}
 
 
 class Strict(BaseModel):
@@ -135,12 +128,15 @@ class DataParams(Strict):
 
 class EncoderParams(Strict):
     """Which image-text model. ``pretrained: expert`` = the world's expert of that model
-    (``vrlib-tiny``, or ``vrlib-tiny-vit32``), pretrained on the world's still images."""
+    (``vrlib-tiny``, or ``vrlib-tiny-vit32``), pretrained on the world's still images;
+    ``expert_without_shapes``: an expert of its own whose stills never showed these shapes (a
+    concept the model starts without, study 04's Table 2)."""
 
     model: str = "vrlib-tiny"
     pretrained: str | None = EXPERT
     device: str | None = None
     batch_size: int = Field(256, gt=0)
+    expert_without_shapes: list[str] = Field(default_factory=list)
 
     @field_validator("model")
     @classmethod
@@ -164,7 +160,19 @@ class EncoderParams(Strict):
 
         if self.pretrained not in (None, EXPERT):
             check_pretrained(self.model, self.pretrained, must_exist=False)
+        if self.expert_without_shapes and self.pretrained != EXPERT:
+            raise ValueError(
+                f"expert_without_shapes needs pretrained: {EXPERT} (it names which expert to "
+                f"train), got pretrained: {self.pretrained!r}"
+            )
         return self
+
+    @field_validator("expert_without_shapes")
+    @classmethod
+    def _known_shapes(cls, shapes: list[str]) -> list[str]:
+        from vrlib.pretrain import known_shapes
+
+        return known_shapes(shapes)
 
 
 class SamplingParams(Strict):
@@ -249,7 +257,7 @@ def check_splits(data: DataParams, split_keys: dict[str, str]) -> None:
 
 
 def check_expert(data: DataParams, enc: EncoderParams) -> None:
-    from vrlib.pretrain.loop import PRESETS
+    from vrlib.pretrain import PRESETS
 
     if enc.pretrained == EXPERT and enc.model not in PRESETS:
         raise ValueError(
@@ -261,81 +269,6 @@ def check_expert(data: DataParams, enc: EncoderParams) -> None:
             "encoder.pretrained: 'expert' is the embedded world's vrlib-tiny and needs data.root: "
             "null; for real data give an open_clip tag (e.g. openai) or a local checkpoint path"
         )
-
-
-def load_encoder(enc: EncoderParams, data: DataParams):
-    """Load the encoder; ``pretrained: expert`` trains the world's expert first if it is missing."""
-    from vrlib.encoders import load_clip
-
-    pretrained = enc.pretrained
-    check_expert(data, enc)
-    if pretrained == EXPERT:
-        from vrlib.pretrain import ensure_expert
-
-        pretrained = str(
-            ensure_expert(
-                data.world_preset, data.world_seed, model=enc.model,
-                overrides=data.stills_overrides(),
-            )
-        )  # fmt: skip
-    encoder = load_clip(enc.model, pretrained=pretrained, device=enc.device)
-    # Taken now, before a study may fine-tune the weights in place: metrics.json names the inputs.
-    _LOADED_FINGERPRINTS[_encoder_key(enc, data)] = encoder.fingerprint
-    return encoder
-
-
-def _encoder_key(enc: EncoderParams, data: DataParams) -> tuple[str, str | None, str, int, str]:
-    stills = json.dumps(data.stills_overrides(), sort_keys=True)  # a variant's expert is its own
-    return (enc.model, enc.pretrained, data.world_preset, data.world_seed, stills)
-
-
-def data_fingerprint(root: Path) -> str:
-    """SHA-256 of the dataset's annotation files (names and bytes), up to two folders deep.
-
-    Why: two machines that report different numbers must be able to tell differing inputs from
-    differing arithmetic. For the embedded world this covers ``world.json`` (generator and
-    parameters), ``splits.json`` and the caption files.
-    """
-    h = hashlib.sha256()
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix in _ANNOTATION_SUFFIXES and len(p.relative_to(root).parts) <= 3 and p.is_file()
-    )
-    for path in files:
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def study_inputs(params: Any) -> dict[str, Any]:
-    """What identifies a study's inputs, for metrics.json: data and encoder weights fingerprints.
-
-    Studies without ``data``/``encoder`` parameters get an empty dict. The encoder fingerprint is
-    the one :func:`load_encoder` took when it loaded the weights in this process (None if the
-    study loaded none); the data fingerprint is :func:`data_fingerprint` of the dataset root.
-    """
-    data, enc = getattr(params, "data", None), getattr(params, "encoder", None)
-    if not isinstance(data, DataParams) or not isinstance(enc, EncoderParams):
-        return {}
-    from vrlib.paths import world_dir
-
-    # Not resolve_root(): recording what was used must never build a world.
-    root = (
-        Path(data.root).expanduser()
-        if data.root
-        else world_dir(data.world_preset, data.world_seed, data.world_overrides)
-    )
-    changed = "".join(f" {k}={v}" for k, v in sorted(data.world_overrides.items()))
-    return {
-        "data_root": str(root)
-        if data.root is not None
-        else f"world {data.world_preset} seed {data.world_seed}{changed}",
-        "data_sha256": data_fingerprint(root) if root.is_dir() else None,
-        "encoder": enc.model,
-        "encoder_pretrained": enc.pretrained,
-        "encoder_fingerprint": _LOADED_FINGERPRINTS.get(_encoder_key(enc, data)),
-    }
 
 
 @dataclass
@@ -416,3 +349,7 @@ def check_temperature(value: float | str) -> float | str:
     if value != EXPERT and not 0.01 <= value <= 1:
         raise ValueError(f"temperature must be 'expert' or in [0.01, 1], got {value}")
     return value
+
+
+# Re-exported: the notebooks and studies load their encoder and record their inputs through here.
+from vrlib.studies.inputs import data_fingerprint, load_encoder, study_inputs  # noqa: E402, F401

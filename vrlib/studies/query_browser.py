@@ -169,7 +169,8 @@ def prepare_source(p: BrowserParams) -> BrowserSource:
 
     from vrlib.aggregate import aggregate
     from vrlib.metrics import evaluate
-    from vrlib.studies.common import load_encoder, prepare_split
+    from vrlib.studies.common import prepare_split
+    from vrlib.studies.inputs import load_encoder
 
     encoder = load_encoder(p.encoder, p.data)
     data = prepare_split(

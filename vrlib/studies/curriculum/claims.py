@@ -62,7 +62,8 @@ def compute_of(summary: list[dict], setting: str) -> float:
 
 
 def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
-           test: ClipSet, paper: list[dict] = (), held_out: np.ndarray | None = None) -> list[dict]:  # fmt: skip
+           test: ClipSet, paper: list[dict] = (), held_out: np.ndarray | None = None,
+           unseen_shape: np.ndarray | None = None) -> list[dict]:  # fmt: skip
     """The paper's claims tested on our numbers (paired cluster bootstrap over test videos and
     seeds), then every trained Table 4 setting against step 0 (``untrained``).
 
@@ -73,6 +74,8 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         held_out: per test video, whether it shows a concept held out of the training videos
             (``Prepared.held_out``): joint against videos-only is tested again on those videos,
             where the paper's mechanism (images carry what the videos lack) must show if anywhere.
+        unseen_shape: per test video, whether it shows a shape the model starts without or the
+            training videos lack (``Prepared.unseen_shape``): the same comparison on those videos.
     """
     have = {r.setting for r in runs}
     theirs = {r["setting"]: r["R@1"] for r in paper if r.get("direction", "t2v") == "t2v"}
@@ -117,6 +120,13 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         queries = np.asarray(held_out)[np.asarray(test.caption_to_video)]
         add("joint training beats videos only on videos with concepts held out of training videos",
             "joint", "videos-only", "greater", queries=queries, where=", held-out concepts")  # fmt: skip
+    if unseen_shape is not None and unseen_shape.any():
+        shapes = ", ".join(params.held_out_shapes())
+        lacking = ("the expert and the training videos never showed"
+                   if params.videos_without_shapes else "the expert never saw (the videos show it)")  # fmt: skip
+        queries = np.asarray(unseen_shape)[np.asarray(test.caption_to_video)]
+        add(f"joint training beats videos only on videos of a shape {lacking}",
+            "joint", "videos-only", "greater", queries=queries, where=f", videos of {shapes}")  # fmt: skip
     ratio = table_ratio(runs, [f"expand-{x}" for x in params.expansions])
     for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
         before = len(out)

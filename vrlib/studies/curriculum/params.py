@@ -87,6 +87,12 @@ class CurriculumParams(Strict):
     # the expansion comparison is uninformative when the learned temporal rows it expands are
     # this small next to the spatial positions (RMS row norms): every method then writes ~zeros
     negligible_table_ratio: float = Field(0.05, ge=0)
+    # Table 2's mechanism, a concept only the images carry (issue 19): training videos that show
+    # one of these shapes are left out (the images keep theirs). With the same shapes in
+    # ``encoder.expert_without_shapes`` the model starts without them too, and joint against
+    # videos-only is tested again on the test videos that show them. [] keeps every training
+    # video: the negative control, where the videos teach the shape as well.
+    videos_without_shapes: list[str] = Field(default_factory=list)
     n_boot: int = Field(2000, ge=100)
     train_split: str = "train"
     test_split: str = "test"
@@ -113,6 +119,17 @@ class CurriculumParams(Strict):
                 "ViT's blocks (e.g. vrlib-tiny-vit32, ViT-B-16)"
             )
         return enc
+
+    @field_validator("videos_without_shapes")
+    @classmethod
+    def _known_shapes(cls, shapes: list[str]) -> list[str]:
+        from vrlib.pretrain import known_shapes
+
+        return known_shapes(shapes)
+
+    def held_out_shapes(self) -> list[str]:
+        """The shapes the model starts without or the training videos lack (sorted)."""
+        return sorted({*self.encoder.expert_without_shapes, *self.videos_without_shapes})
 
     def split_keys(self) -> dict[str, str]:
         """``{parameter key: split}`` of the splits the study reads."""

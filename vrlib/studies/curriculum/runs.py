@@ -36,7 +36,8 @@ claim "holds" when the 95% interval shows it: above 0 (greater); above -``noninf
 and at no more compute than claimed (reaches); two one-sided tests inside
 +-``equivalence_margin`` (within noise). Identical outputs are never "holds".
 
-The parameters and their checks live in ``vrlib.studies.curriculum.params`` (re-exported here),
+The parameters and their checks live in ``vrlib.studies.curriculum.params``, the decoded data in
+``curriculum.data`` (both re-exported here),
 the claims and the reading in ``curriculum.claims``; decoding and training in
 ``vrlib.train.clips`` / ``vrlib.train.curriculum``.
 """
@@ -53,8 +54,8 @@ import numpy as np
 import torch
 
 from vrlib.evaluation.study_cards import renamed
+from vrlib.studies.curriculum.data import Prepared, prepare  # noqa: F401
 from vrlib.studies.curriculum.params import CurriculumParams, TrainParams  # noqa: F401
-from vrlib.studies.temporal.twins import twin_index
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train.clips import ClipSet, geometric_mean_recall
 from vrlib.train.schedule import CurriculumConfig
@@ -117,71 +118,6 @@ def settings(params: CurriculumParams) -> list[Setting]:
 
 
 # ----------------------------------------------------------------------------- data
-
-
-@dataclass
-class Prepared:
-    """Decoded train and test videos and the preprocessed training images.
-
-    ``held_out``: per test video, whether it shows a concept the world held out of the training
-    videos (``video_concept_holdout``; the annotations' ``held_out_concepts``); None when the
-    dataset does not say (real data).
-    """
-
-    train: ClipSet
-    test: ClipSet
-    images: tuple[torch.Tensor, list[str]]
-    skipped: list[tuple[str, str]]
-    held_out: np.ndarray | None = None
-
-
-def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
-    """Decode the frame pools of both splits once; images preprocessed like the expert's."""
-    from vrlib.data.datasets import load_dataset
-    from vrlib.pretrain import load_image_set
-    from vrlib.train.clips import decode_clip_set
-
-    d = params.data
-    kw = {"video_dir": d.video_dir} if d.video_dir else {}
-    root = d.resolve_root()
-    train = load_dataset(d.dataset, root, params.train_split, on_error=d.on_error, **kw)
-    test = load_dataset(d.dataset, root, params.test_split, on_error=d.on_error, **kw)
-    if params.test_captions_per_video is not None:
-        test = _subset_captions(test, params.test_captions_per_video, params.seed)
-    pre = encoder.preprocess_frames
-    images = load_image_set(params.image_root or root, "train", encoder)
-    train_clips, train_failed = decode_clip_set(train, pre, params.pool_frames, on_error=d.on_error)
-    test_clips, test_failed = decode_clip_set(
-        test, pre, params.pool_frames, twins=twin_index, on_error=d.on_error
-    )
-    return Prepared(
-        train=train_clips,
-        test=test_clips,
-        images=images,
-        skipped=[*train.skipped, *test.skipped, *train_failed, *test_failed],
-        held_out=_held_out(test, test_clips),
-    )
-
-
-def _held_out(test: Any, clips: ClipSet) -> np.ndarray | None:
-    """Per decoded test video: shows a held-out concept (None if the annotations never say)."""
-    meta = {v.video_id: v.meta for v in test.videos}
-    if not any("held_out_concepts" in m for m in meta.values()):
-        return None
-    return np.array([bool(meta[v].get("held_out_concepts")) for v in clips.video_ids])
-
-
-def _subset_captions(ds: Any, k: int, seed: int) -> Any:
-    """At most ``k`` captions per video, drawn with ``seed`` (fewer queries: a cheaper test)."""
-    from vrlib.data.datasets import RetrievalDataset
-
-    rng = np.random.default_rng(seed)
-    keep = []
-    for v in range(len(ds.videos)):
-        caps = np.flatnonzero(ds.caption_to_video == v)
-        keep += sorted(rng.choice(caps, size=min(k, len(caps)), replace=False).tolist())
-    return RetrievalDataset(ds.name, ds.split, ds.root, list(ds.videos),
-                            [ds.captions[i] for i in sorted(keep)], list(ds.skipped))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- runs

@@ -1,0 +1,122 @@
+"""Study 04's data: the decoded train and test clips and the training images, and which test
+videos show what the training held out (a world's held-out concepts, a shape the model starts
+without).
+
+Why apart from :mod:`vrlib.studies.curriculum.runs`: what the runs train and test on is decided
+here, once, before any run; the runs only read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vrlib.studies.curriculum.params import CurriculumParams
+from vrlib.studies.temporal.twins import twin_index
+from vrlib.train.clips import ClipSet
+
+
+@dataclass
+class Prepared:
+    """Decoded train and test videos and the preprocessed training images.
+
+    ``held_out``: per test video, whether it shows a concept the world held out of the training
+    videos (``video_concept_holdout``; the annotations' ``held_out_concepts``); None when the
+    dataset does not say (real data).
+    ``unseen_shape``: per test video, whether it shows a shape of ``encoder.expert_without_shapes``
+    or ``videos_without_shapes`` (one the model starts without); None when none is held out.
+    """
+
+    train: ClipSet
+    test: ClipSet
+    images: tuple[torch.Tensor, list[str]]
+    skipped: list[tuple[str, str]]
+    held_out: np.ndarray | None = None
+    unseen_shape: np.ndarray | None = None
+
+
+def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
+    """Decode the frame pools of both splits once; images preprocessed like the expert's."""
+    from vrlib.data.datasets import load_dataset
+    from vrlib.pretrain import load_image_set
+    from vrlib.train.clips import decode_clip_set
+
+    d = params.data
+    kw = {"video_dir": d.video_dir} if d.video_dir else {}
+    root = d.resolve_root()
+    train = load_dataset(d.dataset, root, params.train_split, on_error=d.on_error, **kw)
+    test = load_dataset(d.dataset, root, params.test_split, on_error=d.on_error, **kw)
+    if params.videos_without_shapes:
+        train = _without_shapes(train, params.videos_without_shapes)
+    if params.test_captions_per_video is not None:
+        test = _subset_captions(test, params.test_captions_per_video, params.seed)
+    pre = encoder.preprocess_frames
+    images = load_image_set(params.image_root or root, "train", encoder)
+    train_clips, train_failed = decode_clip_set(train, pre, params.pool_frames, on_error=d.on_error)
+    test_clips, test_failed = decode_clip_set(
+        test, pre, params.pool_frames, twins=twin_index, on_error=d.on_error
+    )
+    return Prepared(
+        train=train_clips,
+        test=test_clips,
+        images=images,
+        skipped=[*train.skipped, *test.skipped, *train_failed, *test_failed],
+        held_out=_held_out(test, test_clips),
+        unseen_shape=_shows(test, test_clips, params.held_out_shapes()),
+    )
+
+
+def _held_out(test: Any, clips: ClipSet) -> np.ndarray | None:
+    """Per decoded test video: shows a held-out concept (None if the annotations never say)."""
+    meta = {v.video_id: v.meta for v in test.videos}
+    if not any("held_out_concepts" in m for m in meta.values()):
+        return None
+    return np.array([bool(meta[v].get("held_out_concepts")) for v in clips.video_ids])
+
+
+def _shapes_shown(video: Any, dataset: str) -> set[str]:
+    """Every shape a synthetic video shows at any time (its ``meta["events"]``)."""
+    from vrlib.data.synthetic import concepts
+
+    if "events" not in video.meta:
+        raise ValueError(
+            f"{dataset}: video {video.video_id!r} has no meta.events, so the shapes it shows are "
+            "unknown (videos_without_shapes and expert_without_shapes need the embedded world)"
+        )
+    return {shape for shape, _ in concepts(video.meta["events"])}
+
+
+def _without_shapes(ds: Any, shapes: list[str]) -> Any:
+    """The training videos that show none of ``shapes``, with their captions (Table 2's
+    mechanism: the videos lack a concept that only the still images carry)."""
+    from vrlib.data.datasets import RetrievalDataset
+
+    videos = [v for v in ds.videos if not _shapes_shown(v, ds.name) & set(shapes)]
+    kept = {v.video_id for v in videos}
+    captions = [c for c in ds.captions if c.video_id in kept]
+    return RetrievalDataset(ds.name, ds.split, ds.root, videos, captions, list(ds.skipped))
+
+
+def _shows(test: Any, clips: ClipSet, shapes: list[str]) -> np.ndarray | None:
+    """Per decoded test video: shows one of ``shapes`` (None when no shape is held out)."""
+    if not shapes:
+        return None
+    by_id = {v.video_id: v for v in test.videos}
+    return np.array([bool(_shapes_shown(by_id[v], test.name) & set(shapes))
+                     for v in clips.video_ids])  # fmt: skip
+
+
+def _subset_captions(ds: Any, k: int, seed: int) -> Any:
+    """At most ``k`` captions per video, drawn with ``seed`` (fewer queries: a cheaper test)."""
+    from vrlib.data.datasets import RetrievalDataset
+
+    rng = np.random.default_rng(seed)
+    keep = []
+    for v in range(len(ds.videos)):
+        caps = np.flatnonzero(ds.caption_to_video == v)
+        keep += sorted(rng.choice(caps, size=min(k, len(caps)), replace=False).tolist())
+    return RetrievalDataset(ds.name, ds.split, ds.root, list(ds.videos),
+                            [ds.captions[i] for i in sorted(keep)], list(ds.skipped))  # fmt: skip
