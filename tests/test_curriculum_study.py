@@ -322,3 +322,31 @@ def test_joint_against_videos_only_is_tested_again_on_held_out_concept_videos():
         rows = cc.claims(runs, summary, p, _Test(), unseen_shape=held_out)
         sub = next(c for c in rows if c["comparison"].endswith("videos of square)"))
         assert lacking in sub["claim"] and sub["n_videos"] == 50 and sub["verdict"] == "holds"
+
+
+def test_table2_on_subsets_of_test_videos_reads_each_subset_and_the_rest():
+    """R@1 per setting on the videos of a held-out concept and on the others, over seeds."""
+    hits = np.zeros(600, bool)
+    hits[:150:3] = True  # one of 3 queries of each of videos 0-49: 33.3% there
+    hits[150::2] = True  # half of the other queries: 50%
+    runs = _runs_from_hits({"joint": [hits, hits], "videos-only": [hits, ~hits]},
+                           {"joint": 1.0, "videos-only": 1.0})  # fmt: skip
+    mask = np.arange(200) < 50
+    rows = cu.subset_rows(runs, _Test(), {"of square": mask}, ["joint", "videos-only"])
+    by = {(r["videos"], r["setting"]): r for r in rows}
+    assert set(by) == {
+        (v, s) for v in ("of square", "the others") for s in ("joint", "videos-only")
+    }
+    assert by["of square", "joint"]["R@1"] == pytest.approx(100 / 3)
+    assert by["the others", "joint"]["R@1"] == pytest.approx(50.0)
+    assert (
+        by["of square", "joint"]["n_videos"] == 50 and by["the others", "joint"]["n_videos"] == 150
+    )
+    assert by["of square", "joint"]["n_seeds"] == 2 and by["of square", "joint"]["R@1_std"] == 0.0
+    # the second seed's hits are the complement: the mean is over seeds, per subset
+    assert by["of square", "videos-only"]["R@1"] == pytest.approx(50.0)
+    # which subsets a study reads: only those some test video is in
+    prep = cu.Prepared(train=None, test=None, images=None, skipped=[],
+                       held_out=np.zeros(200, bool), unseen_shape=mask)  # fmt: skip
+    p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["square"]})
+    assert list(cu.video_subsets(prep, p)) == ["of square"]

@@ -120,3 +120,15 @@ def _subset_captions(ds: Any, k: int, seed: int) -> Any:
         keep += sorted(rng.choice(caps, size=min(k, len(caps)), replace=False).tolist())
     return RetrievalDataset(ds.name, ds.split, ds.root, list(ds.videos),
                             [ds.captions[i] for i in sorted(keep)], list(ds.skipped))  # fmt: skip
+
+
+def video_subsets(prep: Prepared, params: CurriculumParams) -> dict[str, np.ndarray]:
+    """The subsets of test videos Table 2 is read on, by label: those showing a concept the world
+    held out of the training videos, and those showing a shape the model starts without (each
+    only where some test video does)."""
+    out = {}
+    if prep.held_out is not None and prep.held_out.any():
+        out["held-out concepts"] = prep.held_out
+    if prep.unseen_shape is not None and prep.unseen_shape.any():
+        out[f"of {', '.join(params.held_out_shapes())}"] = prep.unseen_shape
+    return out

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from vrlib.evaluation.study_cards import renamed
-from vrlib.studies.curriculum.data import Prepared, prepare  # noqa: F401
+from vrlib.studies.curriculum.data import Prepared, prepare, video_subsets  # noqa: F401
 from vrlib.studies.curriculum.params import CurriculumParams, TrainParams  # noqa: F401
 from vrlib.studies.toolkit import METRIC_KEYS, aggregate_seeds, rows_from_metrics
 from vrlib.train.clips import ClipSet, geometric_mean_recall
@@ -288,6 +288,27 @@ def twin_rows(runs: list[RunResult]) -> list[dict[str, Any]]:
     per_seed = [{"setting": r.setting, "seed": r.seed, "twin_acc": 100.0 * float(np.mean(r.twin_scores)),
                  "twin_n": len(r.twin_scores)} for r in runs if len(r.twin_scores)]  # fmt: skip
     return aggregate_seeds(per_seed, keys=("setting",), metrics=["twin_acc"])
+
+
+def subset_rows(runs: list[RunResult], test: ClipSet, subsets: dict[str, np.ndarray],
+                names: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+    """T2V R@1 of the ``names`` settings on each subset of test videos and on the rest (mean and
+    std over seeds): whether the videos of a held-out concept are harder, and for which source.
+
+    Args:
+        subsets: a label per subset (``data.video_subsets``) and, per test video, whether it is in.
+    """
+    c2v = np.asarray(test.caption_to_video)
+    per_seed = []
+    for label, mask in subsets.items():
+        inside = np.asarray(mask)[c2v]
+        for videos, queries, n in ((label, inside, int(mask.sum())),
+                                   ("the others", ~inside, int((~mask).sum()))):  # fmt: skip
+            per_seed += [{"subset": label, "videos": videos, "n_videos": n, "setting": r.setting,
+                          "seed": r.seed, "R@1": 100.0 * float(np.mean(r.t2v_ranks[queries] <= 1))}
+                         for r in runs if r.setting in names]  # fmt: skip
+    keys = ("subset", "videos", "n_videos", "setting")
+    return aggregate_seeds(per_seed, keys=keys, metrics=["R@1"])
 
 
 def paper_table(summary: list[dict], paper: list[dict], names: list[str]):
