@@ -142,6 +142,11 @@ class CurriculumParams(Strict):
 
         check_splits(self.data, self.split_keys())
         check_expert(self.data, self.encoder)
+        if self.videos_without_shapes and self.data.dataset != "synthetic":
+            raise ValueError(
+                f"videos_without_shapes needs dataset: synthetic (its videos list the shapes they "
+                f"show), got dataset: {self.data.dataset!r}"
+            )
         needed = {self.expansion_schedule, self.sources_schedule, *self.curve_schedules}
         missing = sorted(needed - set(self.schedules))
         if missing:
