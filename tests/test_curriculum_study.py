@@ -46,6 +46,7 @@ def test_held_out_shapes_are_checked_and_training_videos_showing_them_are_left_o
                          "expert_without_shapes": ["star"]})  # fmt: skip
     with pytest.raises(ValueError, match="videos_without_shapes needs dataset: synthetic"):
         _params(data={"dataset": "msrvtt", "root": "/data/msrvtt"}, videos_without_shapes=["star"],
+                train_split="9k", test_split="1k-A",
                 encoder={"model": "ViT-B-32", "pretrained": "openai"})  # fmt: skip
     p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["star"]},
                 videos_without_shapes=["square", "circle"])  # fmt: skip
