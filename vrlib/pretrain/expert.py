@@ -62,9 +62,10 @@ def ensure_expert(
     from vrlib.paths import expert_path
 
     settings = preset_settings(preset, model)  # an unknown model fails before any work
-    if without_shapes:
-        settings["without_shapes"] = tuple(sorted(set(without_shapes)))
-    out = expert_path(preset, seed, model, overrides, without_shapes)
+    shapes = tuple(sorted(set(without_shapes)))  # one name and one config for any order
+    if shapes:
+        settings["without_shapes"] = shapes
+    out = expert_path(preset, seed, model, overrides, shapes)
     with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
         remove_stale_temporaries(out)
         return _ensure_expert(out, _world(preset, seed, None, overrides), seed, device, settings)
