@@ -173,6 +173,41 @@ def test_another_registered_architecture_trains_loads_by_its_name_and_is_kept_on
         pretrain.pretrain_expert(world, out, **{**kw, "model_name": "vrlib-tiny"})
 
 
+def test_a_locked_text_tower_is_the_donors_bit_for_bit_and_only_the_image_tower_trains(
+    world, trained, tmp_path
+):
+    """``text_from``: the ViT starts its text side from vrlib-tiny's expert and keeps it; the
+    image tower and the temperature train; the setting is recorded and compared on resume."""
+    donor_path, _ = trained
+    out = tmp_path / "locked.pt"
+    kw = {**KW, "epochs": 1, "model_name": "vrlib-tiny-vit32", "text_from": "vrlib-tiny"}
+    summary = pretrain.pretrain_expert(world, out, text_tower=donor_path, **kw)
+    assert summary["config"]["text_from"] == "vrlib-tiny"
+    donor = torch.load(donor_path, map_location="cpu", weights_only=True)["model"]
+    start = pretrain.loop.untrained_expert(
+        pretrain.PretrainConfig(1, model_name="vrlib-tiny-vit32")
+    )
+    trained_vit = torch.load(out, map_location="cpu", weights_only=True)["model"]
+    text = [k for k in trained_vit if k.startswith(pretrain.loop.TEXT_TOWER)]
+    assert len(text) > 10 and all(torch.equal(trained_vit[k], donor[k]) for k in text)
+    image = [k for k in trained_vit if k.startswith("visual.")]
+    initial = start.model.state_dict()
+    assert any(not torch.equal(trained_vit[k], initial[k]) for k in image)
+    with pytest.raises(ValueError, match="text_from='vrlib-tiny' needs text_tower"):
+        pretrain.pretrain_expert(world, tmp_path / "none.pt", **kw)
+    with pytest.raises(ValueError, match="other settings.*'text_from'"):
+        pretrain.pretrain_expert(world, out, **{**kw, "text_from": ""})
+    with pytest.raises(ValueError, match="text_from must name another model"):
+        pretrain.PretrainConfig(1, model_name="vrlib-tiny", text_from="vrlib-tiny")
+    # a checkpoint without a text tower that fits: named, before any step
+    bad = tmp_path / "bad.pt"
+    torch.save({"model": {"visual.conv1.weight": torch.zeros(1)}}, bad)
+    with pytest.raises(ValueError, match="bad.pt: its text tower does not fit"):
+        pretrain.pretrain_expert(world, tmp_path / "b.pt", text_tower=bad, **kw)
+    # recorded only when set: an expert trained before the setting existed still matches
+    assert "text_from" not in pretrain.config_record(pretrain.PretrainConfig(1))
+
+
 def test_shift_translates_and_never_flips():
     img = torch.zeros(8, 3, 16, 16)
     img[:, :, 5, 3] = 1.0  # one bright pixel in the left part
@@ -202,7 +237,8 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     args = argparse.Namespace(**cli, batch_size=None, lr=None, model=None, without_shapes=None)
     assert pretrain.pretrain_from_cli(args) == 0
     smoke = {**pretrain.PRESETS["vrlib-tiny"]["smoke"], "model_name": "vrlib-tiny"}
-    assert calls == [(world, out, {**smoke, "epochs": 1, "seed": 3, "device": "cpu"})]
+    wired = {**smoke, "epochs": 1, "seed": 3, "device": "cpu", "text_tower": None}
+    assert calls == [(world, out, wired)]
     printed = capsys.readouterr().out
     assert "val image->text R@1" in printed
     assert printed.splitlines()[-1] == str(out)  # `--pretrained "$(... | tail -1)"` works
@@ -224,10 +260,15 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
         without_shapes=None,
     )  # fmt: skip
     assert pretrain.pretrain_from_cli(args) == 0
-    assert calls[-1][1] == tmp_path / "experts" / "vrlib-tiny-vit32-smoke-seed3.pt"
+    # its recipe locks vrlib-tiny's text tower: that expert is trained first, on the same world
+    # (a world of one's own: beside the checkpoint), with its own recipe
+    vit = tmp_path / "experts" / "vrlib-tiny-vit32-smoke-seed3.pt"
+    donor = vit.with_name("vrlib-tiny-vit32-smoke-seed3-text-vrlib-tiny.pt")
+    assert calls[-2] == (world, donor, {**smoke, "seed": 3, "device": "cpu", "text_tower": None})
+    assert calls[-1][1] == vit
     assert calls[-1][2] == {
         **pretrain.PRESETS["vrlib-tiny-vit32"]["smoke"], "epochs": 1, "batch_size": 128, "lr": 2e-3,
-        "model_name": "vrlib-tiny-vit32", "seed": 3, "device": "cpu",
+        "model_name": "vrlib-tiny-vit32", "seed": 3, "device": "cpu", "text_tower": donor,
     }  # fmt: skip
     # an expert that never saw some shapes: its own file, the shapes passed on sorted
     args = argparse.Namespace(**{**cli, **none, "out": None, "without_shapes": "square,cross"})

@@ -66,14 +66,17 @@ def ensure_expert(
     if shapes:
         settings["without_shapes"] = shapes
     out = expert_path(preset, seed, model, overrides, shapes)
+    donor = None
+    if settings.get("text_from"):  # its text tower: that model's expert of the same stills
+        donor = ensure_expert(preset, seed, device, settings["text_from"], overrides, shapes)
     with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
         remove_stale_temporaries(out)
-        return _ensure_expert(out, _world(preset, seed, None, overrides), seed, device, settings)
+        world = _world(preset, seed, None, overrides)
+        return _ensure_expert(out, world, seed, device, settings, donor)
 
 
-def _ensure_expert(
-    out: Path, world: Path, seed: int, device: str | None, settings: dict[str, Any]
-) -> Path:
+def _ensure_expert(out: Path, world: Path, seed: int, device: str | None,
+                   settings: dict[str, Any], text_tower: Path | None = None) -> Path:  # fmt: skip
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
         wanted = config_record(PretrainConfig(seed=seed, **settings))
@@ -85,7 +88,7 @@ def _ensure_expert(
             sidecar_path(out).unlink(missing_ok=True)
         elif ckpt.get("epoch", 0) >= settings["epochs"]:
             return out
-    pretrain_expert(world, out, seed=seed, device=device, **settings)
+    pretrain_expert(world, out, seed=seed, device=device, text_tower=text_tower, **settings)
     return out
 
 
@@ -116,17 +119,24 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
         settings["without_shapes"] = tuple(without)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    out = args.out or expert_path(args.preset, args.seed, model, without_shapes=without)
+    out = Path(args.out or expert_path(args.preset, args.seed, model, without_shapes=without))
+    world = _world(args.preset, args.seed, args.world)
+    donor = None
+    if settings.get("text_from"):  # the recipe's text tower: that model's expert, same stills
+        donor = out.with_name(f"{out.stem}-text-{settings['text_from']}.pt")
+        if args.world is None and args.out is None:  # the preset's: shared with ensure_expert
+            donor = expert_path(args.preset, args.seed, settings["text_from"], None, without)
+        with exclusive(donor, f"training the expert {donor}"):
+            remove_stale_temporaries(donor)
+            recipe = preset_settings(args.preset, settings["text_from"])
+            _ensure_expert(donor, world, args.seed, args.device,
+                           recipe | ({"without_shapes": tuple(without)} if without else {}))  # fmt: skip
     # the same lock as ensure_expert: a study (or another pretrain) that wants this checkpoint
     # meanwhile waits for it instead of training it a second time into the same file
     with exclusive(out, f"training the expert {out}"):
         remove_stale_temporaries(out)
         summary = pretrain_expert(
-            _world(args.preset, args.seed, args.world),
-            out,
-            seed=args.seed,
-            device=args.device,
-            **settings,
+            world, out, seed=args.seed, device=args.device, text_tower=donor, **settings
         )
     val = summary["val"]
     print(

@@ -46,7 +46,8 @@ def adamw_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.
     """AdamW as in open_clip: no weight decay on gains, biases, 1-d embeddings and the temperature."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
+        if p.requires_grad:  # a locked text tower (``text_from``) is left out
+            (no_decay if p.ndim < 2 else decay).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -155,9 +156,42 @@ def untrained_expert(cfg: PretrainConfig, device: torch.device | str = "cpu") ->
         return load_clip(cfg.model_name, device=device, precision="fp32", init_seed=cfg.seed)
 
 
-def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dict | None) -> _Run:
+# open_clip's CLIP keeps its text tower at the top level, its image tower under ``visual.``;
+# ``logit_scale`` is shared and stays trainable.
+TEXT_TOWER = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.",
+              "text_projection")  # fmt: skip
+
+
+def lock_text_tower(model: torch.nn.Module, donor_checkpoint: str | os.PathLike) -> None:
+    """Copy the text tower of another expert's checkpoint into ``model`` and freeze it.
+
+    Why: a small ViT trained from scratch on these stills never learns to read direction, and
+    its text side, trained only against it, learns no more; a text tower that already reads it
+    (vrlib-tiny's) gives the image tower a target worth learning (``PretrainConfig.text_from``).
+    Raises ValueError when the donor's text tower does not fit ``model``'s.
+    """
+    donor = torch.load(donor_checkpoint, map_location="cpu", weights_only=True)["model"]
+    text = {k: v for k, v in donor.items() if k.startswith(TEXT_TOWER)}
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(TEXT_TOWER)}
+    misfit = sorted(k for k in own.keys() | text.keys()
+                    if k not in text or k not in own or text[k].shape != own[k].shape)  # fmt: skip
+    if misfit or not text:
+        raise ValueError(
+            f"{donor_checkpoint}: its text tower does not fit this model's "
+            f"(keys missing or of other shapes: {misfit[:5] or 'no text tower'})"
+        )
+    model.load_state_dict(text, strict=False)
+    for name, p in model.named_parameters():
+        if name.startswith(TEXT_TOWER):
+            p.requires_grad_(False)
+
+
+def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dict | None,
+           text_tower: str | os.PathLike | None) -> _Run:  # fmt: skip
     """Build the model, load the data once, and restore a checkpoint's state when resuming."""
     encoder = untrained_expert(cfg, device)
+    if cfg.text_from:
+        lock_text_tower(encoder.model, text_tower)
     train_pixels, train_captions = load_image_set(
         world_dir, "train", encoder, without_shapes=cfg.without_shapes
     )
@@ -212,6 +246,8 @@ def pretrain_expert(
     hard_negatives: float = 0.0,
     model_name: str = MODEL_NAME,
     without_shapes: tuple[str, ...] = (),
+    text_from: str = "",
+    text_tower: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     log_every: int = 1,
 ) -> dict[str, Any]:
@@ -222,9 +258,11 @@ def pretrain_expert(
             and ``images/``; videos are never read).
         out_path: checkpoint file; ``<out_path>.json`` receives the summary.
         epochs, batch_size, lr, weight_decay, warmup_steps, seed, shift, hard_negatives,
-            model_name, without_shapes: see :class:`PretrainConfig`; ``model_name`` is a registered open_clip
-            config (``vrlib/model_configs``), and the checkpoint loads with
+            model_name, without_shapes, text_from: see :class:`PretrainConfig`; ``model_name`` is
+            a registered open_clip config (``vrlib/model_configs``), and the checkpoint loads with
             ``load_clip(model_name, pretrained=out_path)``.
+        text_tower: with ``text_from``, the checkpoint of that model's expert whose text tower
+            is copied and locked (``ensure_expert`` trains it first).
         device: default CUDA when available (bf16 autocast), else CPU (fp32).
         log_every: print the held-out metrics every this many epochs (and after the last one).
 
@@ -233,7 +271,8 @@ def pretrain_expert(
         steps, image counts, wall time, and ``resumed_from_epoch``.
 
     Raises:
-        ValueError: an existing checkpoint at ``out_path`` was trained with other settings.
+        ValueError: an existing checkpoint at ``out_path`` was trained with other settings;
+            ``text_from`` without a ``text_tower`` (or one that does not fit).
     """
     from open_clip.loss import ClipLoss
 
@@ -248,7 +287,10 @@ def pretrain_expert(
         model_name=model_name,
         hard_negatives=hard_negatives,
         without_shapes=tuple(without_shapes),
+        text_from=text_from,
     )
+    if text_from and text_tower is None:
+        raise ValueError(f"text_from={text_from!r} needs text_tower, that model's checkpoint")
     out_path, world_dir = Path(out_path).expanduser(), Path(world_dir).expanduser()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ckpt = _load_resume(out_path, cfg)
@@ -257,7 +299,7 @@ def pretrain_expert(
     start_epoch = ckpt["epoch"] if ckpt is not None else 0
     if start_epoch:
         print(f"pretrain: resuming {out_path} after epoch {start_epoch}/{cfg.epochs}")
-    run = _start(cfg, world_dir, device, ckpt)
+    run = _start(cfg, world_dir, device, ckpt, text_tower)
     loss_fn = ClipLoss()
 
     run.model.train()
