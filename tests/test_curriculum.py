@@ -11,7 +11,7 @@ import torch
 from _frozen_micro import register_micro
 
 from vrlib.models.frozen import FrozenConfig, build_frozen
-from vrlib.train.clips import ClipSet, clip_similarity, stride_offsets, train_frames
+from vrlib.train.clips import ClipSet, centred_offsets, clip_similarity, train_frames
 from vrlib.train.curriculum import train_curriculum
 from vrlib.train.schedule import CurriculumConfig, Stage, batch_kind, frames_at, stage_ends
 
@@ -102,9 +102,9 @@ def test_training_frames_are_segment_random_and_new_each_pass():
 
 
 def test_test_offsets_see_about_views_frames():
-    assert stride_offsets(8, 8) == [0.5]
-    assert stride_offsets(4, 8) == [0.25, 0.75]
-    assert len(stride_offsets(1, 8)) == 8
+    assert centred_offsets(8, 8) == [0.5]
+    assert centred_offsets(4, 8) == [0.25, 0.75]
+    assert len(centred_offsets(1, 8)) == 8
 
 
 def test_a_short_joint_run_lowers_the_loss(micro, data):

@@ -102,9 +102,9 @@ def _derived_seed(*parts: int) -> int:
 def train_frames(pool_size: int, frames: int, seed: int, epoch: int, video: int) -> np.ndarray:
     """TSN segment-random pool indices of ``video`` in pass ``epoch`` (new frames every pass).
 
-    TODO(lead): swap in the shared per-epoch ``segment_random`` of ``vrlib.data.sampling`` once it
-    lands (seeded by (seed, epoch, video)); this one calls the existing sampler with a seed
-    derived from the same triple.
+    The shared ``segment_random`` sampler, seeded by one integer derived from (seed, epoch,
+    video): here a video is an index into a :class:`ClipSet`, not the name the sampler's own
+    per-epoch seeding hashes.
     """
     from vrlib.data.sampling import frame_indices
 
@@ -113,10 +113,13 @@ def train_frames(pool_size: int, frames: int, seed: int, epoch: int, video: int)
     )
 
 
-def stride_offsets(frames: int, views: int) -> list[float]:
-    """Stride offsets (fractions of a segment) so that ``frames`` x offsets ~ ``views`` frames.
+def centred_offsets(frames: int, views: int) -> list[float]:
+    """Offsets (fractions of a segment) so that ``frames`` x offsets ~ ``views`` frames.
 
-    TODO(lead): swap in the shared stride-offset averaging of ``vrlib.data.sampling`` once it lands.
+    Each is centred in one of ``views // frames`` equal parts of the segment, ``(j + 1/2) / k``:
+    with one view it is the segment's centre, the ``uniform`` rule every other study tests with.
+    Frozen in Time's own rule starts each part at its first frame instead (``j / k``,
+    ``vrlib.data.sampling.stride_offsets``); the two differ by half a part.
     """
     k = max(1, views // frames)
     return [(j + 0.5) / k for j in range(k)]
@@ -147,7 +150,7 @@ def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    offsets = stride_offsets(frames, views)
+    offsets = centred_offsets(frames, views)
     chosen = range(len(clips.frames)) if videos is None else [int(v) for v in videos]
     embeddings = []
     for start in range(0, len(chosen), batch):
