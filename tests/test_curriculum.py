@@ -93,6 +93,27 @@ def test_a_stage_sets_its_own_batch_in_clips(micro, data):
         Stage(frames=1, steps=2, clips=1)
 
 
+def test_backwards_share_plays_clips_backwards_under_their_own_captions(micro, data):
+    """The order-free-captions control: the same clips and captions, some played backwards;
+    0 leaves every batch as it was, 1 reverses every clip, 1/2 some of them."""
+    from vrlib.train.curriculum import CurriculumTrainer
+
+    def batch(share: float) -> dict:
+        cfg = _cfg(data="videos", stages=[{"frames": 4, "steps": 2}], backwards_share=share)
+        return CurriculumTrainer(copy.deepcopy(micro[0]), micro[1].tokenizer, cfg, data[0],
+                                 None).next_batch("video", 4)  # fmt: skip
+
+    forward, backward, half = batch(0.0), batch(1.0), batch(0.5)
+    assert forward["captions"] == backward["captions"] == half["captions"]
+    assert torch.equal(backward["pixels"], forward["pixels"].flip(1))
+    pairs = list(zip(half["pixels"], forward["pixels"], strict=True))
+    flipped = [torch.equal(h, f.flip(0)) for h, f in pairs]
+    kept = [torch.equal(h, f) for h, f in pairs]
+    assert all(a != b for a, b in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)
+    with pytest.raises(ValueError, match="backwards_share"):
+        _cfg(backwards_share=1.5)
+
+
 def test_training_frames_are_segment_random_and_new_each_pass():
     a = train_frames(40, 4, seed=0, epoch=0, video=3)
     assert np.array_equal(a, train_frames(40, 4, seed=0, epoch=0, video=3))

@@ -186,6 +186,18 @@ def test_claims_compute_ratio_margins_and_identical_outputs_on_constructed_runs(
     assert step0["diff"] == pytest.approx(10.0) and step0["verdict"] == "holds"
 
 
+def test_the_twin_claim_says_when_the_captions_were_order_free():
+    """The order-free-captions control (``train.backwards_share``) is the same comparison, worded
+    for what the training captions could teach."""
+    runs, summary, _ = _constructed(curriculum_gflops=56.0, curriculum_shift=-1)
+    p = _params(n_boot=400, train={"backwards_share": 0.5})
+    twin = next(c for c in cc.claims(runs, summary, p, _Test()) if "twin" in c["comparison"])
+    assert twin["claim"].endswith(", captions order-free (50% of clips played backwards)")
+    plain = _params(n_boot=400)
+    twin = next(c for c in cc.claims(runs, summary, plain, _Test()) if "twin" in c["comparison"])
+    assert "order-free" not in twin["claim"]
+
+
 def test_expansions_are_uninformative_when_the_learned_table_is_negligible():
     """Different outputs, but the rows the expansion read were ~0: no method can matter."""
     rng = np.random.default_rng(1)

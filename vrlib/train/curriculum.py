@@ -79,6 +79,12 @@ def _positions(cursor: int, size: int, n: int, seed: int, kind: int) -> tuple[li
     return items, passes
 
 
+def _backwards(cfg: CurriculumConfig, epoch: int, video: int) -> bool:
+    """Whether ``video`` plays backwards in pass ``epoch`` (``backwards_share``), drawn from a
+    stream of its own so that every other draw (frames, captions) stays what it was."""
+    return bool(np.random.default_rng((cfg.seed, 11, epoch, video)).random() < cfg.backwards_share)
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -163,8 +169,10 @@ class CurriculumTrainer:
         self.cursors["video"] += size
         clips, captions = [], []
         for vid, e in zip(items, passes, strict=True):
-            pool = v.frames[vid]
-            clips.append(pool[torch.from_numpy(train_frames(len(pool), frames, cfg.seed, e, vid))])
+            pool, idx = v.frames[vid], train_frames(len(v.frames[vid]), frames, cfg.seed, e, vid)
+            if cfg.backwards_share and _backwards(cfg, e, vid):
+                idx = idx[::-1].copy()
+            clips.append(pool[torch.from_numpy(idx)])
             caps = v.by_video[vid]
             pick = np.random.default_rng((cfg.seed, 7, e, vid)).integers(len(caps))
             captions.append(v.captions[caps[pick]])

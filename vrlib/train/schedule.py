@@ -46,6 +46,10 @@ class CurriculumConfig(BaseModel):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)
     temperature: float = Field(0.05, gt=0.01, description="the paper's sigma, fixed")
+    backwards_share: float = Field(
+        0.0, ge=0, le=1, description="share of training clips played backwards under their own "
+        "caption; 0.5: a caption says nothing about the order its clip plays in"
+    )  # fmt: skip
     seed: int = 0
     eval_every: int = Field(0, ge=0, description="steps between evaluations; 0 = at the end")
     views: int = Field(8, ge=1, description="frames seen per test video (stride offsets x T)")

@@ -32,6 +32,9 @@ class TrainParams(Strict):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)  # None: no clipping
     temperature: float = Field(0.05, gt=0)
+    # the order-free-captions control: 0.5 plays half the training clips backwards under their
+    # own caption, so its words of order and direction no longer tell which way a clip plays
+    backwards_share: float = Field(0.0, ge=0, le=1)
     views: int = Field(8, ge=1)
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: str = "auto"
