@@ -208,6 +208,26 @@ def test_a_locked_text_tower_is_the_donors_bit_for_bit_and_only_the_image_tower_
     assert "text_from" not in pretrain.config_record(pretrain.PretrainConfig(1))
 
 
+def test_an_expert_whose_text_donor_was_trained_again_is_retrained(world, trained, tmp_path,
+                                                                    capsys):  # fmt: skip
+    """The donor's settings and images are kept in the summary: the same donor reuses the
+    expert, another one (here: another seed) trains it again."""
+    donor, _ = trained
+    settings = {"epochs": 1, "batch_size": 16, "lr": 5e-4, "warmup_steps": 2,
+                "model_name": "vrlib-tiny-vit32", "text_from": "vrlib-tiny"}  # fmt: skip
+    vit = tmp_path / "vit.pt"
+    pretrain.expert._ensure_expert(vit, world, 0, "cpu", settings, donor)
+    stamp = vit.stat().st_mtime_ns
+    pretrain.expert._ensure_expert(vit, world, 0, "cpu", settings, donor)
+    assert vit.stat().st_mtime_ns == stamp and "retraining" not in capsys.readouterr().out
+    other = tmp_path / "other-donor.pt"
+    pretrain.pretrain_expert(world, other, **{**KW, "epochs": 1, "seed": 1})
+    pretrain.expert._ensure_expert(vit, world, 0, "cpu", settings, other)
+    assert "was trained with another text tower; retraining" in capsys.readouterr().out
+    summary = torch.load(vit, map_location="cpu", weights_only=True)["summary"]
+    assert summary["text_tower"] == pretrain.loop.text_tower_record(other)
+
+
 def test_shift_translates_and_never_flips():
     img = torch.zeros(8, 3, 16, 16)
     img[:, :, 5, 3] = 1.0  # one bright pixel in the left part

@@ -12,7 +12,7 @@ import torch
 from vrlib.io import exclusive, remove_stale_temporaries
 from vrlib.pretrain.config import MODEL_NAME, PRESETS, PretrainConfig, config_record
 from vrlib.pretrain.images import image_set_sha
-from vrlib.pretrain.loop import pretrain_expert, sidecar_path
+from vrlib.pretrain.loop import pretrain_expert, sidecar_path, text_tower_record
 
 
 def preset_settings(preset: str, model: str = MODEL_NAME) -> dict[str, Any]:
@@ -80,9 +80,15 @@ def _ensure_expert(out: Path, world: Path, seed: int, device: str | None,
     if out.is_file():
         ckpt = torch.load(out, map_location="cpu", weights_only=True)
         wanted = config_record(PretrainConfig(seed=seed, **settings))
-        trained_on = ckpt.get("summary", {}).get("image_set_sha")
-        if ckpt.get("config") != wanted or trained_on != image_set_sha(world):
-            what = "other settings" if ckpt.get("config") != wanted else "another image set"
+        summary = ckpt.get("summary", {})
+        donor = text_tower_record(text_tower) if text_tower is not None else None
+        problems = [what for what, differs in (
+            ("other settings", ckpt.get("config") != wanted),
+            ("another image set", summary.get("image_set_sha") != image_set_sha(world)),
+            ("another text tower", summary.get("text_tower") != donor),
+        ) if differs]  # fmt: skip
+        if problems:
+            what = problems[0]
             print(f"pretrain: {out} was trained with {what}; retraining")
             out.unlink()
             sidecar_path(out).unlink(missing_ok=True)

@@ -186,6 +186,13 @@ def lock_text_tower(model: torch.nn.Module, donor_checkpoint: str | os.PathLike)
             p.requires_grad_(False)
 
 
+def text_tower_record(donor_checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """What identifies a locked text tower's donor: its settings and the images it saw. Kept in
+    the summary, so ``ensure_expert`` retrains an expert whose donor was trained again."""
+    donor = torch.load(donor_checkpoint, map_location="cpu", weights_only=True)
+    return {"config": donor.get("config"), "image_set_sha": donor["summary"].get("image_set_sha")}
+
+
 def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dict | None,
            text_tower: str | os.PathLike | None) -> _Run:  # fmt: skip
     """Build the model, load the data once, and restore a checkpoint's state when resuming."""
@@ -305,6 +312,7 @@ def pretrain_expert(
     run.model.train()
     summary: dict[str, Any] = {}
     images_sha = image_set_sha(world_dir)
+    donor = {"text_tower": text_tower_record(text_tower)} if cfg.text_from else {}
     ceiling = held_out_ceiling(world_dir)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
@@ -328,6 +336,7 @@ def pretrain_expert(
             "resumed_from_epoch": start_epoch,
             "config": config_record(cfg),
             "image_set_sha": images_sha,
+            **donor,
         }
         _save(out_path, run, epoch + 1, summary)
         if (epoch + 1) % log_every == 0 or epoch + 1 == cfg.epochs:
