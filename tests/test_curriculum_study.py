@@ -366,3 +366,101 @@ def test_table2_on_subsets_of_test_videos_reads_each_subset_and_the_rest():
                        held_out=np.zeros(200, bool), unseen_shape=mask)  # fmt: skip
     p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["square"]})
     assert list(cu.video_subsets(prep, p)) == ["of square"]
+
+
+def test_shape_swaps_score_each_swapped_caption_against_its_own_on_its_video(tmp_path):
+    """``_swap_scores``: the own caption's score with its video (from the run's similarities)
+    against the swapped caption's with the same video, weighted; one entry per swap."""
+    import json
+
+    from _frozen_micro import register_micro
+
+    from vrlib.encoders import load_clip
+    from vrlib.studies.curriculum.swaps import shape_swaps
+    from vrlib.train.clips import ClipSet, clip_similarity
+
+    name = register_micro(tmp_path)
+    encoder = load_clip(name, pretrained=None, device="cpu")
+    config = tmp_path / "frozen-micro.json"
+    config.write_text(json.dumps({"clip_model": name, "max_frames": 8}))
+    gen = torch.Generator().manual_seed(1)
+    pools = [torch.randn(6, 3, 16, 16, generator=gen).half() for _ in range(3)]
+    captions = ["a red circle", "a circle moves", "a blue square", "a star", "a green square"]
+    c2v = np.array([0, 0, 1, 2, 2])
+    shown = [{"circle"}, {"square"}, {"star", "square"}]
+    swaps = shape_swaps(captions, c2v, shown, ["circle", "square", "star"])
+    # caption 2 into circle and star; 3 and 4 into circle only (their video shows star and square)
+    assert swaps.rows.tolist() == [0, 0, 1, 1, 2, 2, 3, 4]
+    prep = cu.Prepared(train=None, test=ClipSet(pools, captions, c2v, twin_of=np.full(3, -1)),
+                       images=None, skipped=[],
+                       swaps=swaps)  # fmt: skip
+    run = cu.untrained_run(_params(model=str(config)), prep, encoder)
+    assert run.swap_scores.shape == (8,)
+    from vrlib.models.frozen import FrozenInTime, load_frozen_config
+
+    torch.manual_seed(0)
+    model = FrozenInTime.from_clip(encoder.model, load_frozen_config(str(config)))
+    frames, views = 8, _params().train.views
+    sim = clip_similarity(model, encoder.tokenizer, prep.test, frames, views)
+    swapped = clip_similarity(model, encoder.tokenizer, prep.test, frames, views, texts=swaps.texts)
+    video = c2v[swaps.rows]
+    own, other = sim[swaps.rows, video].numpy(), swapped[np.arange(8), video].numpy()
+    expected = swaps.weights * np.where(own > other, 1.0, np.where(own < other, 0.0, 0.5))
+    assert run.swap_scores == pytest.approx(expected)
+    # without held-out shapes there is nothing to swap
+    assert cu.untrained_run(_params(model=str(config)), cu.Prepared(
+        train=None, test=prep.test, images=None, skipped=[]), encoder).swap_scores.shape == (0,)  # fmt: skip
+
+
+def test_the_shape_swap_claim_reads_swaps_clustered_by_video_and_enters_the_reading():
+    from vrlib.studies.curriculum.swaps import shape_swaps
+
+    captions = [
+        f"a {'cross' if v < 100 else 'diamond'} moving" for v in range(200) for _ in range(3)
+    ]
+    shown = [{"cross"} if v < 100 else {"diamond"} for v in range(200)]
+    swaps = shape_swaps(captions, _Test.caption_to_video, shown, ["cross", "diamond"])
+    assert len(swaps) == 600
+    rng = np.random.default_rng(3)
+    blind = (rng.random(600) < 0.5).astype(float)
+    runs = _runs_from_hits({"videos-only": [rng.random(600) < 0.3] * 2,
+                            "joint": [rng.random(600) < 0.3] * 2}, {"videos-only": 1.0, "joint": 1.0})  # fmt: skip
+    for r in runs:
+        r.swap_scores = swaps.weights * (blind if r.setting == "videos-only" else np.ones(600))
+    summary = cu.summary_rows(runs)
+    p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["cross"]},
+                videos_without_shapes=["diamond"])  # fmt: skip
+    rows = cc.claims(runs, summary, p, _Test(), swaps=swaps)
+    row = next(c for c in rows if "shape-swap acc" in c["comparison"])
+    assert row["comparison"] == "joint - videos-only (shape-swap acc, cross, diamond)"
+    assert row["n_queries"] == 600 and row["n_videos"] == 200
+    assert row["diff"] == pytest.approx(100.0 * (1 - blind).mean(), abs=0.5)  # joint always right
+    assert row["verdict"] == "holds"
+    assert not any("shape-swap" in c["comparison"] for c in cc.claims(runs, summary, p, _Test()))
+    # the sources against the untrained model: only where an untrained run exists
+    assert not any(cu.UNTRAINED in c["comparison"] for c in rows)
+    untrained = cu.RunResult(setting=cu.UNTRAINED, seed=0, test=runs[0].test,
+                             t2v_ranks=runs[0].t2v_ranks, twin_scores=runs[0].twin_scores,
+                             history=[], total_flops=0, train_s=0.0, flops_per_step={},
+                             swap_scores=swaps.weights * blind)  # fmt: skip
+    with0 = [*runs, untrained]
+    by = {
+        c["comparison"]: c
+        for c in cc.claims(with0, cu.summary_rows(with0), p, _Test(), swaps=swaps)
+    }
+    blind_row = by["videos-only - untrained (shape-swap acc, cross, diamond)"]
+    assert blind_row["diff"] == pytest.approx(0.0) and blind_row["verdict"] != "holds"
+    assert not any(c.startswith("images-only") for c in by)  # no images-only run here
+    table = cu.swap_rows(runs)
+    assert [r["setting"] for r in table] == ["videos-only", "joint"] and table[0]["n"] == 600
+    text = cc.reading(summary, rows, [], table)
+    assert f"joint {table[1]['swap_acc']:.1f}%" in text and "600 swapped captions" in text
+
+
+def test_an_undecided_claim_says_when_the_papers_gain_lies_above_its_interval():
+    row = {"claim": "joint training beats videos only", "comparison": "joint - videos-only (T2V R@1)",
+           "diff": -1.3, "ci_low": -2.7, "ci_high": 0.2, "margin": 0.0, "mdd": 2.1,
+           "compute_ratio": 0.8, "verdict": "underpowered", "paper_diff": 1.3}  # fmt: skip
+    assert "the paper's +1.3 lies above the interval" in cc._claim_words(row)
+    for changed in ({"ci_high": 1.5}, {"paper_diff": float("nan")}, {"verdict": "holds"}):
+        assert "lies above" not in cc._claim_words(row | changed)

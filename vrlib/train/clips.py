@@ -131,11 +131,13 @@ def centred_offsets(frames: int, views: int) -> list[float]:
 @torch.no_grad()
 def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames: int, views: int,
                     expansion: str = "zeros", batch: int = 32, reverse: bool = False,
-                    videos: Sequence[int] | None = None) -> Tensor:  # fmt: skip
+                    videos: Sequence[int] | None = None,
+                    texts: Sequence[str] | None = None) -> Tensor:  # fmt: skip
     """(C, V) similarities on ``clips`` with the test protocol (stride offsets averaged).
 
     ``videos``: only these videos' columns, in this order (``None``: all), e.g. the twinned ones
     for the reversed pass, which then costs those videos rather than the whole split.
+    ``texts``: these rows instead of the clips' captions (e.g. captions with a word swapped).
 
     When ``frames`` exceeds what the model has learned, a copy is expanded with ``expansion``
     (the model itself is left as it is, so evaluating mid-curriculum does not change training).
@@ -162,12 +164,13 @@ def clip_similarity(model: FrozenInTime, tokenizer: Any, clips: ClipSet, frames:
             pixels = pixels.flip(1) if reverse else pixels  # (b, frames, 3, S, S)
             emb = emb + model.encode_video(pixels.to(device, torch.float32))  # (b, E)
         embeddings.append(torch.nn.functional.normalize(emb, dim=-1).cpu())
-    texts = [
-        model.encode_text(tokenizer(clips.captions[s : s + 256]).to(device)).cpu()
-        for s in range(0, len(clips.captions), 256)
+    texts = list(clips.captions if texts is None else texts)
+    encoded = [
+        model.encode_text(tokenizer(texts[s : s + 256]).to(device)).cpu()
+        for s in range(0, len(texts), 256)
     ]
     model.train(was_training)
-    return torch.cat(texts) @ torch.cat(embeddings).T  # (C, V)
+    return torch.cat(encoded) @ torch.cat(embeddings).T  # (C, V)
 
 
 def geometric_mean_recall(result: dict[str, Any], direction: str = "t2v") -> float:

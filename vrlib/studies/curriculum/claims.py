@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from vrlib.studies.curriculum.runs import TABLE4, UNTRAINED, CurriculumParams, RunResult
+from vrlib.studies.curriculum.swaps import ShapeSwaps
 from vrlib.studies.toolkit import (
     STEP0_CLAIM,
     against_step0,
@@ -24,21 +25,28 @@ from vrlib.train.clips import ClipSet
 
 
 def per_query(runs: list[RunResult], setting: str, what: str = "hit1") -> np.ndarray:
-    """Per seed and test query, ``(seeds, n)``: ``hit1`` (100 x [rank = 1]), ``hit10`` or
-    ``twin`` (100 x the twin score, per caption of a twinned video)."""
+    """Per seed and test query, ``(seeds, n)``: ``hit1`` (100 x [rank = 1]), ``hit10``, ``twin``
+    (100 x the twin score, per caption of a twinned video) or ``swap`` (100 x the weighted swap
+    score, per shape swap)."""
     picked = [r for r in runs if r.setting == setting]
     if not picked:
         raise KeyError(f"no runs of setting {setting!r}")
-    if what == "twin":
-        return np.stack([r.twin_scores for r in picked]) * 100.0
+    if what in ("twin", "swap"):
+        return (
+            np.stack([r.twin_scores if what == "twin" else r.swap_scores for r in picked]) * 100.0
+        )
     k = {"hit1": 1, "hit10": 10}[what]
     return np.stack([(r.t2v_ranks <= k) * 100.0 for r in picked])
 
 
-def query_clusters(test: ClipSet, what: str = "hit1") -> np.ndarray:
+def query_clusters(
+    test: ClipSet, what: str = "hit1", swaps: ShapeSwaps | None = None
+) -> np.ndarray:
     """The cluster of each query of ``per_query``: its video, or for ``twin`` its twin pair
     (the smaller video index of the pair), so the bootstrap resamples videos, not captions."""
     c2v = np.asarray(test.caption_to_video)
+    if what == "swap":
+        return c2v[swaps.rows]
     if what != "twin":
         return c2v
     twin = np.asarray(test.twin_of)
@@ -63,7 +71,7 @@ def compute_of(summary: list[dict], setting: str) -> float:
 
 def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
            test: ClipSet, paper: list[dict] = (), held_out: np.ndarray | None = None,
-           unseen_shape: np.ndarray | None = None) -> list[dict]:  # fmt: skip
+           unseen_shape: np.ndarray | None = None, swaps: ShapeSwaps | None = None) -> list[dict]:  # fmt: skip
     """The paper's claims tested on our numbers (paired cluster bootstrap over test videos and
     seeds), then every trained Table 4 setting against step 0 (``untrained``).
 
@@ -76,6 +84,8 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
             where the paper's mechanism (images carry what the videos lack) must show if anywhere.
         unseen_shape: per test video, whether it shows a shape the model starts without or the
             training videos lack (``Prepared.unseen_shape``): the same comparison on those videos.
+        swaps: the shape swaps of those videos' captions (``Prepared.swaps``): joint against
+            videos-only on the shape-swap instrument, the mechanism itself.
     """
     have = {r.setting for r in runs}
     theirs = {r["setting"]: r["R@1"] for r in paper if r.get("direction", "t2v") == "t2v"}
@@ -86,7 +96,7 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         if a not in have or b not in have:
             return
         qa, qb = per_query(runs, a, what), per_query(runs, b, what)
-        groups = query_clusters(test, what)
+        groups = query_clusters(test, what, swaps)
         if queries is not None:  # a subset of the queries (T2V only)
             qa, qb, groups = qa[:, queries], qb[:, queries], groups[queries]
         if qa.shape[1] == 0:  # e.g. no reversed twins in the test split
@@ -98,12 +108,13 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         ratio = compute_of(summary, a) / spent if spent > 0 else math.inf  # step 0 spent none
         if max_ratio is not None and not ratio <= max_ratio and verdict == "holds":
             verdict = f"does not hold (compute ratio {ratio:.2f} > {max_ratio})"
-        metric = ("twin acc" if what == "twin" else "T2V R@1") + where
+        metric = {"twin": "twin acc", "swap": "shape-swap acc"}.get(what, "T2V R@1") + where
         margin = {"reaches": params.noninferiority_margin, "equal": params.equivalence_margin}
         out.append({"claim": claim, "comparison": f"{a} - {b} ({metric})", "diff": ci["value"],
                     "ci_low": ci["lo"], "ci_high": ci["hi"], "margin": margin.get(want, 0.0),
                     "mdd": ci["mdd"], "n_queries": ci["n"], "n_videos": ci["n_clusters"],
-                    "compute_ratio": ratio, "verdict": verdict})  # fmt: skip
+                    "compute_ratio": ratio, "verdict": verdict,
+                    "paper_diff": math.nan if effect is None else effect})  # fmt: skip
 
     # The paper's curriculum saves time because its later stages are short fine-tunes (PTT 36 h
     # against 98 h); here every schedule has the same steps and the stages are compute-matched,
@@ -120,13 +131,21 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         queries = np.asarray(held_out)[np.asarray(test.caption_to_video)]
         add("joint training beats videos only on videos with concepts held out of training videos",
             "joint", "videos-only", "greater", queries=queries, where=", held-out concepts")  # fmt: skip
+    shapes = ", ".join(params.held_out_shapes())
+    lacking = ("the expert and the training videos never showed" if params.videos_without_shapes
+               else "the expert never saw (the videos show it)")  # fmt: skip
     if unseen_shape is not None and unseen_shape.any():
-        shapes = ", ".join(params.held_out_shapes())
-        lacking = ("the expert and the training videos never showed"
-                   if params.videos_without_shapes else "the expert never saw (the videos show it)")  # fmt: skip
         queries = np.asarray(unseen_shape)[np.asarray(test.caption_to_video)]
         add(f"joint training beats videos only on videos of a shape {lacking}",
             "joint", "videos-only", "greater", queries=queries, where=f", videos of {shapes}")  # fmt: skip
+    if swaps is not None and len(swaps):
+        add(f"joint training ties a shape's word to the shape better than videos only (a shape "
+            f"{lacking})", "joint", "videos-only", "greater", what="swap", where=f", {shapes}")  # fmt: skip
+        # where the mechanism's signal is: can either source teach the shapes at all?
+        for source in ("images", "videos"):
+            add(f"training on the {source} teaches the held-out shapes' words (against the "
+                "untrained model)", f"{source}-only", UNTRAINED, "greater", what="swap",
+                where=f", {shapes}")  # fmt: skip
     ratio = table_ratio(runs, [f"expand-{x}" for x in params.expansions])
     for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
         before = len(out)
@@ -165,8 +184,10 @@ def _judge_table(row: dict, ratio: float, negligible: float) -> None:
         )
 
 
-def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> str:
-    """A plain reading computed from the tables (``summary_rows``, ``claims``, ``twin_rows``)."""
+def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict],
+            swaps: list[dict] = ()) -> str:  # fmt: skip
+    """A plain reading computed from the tables (``summary_rows``, ``claims``, ``twin_rows``,
+    ``swap_rows``)."""
     t2v = {r["setting"]: r for r in summary if r["direction"] == "t2v"}
     paper = [c for c in claim_rows if STEP0_CLAIM not in c["claim"]]
     step0 = [c for c in claim_rows if STEP0_CLAIM in c["claim"]]
@@ -189,6 +210,11 @@ def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict]) -> s
         parts.append(f"Reversed twins: own video above its twin for {tw['frames-1']['twin_acc']:.1f}% "
                      f"of captions with 1 frame and {tw['frames-8']['twin_acc']:.1f}% with 8 "
                      f"(50% = blind to order).")  # fmt: skip
+    if swaps:
+        accs = "; ".join(f"{r['setting']} {r['swap_acc']:.1f}%" for r in swaps)
+        parts.append(f"Shape swaps ({swaps[0]['n']} swapped captions): own caption above the "
+                     f"same caption with its shape swapped for another held-out one: {accs} "
+                     f"(balanced over shape pairs; 50% = blind to the shapes).")  # fmt: skip
     return " ".join(parts)
 
 
@@ -198,10 +224,14 @@ def _claim_words(c: dict) -> str:
     if math.isfinite(c.get("table_ratio", math.nan)):
         margin += f", temporal table {c['table_ratio']:.3f} of the positions' size"
     compute = f", compute x{c['compute_ratio']:.2f}" if math.isfinite(c["compute_ratio"]) else ""
+    paper = c.get("paper_diff", math.nan)
+    smaller = ""
+    if c["verdict"] in ("underpowered", "within noise") and paper > 0 and c["ci_high"] < paper:
+        smaller = f"; the paper's {paper:+.1f} lies above the interval: the gain is smaller here"
     return (f"{c['claim']}: {c['verdict']} ({c['comparison']} {c['diff']:+.1f} {bounds}{margin}, "
-            f"MDD {c['mdd']:.1f}{compute}).")  # fmt: skip
+            f"MDD {c['mdd']:.1f}{compute}{smaller}).")  # fmt: skip
 
 
 def reading_from_metrics(doc: dict) -> str:
     """The reading again, from a report's metrics.json alone (what the notebook wrote)."""
-    return reading(doc["rows"], doc["claims"], doc["twin_analysis"])
+    return reading(doc["rows"], doc["claims"], doc["twin_analysis"], doc.get("swap_analysis", []))

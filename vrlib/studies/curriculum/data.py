@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vrlib.studies.curriculum.params import CurriculumParams
+from vrlib.studies.curriculum.swaps import ShapeSwaps, shape_swaps
 from vrlib.studies.temporal.twins import twin_index
 from vrlib.train.clips import ClipSet
 
@@ -28,6 +29,8 @@ class Prepared:
     dataset does not say (real data).
     ``unseen_shape``: per test video, whether it shows a shape of ``encoder.expert_without_shapes``
     or ``videos_without_shapes`` (one the model starts without); None when none is held out.
+    ``swaps``: the test captions naming such a shape, each swapped into the other held-out shapes
+    (:mod:`vrlib.studies.curriculum.swaps`); None when fewer than two shapes are held out.
     """
 
     train: ClipSet
@@ -36,6 +39,7 @@ class Prepared:
     skipped: list[tuple[str, str]]
     held_out: np.ndarray | None = None
     unseen_shape: np.ndarray | None = None
+    swaps: ShapeSwaps | None = None
 
 
 def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
@@ -59,14 +63,18 @@ def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
     test_clips, test_failed = decode_clip_set(
         test, pre, params.pool_frames, twins=twin_index, on_error=d.on_error
     )
+    shapes = params.held_out_shapes()
+    shown = _shown(test, test_clips) if shapes else None
     return Prepared(
         train=train_clips,
         test=test_clips,
         images=images,
         skipped=[*train.skipped, *test.skipped, *train_failed, *test_failed],
         held_out=_held_out(test, test_clips),
-        unseen_shape=_shows(test, test_clips, params.held_out_shapes()),
-    )
+        unseen_shape=None if shown is None else np.array([bool(s & set(shapes)) for s in shown]),
+        swaps=None if len(shapes) < 2 else shape_swaps(
+            test_clips.captions, test_clips.caption_to_video, shown, shapes),
+    )  # fmt: skip
 
 
 def _held_out(test: Any, clips: ClipSet) -> np.ndarray | None:
@@ -100,13 +108,10 @@ def _without_shapes(ds: Any, shapes: list[str]) -> Any:
     return RetrievalDataset(ds.name, ds.split, ds.root, videos, captions, list(ds.skipped))
 
 
-def _shows(test: Any, clips: ClipSet, shapes: list[str]) -> np.ndarray | None:
-    """Per decoded test video: shows one of ``shapes`` (None when no shape is held out)."""
-    if not shapes:
-        return None
+def _shown(test: Any, clips: ClipSet) -> list[set[str]]:
+    """Per decoded test video: the shapes it shows."""
     by_id = {v.video_id: v for v in test.videos}
-    return np.array([bool(_shapes_shown(by_id[v], test.name) & set(shapes))
-                     for v in clips.video_ids])  # fmt: skip
+    return [_shapes_shown(by_id[v], test.name) for v in clips.video_ids]
 
 
 def _subset_captions(ds: Any, k: int, seed: int) -> Any:

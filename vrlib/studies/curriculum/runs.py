@@ -138,6 +138,8 @@ class RunResult:
     # RMS row norm as its scale (FrozenInTime.temporal_table_rms / positional_rms)
     expansions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     positional_rms: float = math.nan
+    # per shape swap (Prepared.swaps): weight x (1, 1/2 or 0); empty when no shapes are held out
+    swap_scores: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 def _card(params: CurriculumParams, setting: str, seed: int, sim, test: ClipSet, frames: int):
@@ -180,6 +182,8 @@ def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepa
         card=_card(params, setting.name, seed, sim, prep.test, cfg.stages[-1].frames),
         expansions=[r["expanded"] for r in result.steps if "expanded" in r],
         positional_rms=model.positional_rms(),
+        swap_scores=_swap_scores(sim, model, encoder.tokenizer, prep, cfg.final_frames, cfg.views,
+                                 cfg.expansion),
     )  # fmt: skip
 
 
@@ -202,6 +206,8 @@ def untrained_run(params: CurriculumParams, prep: Prepared, encoder: Any) -> Run
                                  params.train.views, params.expansion),
         history=[], total_flops=0,
         train_s=0.0, flops_per_step={}, card=_card(params, UNTRAINED, seed, sim, prep.test, frames),
+        swap_scores=_swap_scores(sim, model, encoder.tokenizer, prep, frames, params.train.views,
+                                 params.expansion),
     )  # fmt: skip
 
 
@@ -234,6 +240,26 @@ def _twin_scores(sim: torch.Tensor, model: Any, tokenizer: Any, test: ClipSet, f
     forward = torch.as_tensor(sim)[torch.as_tensor(rows), own]
     back = backward[torch.as_tensor(rows), torch.as_tensor(np.searchsorted(twinned, c2v[rows]))]
     return order_scores(forward, back)
+
+
+def _swap_scores(sim: torch.Tensor, model: Any, tokenizer: Any, prep: Prepared, frames: int,
+                 views: int, expansion: str) -> np.ndarray:  # fmt: skip
+    """Per shape swap (``prep.swaps``): its weighted score, the own caption against the swapped
+    one on the caption's video (:mod:`vrlib.studies.curriculum.swaps`); empty without swaps."""
+    from vrlib.studies.curriculum.swaps import swap_scores
+    from vrlib.train.clips import clip_similarity
+
+    swaps = prep.swaps
+    if swaps is None or not len(swaps):
+        return np.zeros(0)
+    video = np.asarray(prep.test.caption_to_video)[swaps.rows]
+    shown = np.unique(video)  # only these videos are encoded again
+    swapped = clip_similarity(model, tokenizer, prep.test, frames, views, expansion,
+                              videos=shown, texts=swaps.texts)  # fmt: skip
+    rows = torch.arange(len(swaps))
+    own = torch.as_tensor(sim)[torch.as_tensor(swaps.rows), torch.as_tensor(video)]
+    return swap_scores(own.numpy(), swapped[rows, torch.as_tensor(np.searchsorted(shown, video))].numpy(),
+                       swaps)  # fmt: skip
 
 
 def run_all(params: CurriculumParams, prep: Prepared, encoder: Any,
@@ -278,6 +304,13 @@ def summary_rows(runs: list[RunResult], split: str = "test") -> list[dict[str, A
         per_seed += rows_from_metrics(r.setting, split, r.test, **extra)
     metrics = [m for m in METRIC_KEYS if m != "n"] + ["GFLOPs", "train_s", "geo_mean"]
     return aggregate_seeds(per_seed, metrics=metrics)
+
+
+def swap_rows(runs: list[RunResult]) -> list[dict[str, Any]]:
+    """Per setting: balanced shape-swap accuracy (mean and std over seeds) and its swap count."""
+    per_seed = [{"setting": r.setting, "seed": r.seed, "swap_acc": 100.0 * float(np.mean(r.swap_scores)),
+                 "n": len(r.swap_scores)} for r in runs if len(r.swap_scores)]  # fmt: skip
+    return aggregate_seeds(per_seed, keys=("setting",), metrics=["swap_acc"])
 
 
 def twin_rows(runs: list[RunResult]) -> list[dict[str, Any]]:
