@@ -28,6 +28,7 @@ def test_committed_parameter_files_validate():
         "no_holdout",
         "unseen_shapes",
         "unseen_shapes_control",
+        "shapes_known_to_expert",
     ):
         p = load_params("curriculum", f"parameters/curriculum/{name}.yaml")
         totals = {sum(s.steps for s in st) for st in p.schedules.values()}
@@ -331,10 +332,13 @@ def test_joint_against_videos_only_is_tested_again_on_held_out_concept_videos():
     assert not any("held-out" in c["comparison"] for c in rows)
     # a shape the model starts without: the same comparison on the videos that show it, worded
     # for whether the training videos lacked it too (the mechanism) or showed it (the control)
-    for videos_without, lacking in (([], "the expert never saw"),
-                                    (["square"], "the expert and the training videos never")):  # fmt: skip
+    for expert_without, videos_without, lacking in (
+        (["square"], [], "the expert never saw"),
+        (["square"], ["square"], "the expert and the training videos never"),
+        ([], ["square"], "the training videos never showed (the expert saw it)"),
+    ):
         p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32",
-                    "expert_without_shapes": ["square"]}, videos_without_shapes=videos_without)  # fmt: skip
+                    "expert_without_shapes": expert_without}, videos_without_shapes=videos_without)  # fmt: skip
         rows = cc.claims(runs, summary, p, _Test(), unseen_shape=held_out)
         sub = next(c for c in rows if c["comparison"].endswith("videos of square)"))
         assert lacking in sub["claim"] and sub["n_videos"] == 50 and sub["verdict"] == "holds"

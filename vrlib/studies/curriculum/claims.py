@@ -132,8 +132,10 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         add("joint training beats videos only on videos with concepts held out of training videos",
             "joint", "videos-only", "greater", queries=queries, where=", held-out concepts")  # fmt: skip
     shapes = ", ".join(params.held_out_shapes())
-    lacking = ("the expert and the training videos never showed" if params.videos_without_shapes
-               else "the expert never saw (the videos show it)")  # fmt: skip
+    lacking = {(True, True): "the expert and the training videos never showed",
+               (True, False): "the expert never saw (the videos show it)",
+               (False, True): "the training videos never showed (the expert saw it)"}.get(
+        (bool(params.encoder.expert_without_shapes), bool(params.videos_without_shapes)), "")  # fmt: skip
     if unseen_shape is not None and unseen_shape.any():
         queries = np.asarray(unseen_shape)[np.asarray(test.caption_to_video)]
         add(f"joint training beats videos only on videos of a shape {lacking}",
