@@ -455,6 +455,12 @@ def test_the_shape_swap_claim_reads_swaps_clustered_by_video_and_enters_the_read
     blind_row = by["videos-only - untrained (shape-swap acc, cross, diamond)"]
     assert blind_row["diff"] == pytest.approx(0.0) and blind_row["verdict"] != "holds"
     assert not any(c.startswith("images-only") for c in by)  # no images-only run here
+    text = cc.reading(summary, list(by.values()), [], [])
+    assert "No source teaches the held-out shapes' words" in text and "videos-only +0.0" in text
+    for r in with0:  # videos now always right, the untrained model blind
+        r.swap_scores = swaps.weights * (blind if r.setting == cu.UNTRAINED else np.ones(600))
+    taught = cc.claims(with0, cu.summary_rows(with0), p, _Test(), swaps=swaps)
+    assert "Shapes taught by videos-only" in cc.reading(summary, taught, [], [])
     table = cu.swap_rows(runs)
     assert [r["setting"] for r in table] == ["videos-only", "joint"] and table[0]["n"] == 600
     text = cc.reading(summary, rows, [], table)
