@@ -101,7 +101,11 @@ CROSS_MACHINE_NOTE = (
     "2e-7 (other SIMD kernels); k-means decides ties by index and is unaffected. Rows that train "
     "a head (study 02) amplify that rounding through training and are not bitwise reproducible "
     "across CPU models: a reproduction on an AMD EPYC differed by up to 1.7 R@1 there, so read "
-    "their differences below that as noise.\n"
+    "their differences below that as noise. Experts pretrained on another CPU are other weights "
+    "(another `encoder_fingerprint`): study 04 regenerated on an AMD EPYC with experts trained "
+    "there moved its T2V R@1 rows by up to 0.8 and V2T by up to 4.2, and turned its twin claim "
+    "(8 frames against 1) from holds, +3.7 [+0.9, +6.2], into within noise, +2.1 [-2.1, +6.7]: "
+    "a verdict near its bound does not survive a retrained expert.\n"
 )
 
 
