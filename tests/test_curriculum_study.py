@@ -255,20 +255,26 @@ def test_paper_rows_cover_every_table():
     assert t4["frames-1=>4=>8"]["R@1"] == 27.4 and t4["frames-8"]["PTT_h"] == 98.0
 
 
-def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
-    """``untrained_run``: no steps, no compute, the test protocol of every run; the temporal
-    attention starts at zero, so the seed that draws its q/k/v does not change a single score."""
+def _micro_encoder(tmp_path: Path):
+    """The micro open_clip encoder (untrained) and a space-time config file over it."""
     import json
 
     from _frozen_micro import register_micro
 
     from vrlib.encoders import load_clip
-    from vrlib.train.clips import ClipSet
 
     name = register_micro(tmp_path)
-    encoder = load_clip(name, pretrained=None, device="cpu")
     config = tmp_path / "frozen-micro.json"
     config.write_text(json.dumps({"clip_model": name, "max_frames": 8}))
+    return load_clip(name, pretrained=None, device="cpu"), config
+
+
+def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
+    """``untrained_run``: no steps, no compute, the test protocol of every run; the temporal
+    attention starts at zero, so the seed that draws its q/k/v does not change a single score."""
+    from vrlib.train.clips import ClipSet
+
+    encoder, config = _micro_encoder(tmp_path)
     gen = torch.Generator().manual_seed(0)
     pools = [torch.randn(6, 3, 16, 16, generator=gen).half() for _ in range(4)]
     c2v = np.repeat(np.arange(4), 2)
@@ -375,18 +381,10 @@ def test_table2_on_subsets_of_test_videos_reads_each_subset_and_the_rest():
 def test_shape_swaps_score_each_swapped_caption_against_its_own_on_its_video(tmp_path):
     """``_swap_scores``: the own caption's score with its video (from the run's similarities)
     against the swapped caption's with the same video, weighted; one entry per swap."""
-    import json
-
-    from _frozen_micro import register_micro
-
-    from vrlib.encoders import load_clip
     from vrlib.studies.curriculum.swaps import shape_swaps
     from vrlib.train.clips import ClipSet, clip_similarity
 
-    name = register_micro(tmp_path)
-    encoder = load_clip(name, pretrained=None, device="cpu")
-    config = tmp_path / "frozen-micro.json"
-    config.write_text(json.dumps({"clip_model": name, "max_frames": 8}))
+    encoder, config = _micro_encoder(tmp_path)
     gen = torch.Generator().manual_seed(1)
     pools = [torch.randn(6, 3, 16, 16, generator=gen).half() for _ in range(3)]
     captions = ["a red circle", "a circle moves", "a blue square", "a star", "a green square"]

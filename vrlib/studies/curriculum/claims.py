@@ -145,8 +145,8 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
             f"{lacking})", "joint", "videos-only", "greater", what="swap", where=f", {shapes}")  # fmt: skip
         # where the mechanism's signal is: can either source teach the shapes at all?
         for source in ("images", "videos"):
-            add(f"training on the {source} {SHAPES_TAUGHT} (against the untrained model)", f"{source}-only", UNTRAINED, "greater", what="swap",
-                where=f", {shapes}")  # fmt: skip
+            add(f"training on the {source} {SHAPES_TAUGHT} (against the untrained model)",
+                f"{source}-only", UNTRAINED, "greater", what="swap", where=f", {shapes}")  # fmt: skip
     ratio = table_ratio(runs, [f"expand-{x}" for x in params.expansions])
     for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
         before = len(out)

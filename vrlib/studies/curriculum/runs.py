@@ -256,10 +256,9 @@ def _swap_scores(sim: torch.Tensor, model: Any, tokenizer: Any, prep: Prepared, 
     shown = np.unique(video)  # only these videos are encoded again
     swapped = clip_similarity(model, tokenizer, prep.test, frames, views, expansion,
                               videos=shown, texts=swaps.texts)  # fmt: skip
-    rows = torch.arange(len(swaps))
     own = torch.as_tensor(sim)[torch.as_tensor(swaps.rows), torch.as_tensor(video)]
-    return swap_scores(own.numpy(), swapped[rows, torch.as_tensor(np.searchsorted(shown, video))].numpy(),
-                       swaps)  # fmt: skip
+    other = swapped[torch.arange(len(swaps)), torch.as_tensor(np.searchsorted(shown, video))]
+    return swap_scores(own.numpy(), other.numpy(), swaps)
 
 
 def run_all(params: CurriculumParams, prep: Prepared, encoder: Any,
