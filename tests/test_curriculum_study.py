@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +36,28 @@ def test_committed_parameter_files_validate():
         assert len(totals) == 1  # every row gets the same number of steps, as in the paper
 
 
-def test_held_out_shapes_are_checked_and_training_videos_showing_them_are_left_out():
+def test_held_out_words_are_checked_and_training_videos_showing_them_are_left_out():
     from vrlib.data.datasets import CaptionItem, RetrievalDataset, VideoItem
 
-    with pytest.raises(ValueError, match="unknown shape.*hexagon.*valid: circle"):
-        _params(videos_without_shapes=["hexagon"])
+    with pytest.raises(
+        ValueError, match="unknown word.*hexagon.*valid: the shapes circle.*colours red"
+    ):
+        _params(videos_without_words=["hexagon"])
     with pytest.raises(ValueError, match="listed twice"):
-        _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["star", "star"]})
-    with pytest.raises(ValueError, match="expert_without_shapes needs pretrained: expert"):
+        _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_words": ["star", "star"]})
+    with pytest.raises(ValueError, match="expert_without_words needs pretrained: expert"):
         _params(encoder={"model": "ViT-B-32", "pretrained": "openai",
-                         "expert_without_shapes": ["star"]})  # fmt: skip
-    with pytest.raises(ValueError, match="videos_without_shapes needs dataset: synthetic"):
-        _params(data={"dataset": "msrvtt", "root": "/data/msrvtt"}, videos_without_shapes=["star"],
+                         "expert_without_words": ["star"]})  # fmt: skip
+    with pytest.raises(ValueError, match="videos_without_words needs dataset: synthetic"):
+        _params(data={"dataset": "msrvtt", "root": "/data/msrvtt"}, videos_without_words=["star"],
                 train_split="9k", test_split="1k-A",
                 encoder={"model": "ViT-B-32", "pretrained": "openai"})  # fmt: skip
-    p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["star"]},
-                videos_without_shapes=["square", "circle"])  # fmt: skip
-    assert p.videos_without_shapes == ["circle", "square"]
-    assert p.held_out_shapes() == ["circle", "square", "star"]
+    p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_words": ["star"]},
+                videos_without_words=["square", "circle"])  # fmt: skip
+    assert p.videos_without_words == ["circle", "square"]
+    assert p.held_out_words() == ["circle", "square", "star"]
+    colours = _params(videos_without_words=["red", "blue"])  # colours are held out the same way
+    assert colours.held_out_words() == ["blue", "red"]
 
     def event(shape, colour="red", static=None):
         ends = {"colour": colour}
@@ -65,13 +70,16 @@ def test_held_out_shapes_are_checked_and_training_videos_showing_them_are_left_o
     ]  # fmt: skip
     captions = [CaptionItem(v, f"{v} {i}") for v in "abc" for i in range(2)]
     ds = RetrievalDataset("synthetic", "train", Path("."), videos, captions)
-    kept = cdata._without_shapes(ds, ["square"])  # a shape shown only as a static object counts
+    kept = cdata._without_words(ds, ["square"])  # a shape shown only as a static object counts
     assert [v.video_id for v in kept.videos] == ["a", "c"] and len(kept.captions) == 4
     assert kept.caption_to_video.tolist() == [0, 0, 1, 1]
+    # a colour counts wherever an object shows it, also a static one's
+    assert [v.video_id for v in cdata._without_words(ds, ["blue"]).videos] == ["a", "c"]
+    assert [v.video_id for v in cdata._without_words(ds, ["red"]).videos] == []
     no_events = RetrievalDataset("mine", "train", Path("."), [VideoItem("x", Path("x.mp4"))],
                                  [CaptionItem("x", "t")])  # fmt: skip
     with pytest.raises(ValueError, match="mine: video 'x' has no meta.events"):
-        cdata._without_shapes(no_events, ["square"])
+        cdata._without_words(no_events, ["square"])
 
 
 def test_schedules_must_have_equal_steps_and_named_schedules_must_exist():
@@ -293,7 +301,7 @@ def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
     assert np.all(runs[0].twin_scores == 0.5)
     # a model whose temporal attention and embedding read order does not tie
     from vrlib.models.frozen import FrozenInTime, load_frozen_config
-    from vrlib.train.clips import clip_similarity
+    from vrlib.train.clips import clip_similarity, encode_captions, encode_clips
 
     model = FrozenInTime.from_clip(encoder.model, load_frozen_config(str(config)))
     with torch.no_grad():
@@ -301,7 +309,12 @@ def test_step_0_is_the_untrained_model_tested_like_every_run(tmp_path):
             if "attn_time" in name or "temporal_embedding" in name:
                 param.normal_(0, 0.5, generator=gen)
     sim = clip_similarity(model, encoder.tokenizer, test, 4, 8)
-    scores = cu._twin_scores(sim, model, encoder.tokenizer, test, 4, 8, "zeros")
+    embedded = (
+        encode_captions(model, encoder.tokenizer, test.captions),
+        encode_clips(model, test, 4, 8),
+    )
+    assert torch.equal(embedded[0] @ embedded[1].T, sim)  # the similarities are the embeddings'
+    scores = cu._twin_scores(embedded, model, test, 4, 8, "zeros")
     assert scores.shape == (4,) and not np.all(scores == 0.5)
     # the pass over twinned videos only scores as the pass over every video would
     from vrlib.models.reversal import own_video_order_scores
@@ -344,8 +357,8 @@ def test_joint_against_videos_only_is_tested_again_on_held_out_concept_videos():
         ([], ["square"], "the training videos never showed (the expert saw it)"),
     ):
         p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32",
-                    "expert_without_shapes": expert_without}, videos_without_shapes=videos_without)  # fmt: skip
-        rows = cc.claims(runs, summary, p, _Test(), unseen_shape=held_out)
+                    "expert_without_words": expert_without}, videos_without_words=videos_without)  # fmt: skip
+        rows = cc.claims(runs, summary, p, _Test(), unseen_word=held_out)
         sub = next(c for c in rows if c["comparison"].endswith("videos of square)"))
         assert lacking in sub["claim"] and sub["n_videos"] == 50 and sub["verdict"] == "holds"
 
@@ -373,15 +386,15 @@ def test_table2_on_subsets_of_test_videos_reads_each_subset_and_the_rest():
     assert by["of square", "videos-only"]["R@1"] == pytest.approx(50.0)
     # which subsets a study reads: only those some test video is in
     prep = cu.Prepared(train=None, test=None, images=None, skipped=[],
-                       held_out=np.zeros(200, bool), unseen_shape=mask)  # fmt: skip
-    p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["square"]})
+                       held_out=np.zeros(200, bool), unseen_word=mask)  # fmt: skip
+    p = _params(encoder={"model": "vrlib-tiny-vit32", "expert_without_words": ["square"]})
     assert list(cu.video_subsets(prep, p)) == ["of square"]
 
 
-def test_shape_swaps_score_each_swapped_caption_against_its_own_on_its_video(tmp_path):
+def test_word_swaps_score_each_swapped_caption_against_its_own_on_its_video(tmp_path):
     """``_swap_scores``: the own caption's score with its video (from the run's similarities)
     against the swapped caption's with the same video, weighted; one entry per swap."""
-    from vrlib.studies.curriculum.swaps import shape_swaps
+    from vrlib.studies.curriculum.swaps import word_swaps
     from vrlib.train.clips import ClipSet, clip_similarity
 
     encoder, config = _micro_encoder(tmp_path)
@@ -390,7 +403,7 @@ def test_shape_swaps_score_each_swapped_caption_against_its_own_on_its_video(tmp
     captions = ["a red circle", "a circle moves", "a blue square", "a star", "a green square"]
     c2v = np.array([0, 0, 1, 2, 2])
     shown = [{"circle"}, {"square"}, {"star", "square"}]
-    swaps = shape_swaps(captions, c2v, shown, ["circle", "square", "star"])
+    swaps = word_swaps(captions, c2v, shown, ["circle", "square", "star"])
     # caption 2 into circle and star; 3 and 4 into circle only (their video shows star and square)
     assert swaps.rows.tolist() == [0, 0, 1, 1, 2, 2, 3, 4]
     prep = cu.Prepared(train=None, test=ClipSet(pools, captions, c2v, twin_of=np.full(3, -1)),
@@ -415,13 +428,13 @@ def test_shape_swaps_score_each_swapped_caption_against_its_own_on_its_video(tmp
 
 
 def test_the_shape_swap_claim_reads_swaps_clustered_by_video_and_enters_the_reading():
-    from vrlib.studies.curriculum.swaps import shape_swaps
+    from vrlib.studies.curriculum.swaps import word_swaps
 
     captions = [
         f"a {'cross' if v < 100 else 'diamond'} moving" for v in range(200) for _ in range(3)
     ]
     shown = [{"cross"} if v < 100 else {"diamond"} for v in range(200)]
-    swaps = shape_swaps(captions, _Test.caption_to_video, shown, ["cross", "diamond"])
+    swaps = word_swaps(captions, _Test.caption_to_video, shown, ["cross", "diamond"])
     assert len(swaps) == 600
     rng = np.random.default_rng(3)
     blind = (rng.random(600) < 0.5).astype(float)
@@ -430,8 +443,8 @@ def test_the_shape_swap_claim_reads_swaps_clustered_by_video_and_enters_the_read
     for r in runs:
         r.swap_scores = swaps.weights * (blind if r.setting == "videos-only" else np.ones(600))
     summary = cu.summary_rows(runs)
-    p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32", "expert_without_shapes": ["cross"]},
-                videos_without_shapes=["diamond"])  # fmt: skip
+    p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32", "expert_without_words": ["cross"]},
+                videos_without_words=["diamond"])  # fmt: skip
     rows = cc.claims(runs, summary, p, _Test(), swaps=swaps)
     row = next(c for c in rows if "shape-swap acc" in c["comparison"])
     assert row["comparison"] == "joint - videos-only (shape-swap acc, cross, diamond)"
@@ -459,10 +472,53 @@ def test_the_shape_swap_claim_reads_swaps_clustered_by_video_and_enters_the_read
         r.swap_scores = swaps.weights * (blind if r.setting == cu.UNTRAINED else np.ones(600))
     taught = cc.claims(with0, cu.summary_rows(with0), p, _Test(), swaps=swaps)
     assert "Shapes taught by videos-only" in cc.reading(summary, taught, [], [])
-    table = cu.swap_rows(runs)
+    table = cu.swap_rows(runs, p.held_out_words())
     assert [r["setting"] for r in table] == ["videos-only", "joint"] and table[0]["n"] == 600
+    assert table[0]["words"] == "cross, diamond"
     text = cc.reading(summary, rows, [], table)
-    assert f"joint {table[1]['swap_acc']:.1f}%" in text and "600 swapped captions" in text
+    assert f"joint {table[1]['swap_acc']:.1f}%" in text
+    assert "Shape swaps (600 swapped captions of cross, diamond)" in text
+
+
+def test_held_out_colours_get_colour_words_in_claims_and_reading():
+    """The same instrument over colours (the positive control of Table 2): the claims, the
+    metric and the reading name colours, computed from the held-out words."""
+    from vrlib.studies.curriculum.swaps import word_kind, word_swaps
+
+    assert (word_kind(["cross", "star"]), word_kind(["blue", "red"])) == ("shape", "colour")
+    assert word_kind(["blue", "star"]) == "word"
+    captions = [
+        f"a {'red' if v < 100 else 'blue'} star moving" for v in range(200) for _ in range(3)
+    ]
+    shown = [{"red", "star"} if v < 100 else {"blue", "star"} for v in range(200)]
+    swaps = word_swaps(captions, _Test.caption_to_video, shown, ["blue", "red"])
+    assert swaps.texts[0] == "a blue star moving" and len(swaps) == 600
+    rng = np.random.default_rng(4)
+    runs = _runs_from_hits({"videos-only": [rng.random(600) < 0.3] * 2, "joint": [rng.random(600) < 0.3] * 2},
+                           {"videos-only": 1.0, "joint": 1.0})  # fmt: skip
+    blind = (rng.random(600) < 0.5).astype(float)
+    for r in runs:
+        r.swap_scores = swaps.weights * (blind if r.setting == "videos-only" else np.ones(600))
+    untrained = dataclasses.replace(
+        runs[0], setting=cu.UNTRAINED, swap_scores=swaps.weights * blind
+    )
+    runs.append(untrained)
+    p = _params(n_boot=400, encoder={"model": "vrlib-tiny-vit32", "expert_without_words": ["blue", "red"]},
+                videos_without_words=["blue", "red"])  # fmt: skip
+    summary = cu.summary_rows(runs)
+    rows = cc.claims(runs, summary, p, _Test(), swaps=swaps)
+    claim = next(
+        c for c in rows if c["comparison"] == "joint - videos-only (colour-swap acc, blue, red)"
+    )
+    assert claim["claim"].startswith("joint training ties a colour's word to the colour better")
+    assert "a colour the expert and the training videos never showed" in claim["claim"]
+    assert claim["verdict"] == "holds"
+    taught = next(c for c in rows if c["comparison"].startswith("videos-only - untrained"))
+    assert "teaches the held-out colours' words" in taught["claim"]
+    text = cc.reading(summary, rows, [], cu.swap_rows(runs, p.held_out_words()))
+    assert "No source teaches the held-out colours' words" in text
+    assert "compares something other than the colours." in text
+    assert "Colour swaps (600 swapped captions of blue, red)" in text
 
 
 def test_an_undecided_claim_says_when_the_papers_gain_lies_above_its_interval():

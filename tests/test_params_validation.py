@@ -293,10 +293,10 @@ def test_world_overrides_get_a_world_folder_of_their_own():
     assert expert_path("default", 0, "vrlib-tiny", {}) == expert_path()
     assert _encoder_key(EncoderParams(), stills) != _encoder_key(EncoderParams(), DataParams())
     # so does an expert that never saw some shapes
-    unseen = EncoderParams(expert_without_shapes=["square"])
+    unseen = EncoderParams(expert_without_words=["square"])
     assert _encoder_key(unseen, DataParams()) != _encoder_key(EncoderParams(), DataParams())
     assert (
-        expert_path(without_shapes=["square"]).name == "vrlib-tiny-default-seed0-without-square.pt"
+        expert_path(without_words=["square"]).name == "vrlib-tiny-default-seed0-without-square.pt"
     )
     for data, name in (
         (DataParams(world_overrides={"video_shift": 0.0}), "world default seed 0 video_shift=0.0"),

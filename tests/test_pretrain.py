@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -254,7 +255,7 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", fake)
     out = tmp_path / "cli.pt"
     cli = dict(preset="smoke", seed=3, world=world, out=out, epochs=1, device="cpu")
-    args = argparse.Namespace(**cli, batch_size=None, lr=None, model=None, without_shapes=None)
+    args = argparse.Namespace(**cli, batch_size=None, lr=None, model=None, without_words=None)
     assert pretrain.pretrain_from_cli(args) == 0
     smoke = {**pretrain.PRESETS["vrlib-tiny"]["smoke"], "model_name": "vrlib-tiny"}
     wired = {**smoke, "epochs": 1, "seed": 3, "device": "cpu", "text_tower": None}
@@ -263,21 +264,21 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
     assert "val image->text R@1" in printed
     assert printed.splitlines()[-1] == str(out)  # `--pretrained "$(... | tail -1)"` works
     # an unknown preset: one line, exit status 2, nothing trained
-    none = {"batch_size": None, "lr": None, "model": None, "without_shapes": None}
+    none = {"batch_size": None, "lr": None, "model": None, "without_words": None}
     bad = argparse.Namespace(**{**cli, **none, "preset": "nosuch"})
     assert pretrain.pretrain_from_cli(bad) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "'nosuch'" in err and err.count("\n") == 1
-    bad = argparse.Namespace(**{**cli, **none, "without_shapes": "square,hexagon"})
+    bad = argparse.Namespace(**{**cli, **none, "without_words": "square,hexagon"})
     assert pretrain.pretrain_from_cli(bad) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --without-shapes: unknown shape(s) ['hexagon']")
+    assert err.startswith("error: --without-words: unknown word(s) ['hexagon']; valid: the shapes")
     assert len(calls) == 1
     # the ViT expert (study 04's), with recipe overrides, into its own file by default
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
     args = argparse.Namespace(
         **{**cli, "out": None}, batch_size=128, lr=2e-3, model="vrlib-tiny-vit32",
-        without_shapes=None,
+        without_words=None,
     )  # fmt: skip
     assert pretrain.pretrain_from_cli(args) == 0
     # its recipe locks vrlib-tiny's text tower: that expert is trained first, on the same world
@@ -291,10 +292,10 @@ def test_presets_and_cli(world, trained, tmp_path, capsys, monkeypatch):
         "model_name": "vrlib-tiny-vit32", "seed": 3, "device": "cpu", "text_tower": donor,
     }  # fmt: skip
     # an expert that never saw some shapes: its own file, the shapes passed on sorted
-    args = argparse.Namespace(**{**cli, **none, "out": None, "without_shapes": "square,cross"})
+    args = argparse.Namespace(**{**cli, **none, "out": None, "without_words": "square,cross"})
     assert pretrain.pretrain_from_cli(args) == 0
     assert calls[-1][1] == tmp_path / "experts" / "vrlib-tiny-smoke-seed3-without-cross-square.pt"
-    assert calls[-1][2]["without_shapes"] == ("cross", "square")
+    assert calls[-1][2]["without_words"] == ("cross", "square")
 
 
 def test_pretrain_command_trains_inside_the_experts_lock(world, trained, tmp_path, monkeypatch):
@@ -319,7 +320,7 @@ def test_pretrain_command_trains_inside_the_experts_lock(world, trained, tmp_pat
     out = tmp_path / "locked.pt"
     args = argparse.Namespace(
         preset="smoke", seed=0, world=world, out=out, epochs=1, device="cpu",
-        batch_size=None, lr=None, model=None, without_shapes=None,
+        batch_size=None, lr=None, model=None, without_words=None,
     )  # fmt: skip
     assert pretrain.pretrain_from_cli(args) == 0 and held == []
 
@@ -422,7 +423,7 @@ def test_training_from_scratch_is_quiet_but_a_random_model_elsewhere_warns(caplo
 
 
 def test_an_expert_without_a_shape_never_trains_on_an_image_of_it(world, tmp_path, monkeypatch):
-    """Study 04's Table 2: ``without_shapes`` leaves out every training image showing the shape
+    """Study 04's Table 2: ``without_words`` leaves out every training image showing the shape
     (val keeps its own); the checkpoint records it, and an expert trained before the setting
     existed (no key in its config) still counts as one without it."""
     encoder = load_clip("vrlib-tiny", None, device="cpu", init_seed=0)
@@ -430,20 +431,24 @@ def test_an_expert_without_a_shape_never_trains_on_an_image_of_it(world, tmp_pat
     records = [json.loads(line) for line in (world / "annotations" / "images.jsonl").open()]
     train = [r for r in records if r["split"] == "train"]
     assert keep == [r["attributes"]["objects"][0]["shape"] != "square" for r in train]
-    _, captions = pretrain.load_image_set(world, "train", encoder, without_shapes=("square",))
+    _, captions = pretrain.load_image_set(world, "train", encoder, without_words=("square",))
     assert len(captions) == sum(keep) == 24 and not any("square" in c for c in captions)
+    red = pretrain.kept_images(world, "train", ("red",))  # a colour is left out the same way
+    _, captions = pretrain.load_image_set(world, "train", encoder, without_words=("red",))
+    assert 0 < sum(red) < len(train) and len(captions) == sum(red)
+    assert not any(re.search(r"\bred\b", c) for c in captions)
 
     summary = pretrain.pretrain_expert(
-        world, tmp_path / "x.pt", **{**KW, "epochs": 1}, without_shapes=("square",)
+        world, tmp_path / "x.pt", **{**KW, "epochs": 1}, without_words=("square",)
     )
-    assert summary["train_images"] == 24 and summary["config"]["without_shapes"] == ["square"]
+    assert summary["train_images"] == 24 and summary["config"]["without_words"] == ["square"]
     assert summary["val"]["num_images"] == 16  # held-out metrics still on every val image
     plain = pretrain.config_record(pretrain.PretrainConfig(epochs=1))
-    assert "without_shapes" not in plain  # older checkpoints' configs compare equal
-    with pytest.raises(ValueError, match="without_shapes"):  # resuming under other settings
+    assert "without_words" not in plain  # older checkpoints' configs compare equal
+    with pytest.raises(ValueError, match="without_words"):  # resuming under other settings
         pretrain.pretrain_expert(world, tmp_path / "x.pt", **{**KW, "epochs": 1})
     with pytest.raises(ValueError, match="sorted and distinct"):
-        pretrain.PretrainConfig(epochs=1, without_shapes=("square", "circle"))
+        pretrain.PretrainConfig(epochs=1, without_words=("square", "circle"))
 
     # ensure_expert: an expert of its own, named for what it never saw
     monkeypatch.setenv("VRLIB_HOME", str(tmp_path))
@@ -453,9 +458,9 @@ def test_an_expert_without_a_shape_never_trains_on_an_image_of_it(world, tmp_pat
     monkeypatch.setattr(pretrain.expert, "_world", lambda p, s, g, o=None: world)
     calls = []
     monkeypatch.setattr(pretrain.expert, "pretrain_expert", lambda *a, **kw: calls.append(kw))
-    path = pretrain.ensure_expert("smoke", seed=0, without_shapes=["square"])
+    path = pretrain.ensure_expert("smoke", seed=0, without_words=["square"])
     assert path.name == "vrlib-tiny-smoke-seed0-without-square.pt"
-    assert calls[0]["without_shapes"] == ("square",)
+    assert calls[0]["without_words"] == ("square",)
 
 
 def test_leaving_out_shapes_needs_attributes(world, tmp_path):

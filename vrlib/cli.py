@@ -74,10 +74,10 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
         help="the expert's architecture: vrlib-tiny (default) or vrlib-tiny-vit32 (study 04)",
     )
     p.add_argument(
-        "--without-shapes",
+        "--without-words",
         default=None,
-        help="comma-separated shapes the expert never sees (every still showing one is left "
-        "out; study 04's unseen_shapes.yaml), e.g. cross,diamond,square",
+        help="comma-separated shapes or colours the expert never sees (every still showing one is "
+        "left out; study 04's unseen_shapes.yaml), e.g. cross,diamond,square or blue,red",
     )
     p.add_argument("--device", default=None)
 

@@ -40,12 +40,12 @@ def expert_path(
     seed: int = 0,
     model: str = "vrlib-tiny",
     overrides: dict | None = None,
-    without_shapes: tuple[str, ...] | list[str] = (),
+    without_words: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Checkpoint of the image-text expert ``model`` pretrained on that world's images; a world
     whose ``overrides`` change its stills (``motion_image_share``) has an expert of its own, and
-    so has one that never saw ``without_shapes`` (``-without-square``)."""
-    without = "-without-" + "-".join(sorted(set(without_shapes))) if without_shapes else ""
+    so has one that never saw ``without_words``, shapes or colours (``-without-square``)."""
+    without = "-without-" + "-".join(sorted(set(without_words))) if without_words else ""
     name = f"{model}-{preset}-seed{seed}{_overrides_suffix(overrides)}{without}.pt"
     return vrlib_home() / "experts" / name
 

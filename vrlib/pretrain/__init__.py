@@ -28,7 +28,7 @@ from vrlib.pretrain.images import (
     evaluate_image_text,
     image_set_sha,
     kept_images,
-    known_shapes,
+    known_words,
     load_image_set,
     read_rgb,
 )
@@ -55,7 +55,7 @@ __all__ = [
     "held_out_ceiling",
     "image_set_sha",
     "kept_images",
-    "known_shapes",
+    "known_words",
     "load_image_set",
     "preset_settings",
     "pretrain_expert",

@@ -91,9 +91,10 @@ class PretrainConfig:
     shift: int = 4  # random-shift augmentation, pixels at model resolution; 0 disables it
     model_name: str = MODEL_NAME
     hard_negatives: float = 0.0  # share of each batch filled with minimal-pair partners
-    # shapes no training image shows (``images.kept_images``): an expert that never saw them
-    without_shapes: tuple[str, ...] = ()
-    # the model whose expert (same world, seed and ``without_shapes``) gives this one its text
+    # shapes or colours no training image shows (``images.kept_images``): an expert that never
+    # saw them
+    without_words: tuple[str, ...] = ()
+    # the model whose expert (same world, seed and ``without_words``) gives this one its text
     # tower, locked while the image tower trains; "" trains both towers from scratch
     text_from: str = ""
 
@@ -103,9 +104,9 @@ class PretrainConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.hard_negatives < 1.0:
             raise ValueError(f"hard_negatives must be in [0, 1), got {self.hard_negatives}")
-        if list(self.without_shapes) != sorted(set(self.without_shapes)):
+        if list(self.without_words) != sorted(set(self.without_words)):
             raise ValueError(
-                f"without_shapes must be sorted and distinct, got {list(self.without_shapes)}"
+                f"without_words must be sorted and distinct, got {list(self.without_words)}"
             )
         if self.text_from == self.model_name:
             raise ValueError(f"text_from must name another model than {self.model_name!r}")
@@ -116,12 +117,12 @@ class PretrainConfig:
 
 
 def config_record(cfg: PretrainConfig) -> dict[str, Any]:
-    """The settings a checkpoint records and is compared on: ``without_shapes`` (as a list) and
+    """The settings a checkpoint records and is compared on: ``without_words`` (as a list) and
     ``text_from`` only when set, so the experts trained before those settings existed stay valid."""
     record = asdict(cfg)
-    shapes, text_from = record.pop("without_shapes"), record.pop("text_from")
+    words, text_from = record.pop("without_words"), record.pop("text_from")
     return (
         record
-        | ({"without_shapes": list(shapes)} if shapes else {})
+        | ({"without_words": list(words)} if words else {})
         | ({"text_from": text_from} if text_from else {})
     )

@@ -46,14 +46,14 @@ def ensure_expert(
     device: str | None = None,
     model: str = MODEL_NAME,
     overrides: dict | None = None,
-    without_shapes: tuple[str, ...] | list[str] = (),
+    without_words: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """The preset's expert checkpoint of ``model`` (``vrlib-tiny``, or ``vrlib-tiny-vit32`` for
     study 04), generating the world and training the model if missing. ``overrides``: world
     knobs that change the stills (a negative control such as ``{"motion_image_share": 0.0}``):
     that world's expert, trained on its own stills with the preset's recipe.
-    ``without_shapes``: an expert of its own that never saw these shapes (its training stills
-    leave out every image showing one; study 04's Table 2), same recipe otherwise.
+    ``without_words``: an expert of its own that never saw these shapes or colours (its training
+    stills leave out every image showing one; study 04's Table 2), same recipe otherwise.
 
     A finished checkpoint with the preset's current settings returns at once; an interrupted one
     resumes; one trained with other settings (an older ``PRESETS``) is retrained, like
@@ -62,13 +62,13 @@ def ensure_expert(
     from vrlib.paths import expert_path
 
     settings = preset_settings(preset, model)  # an unknown model fails before any work
-    shapes = tuple(sorted(set(without_shapes)))  # one name and one config for any order
-    if shapes:
-        settings["without_shapes"] = shapes
-    out = expert_path(preset, seed, model, overrides, shapes)
+    words = tuple(sorted(set(without_words)))  # one name and one config for any order
+    if words:
+        settings["without_words"] = words
+    out = expert_path(preset, seed, model, overrides, words)
     donor = None
     if settings.get("text_from"):  # its text tower: that model's expert of the same stills
-        donor = ensure_expert(preset, seed, device, settings["text_from"], overrides, shapes)
+        donor = ensure_expert(preset, seed, device, settings["text_from"], overrides, words)
     with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
         remove_stale_temporaries(out)
         world = _world(preset, seed, None, overrides)
@@ -107,7 +107,7 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
     import sys
 
     from vrlib.paths import expert_path
-    from vrlib.pretrain.images import known_shapes
+    from vrlib.pretrain.images import known_words
 
     model = args.model or MODEL_NAME
     try:
@@ -116,16 +116,16 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
         print(f"error: --preset/--model: {e}", file=sys.stderr)
         return 2
     without = []
-    if args.without_shapes:
+    if args.without_words:
         try:
-            without = known_shapes(args.without_shapes.split(","))
+            without = known_words(args.without_words.split(","))
         except ValueError as e:
-            print(f"error: --without-shapes: {e}", file=sys.stderr)
+            print(f"error: --without-words: {e}", file=sys.stderr)
             return 2
-        settings["without_shapes"] = tuple(without)
+        settings["without_words"] = tuple(without)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    out = Path(args.out or expert_path(args.preset, args.seed, model, without_shapes=without))
+    out = Path(args.out or expert_path(args.preset, args.seed, model, without_words=without))
     world = _world(args.preset, args.seed, args.world)
     donor = None
     if settings.get("text_from"):  # the recipe's text tower: that model's expert, same stills
@@ -136,7 +136,7 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
             remove_stale_temporaries(donor)
             recipe = preset_settings(args.preset, settings["text_from"])
             _ensure_expert(donor, world, args.seed, args.device,
-                           recipe | ({"without_shapes": tuple(without)} if without else {}))  # fmt: skip
+                           recipe | ({"without_words": tuple(without)} if without else {}))  # fmt: skip
     # the same lock as ensure_expert: a study (or another pretrain) that wants this checkpoint
     # meanwhile waits for it instead of training it a second time into the same file
     with exclusive(out, f"training the expert {out}"):

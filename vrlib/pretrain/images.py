@@ -24,10 +24,10 @@ def load_image_set(
     split: str,
     encoder: ClipEncoder,
     chunk: int = 512,
-    without_shapes: tuple[str, ...] = (),
+    without_words: tuple[str, ...] = (),
 ) -> tuple[torch.Tensor, list[str]]:
     """Decode and preprocess every image of one split once (those showing none of
-    ``without_shapes``, when given: :func:`kept_images`).
+    ``without_words``, when given: :func:`kept_images`).
 
     Returns:
         pixels: float16 (N, 3, S, S), normalised like the model's own transform (float16 halves
@@ -37,8 +37,8 @@ def load_image_set(
     from vrlib.data.datasets import load_image_captions
 
     pairs = load_image_captions(world_dir, split)
-    if without_shapes:
-        keep = kept_images(world_dir, split, without_shapes)  # the same rows, in the same order
+    if without_words:
+        keep = kept_images(world_dir, split, without_words)  # the same rows, in the same order
         pairs = [pair for pair, k in zip(pairs, keep, strict=True) if k]
     if not pairs:
         raise ValueError(f"{world_dir}: no images in split {split!r} of annotations/images.jsonl")
@@ -52,13 +52,14 @@ def load_image_set(
 
 
 def kept_images(
-    world_dir: str | os.PathLike, split: str, without_shapes: tuple[str, ...]
+    world_dir: str | os.PathLike, split: str, without_words: tuple[str, ...]
 ) -> list[bool]:
-    """Per image of ``split`` (file order), whether it shows none of ``without_shapes``: no object
-    of its scene and, for a still of motion, no object of any of its events at any time.
+    """Per image of ``split`` (file order), whether it shows none of ``without_words`` (shapes or
+    colours): no object of its scene and, for a still of motion, no object of any of its events at
+    any time, is of that shape or colour.
 
-    Why: an expert that has never seen a shape (study 04's Table 2) is one whose stills leave
-    out every picture of it, not only those whose caption names it.
+    Why: an expert that has never seen a shape or a colour (study 04's Table 2) is one whose
+    stills leave out every picture of it, not only those whose caption names it.
 
     Raises:
         ValueError: an image record has no ``attributes`` (a world made elsewhere), so what it
@@ -74,24 +75,27 @@ def kept_images(
             raise ValueError(
                 f"{Path(world_dir) / 'annotations' / 'images.jsonl'}: image "
                 f"{record.get('image_id')!r} has no attributes, so the images showing "
-                f"{list(without_shapes)} cannot be left out"
+                f"{list(without_words)} cannot be left out"
             )
-        shown = {obj["shape"] for obj in attributes.get("objects", [])}
-        shown |= {shape for shape, _ in concepts(attributes.get("motion", {}).get("events", []))}
-        keep.append(not shown & set(without_shapes))
+        pairs = {(obj["shape"], obj["colour"]) for obj in attributes.get("objects", [])}
+        pairs |= set(concepts(attributes.get("motion", {}).get("events", [])))
+        keep.append(not {word for pair in pairs for word in pair} & set(without_words))
     return keep
 
 
-def known_shapes(shapes: list[str]) -> list[str]:
-    """``shapes`` sorted, if each is a shape of the embedded world (``SHAPES``) and none repeats
-    (what ``without_shapes`` may name: studies' parameters and ``vrlib pretrain``)."""
-    from vrlib.data.synthetic import SHAPES
+def known_words(words: list[str]) -> list[str]:
+    """``words`` sorted, if each is a shape (``SHAPES``) or an object colour (``COLOURS``) of the
+    embedded world and none repeats (what ``without_words`` may name: studies' parameters and
+    ``vrlib pretrain``)."""
+    from vrlib.data.synthetic import COLOURS, SHAPES
 
-    unknown = [s for s in shapes if s not in SHAPES]
-    if unknown or len(set(shapes)) != len(shapes):
-        what = f"unknown shape(s) {unknown}" if unknown else f"a shape listed twice in {shapes}"
-        raise ValueError(f"{what}; valid: {', '.join(SHAPES)}")
-    return sorted(shapes)
+    unknown = [w for w in words if w not in SHAPES and w not in COLOURS]
+    if unknown or len(set(words)) != len(words):
+        what = f"unknown word(s) {unknown}" if unknown else f"a word listed twice in {words}"
+        raise ValueError(
+            f"{what}; valid: the shapes {', '.join(SHAPES)} and the colours {', '.join(COLOURS)}"
+        )
+    return sorted(words)
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -200,7 +200,7 @@ def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dic
     if cfg.text_from:
         lock_text_tower(encoder.model, text_tower)
     train_pixels, train_captions = load_image_set(
-        world_dir, "train", encoder, without_shapes=cfg.without_shapes
+        world_dir, "train", encoder, without_words=cfg.without_words
     )
     val_pixels, val_captions = load_image_set(world_dir, "val", encoder)
     batch_size = min(cfg.batch_size, len(train_pixels))
@@ -233,8 +233,8 @@ def _start(cfg: PretrainConfig, world_dir: Path, device: torch.device, ckpt: dic
 def _partners(world_dir: Path, cfg: PretrainConfig) -> list[list[int]]:
     """Minimal-pair partners of the training images, indexed as ``load_image_set`` returns them."""
     records = image_records(world_dir, "train")
-    if cfg.without_shapes:
-        keep = kept_images(world_dir, "train", cfg.without_shapes)
+    if cfg.without_words:
+        keep = kept_images(world_dir, "train", cfg.without_words)
         records = [r for r, k in zip(records, keep, strict=True) if k]
     return partner_lists(records)
 
@@ -252,7 +252,7 @@ def pretrain_expert(
     shift: int = 4,
     hard_negatives: float = 0.0,
     model_name: str = MODEL_NAME,
-    without_shapes: tuple[str, ...] = (),
+    without_words: tuple[str, ...] = (),
     text_from: str = "",
     text_tower: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
@@ -265,7 +265,7 @@ def pretrain_expert(
             and ``images/``; videos are never read).
         out_path: checkpoint file; ``<out_path>.json`` receives the summary.
         epochs, batch_size, lr, weight_decay, warmup_steps, seed, shift, hard_negatives,
-            model_name, without_shapes, text_from: see :class:`PretrainConfig`; ``model_name`` is
+            model_name, without_words, text_from: see :class:`PretrainConfig`; ``model_name`` is
             a registered open_clip config (``vrlib/model_configs``), and the checkpoint loads with
             ``load_clip(model_name, pretrained=out_path)``.
         text_tower: with ``text_from``, the checkpoint of that model's expert whose text tower
@@ -293,7 +293,7 @@ def pretrain_expert(
         shift,
         model_name=model_name,
         hard_negatives=hard_negatives,
-        without_shapes=tuple(without_shapes),
+        without_words=tuple(without_words),
         text_from=text_from,
     )
     if text_from and text_tower is None:

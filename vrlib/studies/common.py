@@ -129,14 +129,14 @@ class DataParams(Strict):
 class EncoderParams(Strict):
     """Which image-text model. ``pretrained: expert`` = the world's expert of that model
     (``vrlib-tiny``, or ``vrlib-tiny-vit32``), pretrained on the world's still images;
-    ``expert_without_shapes``: an expert of its own whose stills never showed these shapes (a
-    concept the model starts without, study 04's Table 2)."""
+    ``expert_without_words``: an expert of its own whose stills never showed these shapes or
+    colours (a concept the model starts without, study 04's Table 2)."""
 
     model: str = "vrlib-tiny"
     pretrained: str | None = EXPERT
     device: str | None = None
     batch_size: int = Field(256, gt=0)
-    expert_without_shapes: list[str] = Field(default_factory=list)
+    expert_without_words: list[str] = Field(default_factory=list)
 
     @field_validator("model")
     @classmethod
@@ -160,19 +160,19 @@ class EncoderParams(Strict):
 
         if self.pretrained not in (None, EXPERT):
             check_pretrained(self.model, self.pretrained, must_exist=False)
-        if self.expert_without_shapes and self.pretrained != EXPERT:
+        if self.expert_without_words and self.pretrained != EXPERT:
             raise ValueError(
-                f"expert_without_shapes needs pretrained: {EXPERT} (it names which expert to "
+                f"expert_without_words needs pretrained: {EXPERT} (it names which expert to "
                 f"train), got pretrained: {self.pretrained!r}"
             )
         return self
 
-    @field_validator("expert_without_shapes")
+    @field_validator("expert_without_words")
     @classmethod
-    def _known_shapes(cls, shapes: list[str]) -> list[str]:
-        from vrlib.pretrain import known_shapes
+    def _known_words(cls, words: list[str]) -> list[str]:
+        from vrlib.pretrain import known_words
 
-        return known_shapes(shapes)
+        return known_words(words)
 
 
 class SamplingParams(Strict):

@@ -36,7 +36,7 @@ def load_encoder(enc: EncoderParams, data: DataParams):
         pretrained = str(
             ensure_expert(
                 data.world_preset, data.world_seed, model=enc.model,
-                overrides=data.stills_overrides(), without_shapes=enc.expert_without_shapes,
+                overrides=data.stills_overrides(), without_words=enc.expert_without_words,
             )
         )  # fmt: skip
     encoder = load_clip(enc.model, pretrained=pretrained, device=enc.device)
@@ -46,8 +46,8 @@ def load_encoder(enc: EncoderParams, data: DataParams):
 
 
 def _encoder_key(enc: EncoderParams, data: DataParams) -> tuple[str, str | None, str, int, str]:
-    # a variant's expert is its own: other stills, or shapes it never saw
-    stills = json.dumps([data.stills_overrides(), enc.expert_without_shapes], sort_keys=True)
+    # a variant's expert is its own: other stills, or shapes or colours it never saw
+    stills = json.dumps([data.stills_overrides(), enc.expert_without_words], sort_keys=True)
     return (enc.model, enc.pretrained, data.world_preset, data.world_seed, stills)
 
 

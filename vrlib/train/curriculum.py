@@ -55,7 +55,13 @@ from vrlib.io import atomic_save_torch
 from vrlib.losses import ContrastiveLoss, same_video_mask
 from vrlib.models.frozen import FrozenInTime, count_flops
 from vrlib.train.checkpoint import rng_state, seed_everything, set_rng_state
-from vrlib.train.clips import ClipSet, clip_similarity, geometric_mean_recall, train_frames
+from vrlib.train.clips import (
+    ClipSet,
+    encode_captions,
+    encode_clips,
+    geometric_mean_recall,
+    train_frames,
+)
 from vrlib.train.config import lr_factor
 from vrlib.train.objective import param_groups
 from vrlib.train.schedule import CurriculumConfig, batch_kind, stage_at, stage_ends
@@ -98,7 +104,8 @@ class CurriculumResult:
             temporal embedding also has ``expanded``: ``{"from", "to", "table_rms"}`` (the RMS
             row norm of the learned rows it expanded, ``FrozenInTime.temporal_table_rms``).
         flops_per_step: the counted FLOPs of each batch shape ``"kind/frames/batch"``.
-        final: the last evaluation (``vrlib.metrics.evaluate``'s result + ``sim``), or None.
+        final: the last evaluation (``vrlib.metrics.evaluate``'s result + ``sim`` and the
+            ``caption_embeddings`` and ``video_embeddings`` it came from), or None.
     """
 
     history: list[dict[str, Any]]
@@ -289,13 +296,17 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def _evaluate(trainer: CurriculumTrainer, clips: ClipSet) -> dict[str, Any]:
+    """``vrlib.metrics.evaluate`` on ``clips`` by the test protocol, with the similarities
+    (``sim``) and both sides' embeddings (``caption_embeddings``, ``video_embeddings``), which a
+    study's instruments reuse."""
     from vrlib.metrics import evaluate
 
     cfg = trainer.cfg
-    sim = clip_similarity(trainer.model, trainer.tokenizer, clips, cfg.final_frames, cfg.views,
-                          cfg.expansion)  # fmt: skip
+    captions = encode_captions(trainer.model, trainer.tokenizer, clips.captions)
+    videos = encode_clips(trainer.model, clips, cfg.final_frames, cfg.views, cfg.expansion)
+    sim = captions @ videos.T
     result = evaluate(sim, clips.caption_to_video)
-    result["sim"] = sim
+    result |= {"sim": sim, "caption_embeddings": captions, "video_embeddings": videos}
     row = {"step": trainer.step, "frames": trainer.model.frames, "cum_flops": trainer.cum_flops,
            "cum_train_s": round(trainer.train_s, 3), "geo_mean": geometric_mean_recall(result)}  # fmt: skip
     row.update({f"t2v_{k}": float(result["t2v"][k]) for k in ("R@1", "R@5", "R@10", "MdR")})

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from vrlib.studies.curriculum.runs import TABLE4, UNTRAINED, CurriculumParams, RunResult
-from vrlib.studies.curriculum.swaps import ShapeSwaps
+from vrlib.studies.curriculum.swaps import WordSwaps, word_kind
 from vrlib.studies.toolkit import (
     STEP0_CLAIM,
     against_step0,
@@ -27,7 +27,7 @@ from vrlib.train.clips import ClipSet
 def per_query(runs: list[RunResult], setting: str, what: str = "hit1") -> np.ndarray:
     """Per seed and test query, ``(seeds, n)``: ``hit1`` (100 x [rank = 1]), ``hit10``, ``twin``
     (100 x the twin score, per caption of a twinned video) or ``swap`` (100 x the weighted swap
-    score, per shape swap)."""
+    score, per word swap)."""
     picked = [r for r in runs if r.setting == setting]
     if not picked:
         raise KeyError(f"no runs of setting {setting!r}")
@@ -39,9 +39,7 @@ def per_query(runs: list[RunResult], setting: str, what: str = "hit1") -> np.nda
     return np.stack([(r.t2v_ranks <= k) * 100.0 for r in picked])
 
 
-def query_clusters(
-    test: ClipSet, what: str = "hit1", swaps: ShapeSwaps | None = None
-) -> np.ndarray:
+def query_clusters(test: ClipSet, what: str = "hit1", swaps: WordSwaps | None = None) -> np.ndarray:
     """The cluster of each query of ``per_query``: its video, or for ``twin`` its twin pair
     (the smaller video index of the pair), so the bootstrap resamples videos, not captions."""
     c2v = np.asarray(test.caption_to_video)
@@ -71,7 +69,7 @@ def compute_of(summary: list[dict], setting: str) -> float:
 
 def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
            test: ClipSet, paper: list[dict] = (), held_out: np.ndarray | None = None,
-           unseen_shape: np.ndarray | None = None, swaps: ShapeSwaps | None = None) -> list[dict]:  # fmt: skip
+           unseen_word: np.ndarray | None = None, swaps: WordSwaps | None = None) -> list[dict]:  # fmt: skip
     """The paper's claims tested on our numbers (paired cluster bootstrap over test videos and
     seeds), then every trained Table 4 setting against step 0 (``untrained``).
 
@@ -82,13 +80,16 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         held_out: per test video, whether it shows a concept held out of the training videos
             (``Prepared.held_out``): joint against videos-only is tested again on those videos,
             where the paper's mechanism (images carry what the videos lack) must show if anywhere.
-        unseen_shape: per test video, whether it shows a shape the model starts without or the
-            training videos lack (``Prepared.unseen_shape``): the same comparison on those videos.
-        swaps: the shape swaps of those videos' captions (``Prepared.swaps``): joint against
-            videos-only on the shape-swap instrument, the mechanism itself.
+        unseen_word: per test video, whether it shows a shape or colour the model starts without
+            or the training videos lack (``Prepared.unseen_word``): the same comparison on those
+            videos.
+        swaps: the word swaps of those videos' captions (``Prepared.swaps``): joint against
+            videos-only on the word-swap instrument, the mechanism itself.
     """
     have = {r.setting for r in runs}
     theirs = {r["setting"]: r["R@1"] for r in paper if r.get("direction", "t2v") == "t2v"}
+    held = ", ".join(params.held_out_words())
+    kind = word_kind(params.held_out_words())  # "shape", "colour" (or "word", both kinds)
     out = []
 
     def add(claim: str, a: str, b: str, want: str, what: str = "hit1",
@@ -108,7 +109,7 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         ratio = compute_of(summary, a) / spent if spent > 0 else math.inf  # step 0 spent none
         if max_ratio is not None and not ratio <= max_ratio and verdict == "holds":
             verdict = f"does not hold (compute ratio {ratio:.2f} > {max_ratio})"
-        metric = {"twin": "twin acc", "swap": "shape-swap acc"}.get(what, "T2V R@1") + where
+        metric = {"twin": "twin acc", "swap": f"{kind}-swap acc"}.get(what, "T2V R@1") + where
         margin = {"reaches": params.noninferiority_margin, "equal": params.equivalence_margin}
         out.append({"claim": claim, "comparison": f"{a} - {b} ({metric})", "diff": ci["value"],
                     "ci_low": ci["lo"], "ci_high": ci["hi"], "margin": margin.get(want, 0.0),
@@ -131,22 +132,21 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
         queries = np.asarray(held_out)[np.asarray(test.caption_to_video)]
         add("joint training beats videos only on videos with concepts held out of training videos",
             "joint", "videos-only", "greater", queries=queries, where=", held-out concepts")  # fmt: skip
-    shapes = ", ".join(params.held_out_shapes())
     lacking = {(True, True): "the expert and the training videos never showed",
                (True, False): "the expert never saw (the videos show it)",
                (False, True): "the training videos never showed (the expert saw it)"}.get(
-        (bool(params.encoder.expert_without_shapes), bool(params.videos_without_shapes)), "")  # fmt: skip
-    if unseen_shape is not None and unseen_shape.any():
-        queries = np.asarray(unseen_shape)[np.asarray(test.caption_to_video)]
-        add(f"joint training beats videos only on videos of a shape {lacking}",
-            "joint", "videos-only", "greater", queries=queries, where=f", videos of {shapes}")  # fmt: skip
+        (bool(params.encoder.expert_without_words), bool(params.videos_without_words)), "")  # fmt: skip
+    if unseen_word is not None and unseen_word.any():
+        queries = np.asarray(unseen_word)[np.asarray(test.caption_to_video)]
+        add(f"joint training beats videos only on videos of a {kind} {lacking}",
+            "joint", "videos-only", "greater", queries=queries, where=f", videos of {held}")  # fmt: skip
     if swaps is not None and len(swaps):
-        add(f"joint training ties a shape's word to the shape better than videos only (a shape "
-            f"{lacking})", "joint", "videos-only", "greater", what="swap", where=f", {shapes}")  # fmt: skip
-        # where the mechanism's signal is: can either source teach the shapes at all?
+        add(f"joint training ties a {kind}'s word to the {kind} better than videos only (a "
+            f"{kind} {lacking})", "joint", "videos-only", "greater", what="swap", where=f", {held}")  # fmt: skip
+        # where the mechanism's signal is: can either source teach the words at all?
         for source in ("images", "videos"):
-            add(f"training on the {source} {SHAPES_TAUGHT} (against the untrained model)",
-                f"{source}-only", UNTRAINED, "greater", what="swap", where=f", {shapes}")  # fmt: skip
+            add(f"training on the {source} {WORDS_TAUGHT} {kind}s' words (against the untrained "
+                f"model)", f"{source}-only", UNTRAINED, "greater", what="swap", where=f", {held}")  # fmt: skip
     ratio = table_ratio(runs, [f"expand-{x}" for x in params.expansions])
     for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
         before = len(out)
@@ -197,7 +197,7 @@ def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict],
              f"({counts_sentence(paper)}; paired bootstrap over test videos and seeds, 95% "
              f"intervals).",
              *(_claim_words(c) for c in paper)]  # fmt: skip
-    parts += _shapes_taught(paper)
+    parts += _words_taught(paper)
     if step0 and UNTRAINED in t2v:
         held0 = [c["comparison"].split(" - ")[0] for c in step0 if c["verdict"] == "holds"]
         parts.append(f"Step 0 (untrained, T2V R@1 {t2v[UNTRAINED]['R@1']:.1f}): "
@@ -213,33 +213,37 @@ def reading(summary: list[dict], claim_rows: list[dict], twins: list[dict],
                      f"of captions with 1 frame and {tw['frames-8']['twin_acc']:.1f}% with 8 "
                      f"(50% = blind to order).")  # fmt: skip
     if swaps:
+        kind = word_kind(swaps[0]["words"].split(", "))
         accs = "; ".join(f"{r['setting']} {r['swap_acc']:.1f}%" for r in swaps)
-        parts.append(f"Shape swaps ({swaps[0]['n']} swapped captions): own caption above the "
-                     f"same caption with its shape swapped for another held-out one: {accs} "
-                     f"(balanced over shape pairs; 50% = blind to the shapes).")  # fmt: skip
+        parts.append(f"{kind.capitalize()} swaps ({swaps[0]['n']} swapped captions of "
+                     f"{swaps[0]['words']}): own caption above the same caption with its {kind} "
+                     f"swapped for another held-out one: {accs} (balanced over {kind} pairs; "
+                     f"50% = blind to the {kind}s).")  # fmt: skip
     return " ".join(parts)
 
 
-SHAPES_TAUGHT = "teaches the held-out shapes' words"
+WORDS_TAUGHT = "teaches the held-out"  # + " shapes' words" or " colours' words"
 
 
-def _shapes_taught(claim_rows: list[dict]) -> list[str]:
-    """Where Table 2's mechanism stands: a source that cannot teach the held-out shapes at all
-    (its shape-swap accuracy not above the untrained model's) has nothing for joint training to
-    carry, and T2V R@1 on those videos then compares something other than the shapes."""
-    rows = [c for c in claim_rows if SHAPES_TAUGHT in c["claim"]]
+def _words_taught(claim_rows: list[dict]) -> list[str]:
+    """Where Table 2's mechanism stands: a source that cannot teach the held-out shapes (or
+    colours) at all (its swap accuracy not above the untrained model's) has nothing for joint
+    training to carry, and T2V R@1 on those videos then compares something other than them."""
+    rows = [c for c in claim_rows if WORDS_TAUGHT in c["claim"]]
     if not rows:
         return []
+    kind = rows[0]["comparison"].split("(")[1].split("-swap acc")[0]  # the claims' own metric
     each = "; ".join(
         f"{c['comparison'].split(' - ')[0]} {c['diff']:+.1f} {c['verdict']}" for c in rows
     )
     taught = [c["comparison"].split(" - ")[0] for c in rows if c["verdict"] == "holds"]
     if taught:
-        return [f"Shapes taught by {', '.join(taught)} (shape-swap accuracy against the untrained "
-                f"model: {each})."]  # fmt: skip
-    return [f"No source teaches the held-out shapes' words in this training (shape-swap accuracy "
-            f"against the untrained model: {each}), so Table 2's mechanism has nothing to carry "
-            f"here: T2V R@1 on those videos compares something other than the shapes."]  # fmt: skip
+        return [f"{kind.capitalize()}s taught by {', '.join(taught)} ({kind}-swap accuracy "
+                f"against the untrained model: {each})."]  # fmt: skip
+    return [f"No source teaches the held-out {kind}s' words in this training ({kind}-swap "
+            f"accuracy against the untrained model: {each}), so Table 2's mechanism has nothing "
+            f"to carry here: T2V R@1 on those videos compares something other than the "
+            f"{kind}s."]  # fmt: skip
 
 
 def _claim_words(c: dict) -> str:

@@ -1,6 +1,6 @@
 """Study 04's data: the decoded train and test clips and the training images, and which test
-videos show what the training held out (a world's held-out concepts, a shape the model starts
-without).
+videos show what the training held out (a world's held-out concepts, a shape or colour the
+model starts without).
 
 Why apart from :mod:`vrlib.studies.curriculum.runs`: what the runs train and test on is decided
 here, once, before any run; the runs only read it.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vrlib.studies.curriculum.params import CurriculumParams
-from vrlib.studies.curriculum.swaps import ShapeSwaps, shape_swaps
+from vrlib.studies.curriculum.swaps import WordSwaps, word_swaps
 from vrlib.studies.temporal.twins import twin_index
 from vrlib.train.clips import ClipSet
 
@@ -27,10 +27,10 @@ class Prepared:
     ``held_out``: per test video, whether it shows a concept the world held out of the training
     videos (``video_concept_holdout``; the annotations' ``held_out_concepts``); None when the
     dataset does not say (real data).
-    ``unseen_shape``: per test video, whether it shows a shape of ``encoder.expert_without_shapes``
-    or ``videos_without_shapes`` (one the model starts without); None when none is held out.
-    ``swaps``: the test captions naming such a shape, each swapped into the other held-out shapes
-    (:mod:`vrlib.studies.curriculum.swaps`); None when fewer than two shapes are held out.
+    ``unseen_word``: per test video, whether it shows a shape or colour of
+    ``encoder.expert_without_words`` or ``videos_without_words``; None when none is held out.
+    ``swaps``: the test captions naming such a word, each swapped into the other held-out words
+    (:mod:`vrlib.studies.curriculum.swaps`); None when fewer than two words are held out.
     """
 
     train: ClipSet
@@ -38,8 +38,8 @@ class Prepared:
     images: tuple[torch.Tensor, list[str]]
     skipped: list[tuple[str, str]]
     held_out: np.ndarray | None = None
-    unseen_shape: np.ndarray | None = None
-    swaps: ShapeSwaps | None = None
+    unseen_word: np.ndarray | None = None
+    swaps: WordSwaps | None = None
 
 
 def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
@@ -53,8 +53,8 @@ def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
     root = d.resolve_root()
     train = load_dataset(d.dataset, root, params.train_split, on_error=d.on_error, **kw)
     test = load_dataset(d.dataset, root, params.test_split, on_error=d.on_error, **kw)
-    if params.videos_without_shapes:
-        train = _without_shapes(train, params.videos_without_shapes)
+    if params.videos_without_words:
+        train = _without_words(train, params.videos_without_words)
     if params.test_captions_per_video is not None:
         test = _subset_captions(test, params.test_captions_per_video, params.seed)
     pre = encoder.preprocess_frames
@@ -63,17 +63,17 @@ def prepare(params: CurriculumParams, encoder: Any) -> Prepared:
     test_clips, test_failed = decode_clip_set(
         test, pre, params.pool_frames, twins=twin_index, on_error=d.on_error
     )
-    shapes = params.held_out_shapes()
-    shown = _shown(test, test_clips) if shapes else None
+    words = params.held_out_words()
+    shown = _shown(test, test_clips) if words else None
     return Prepared(
         train=train_clips,
         test=test_clips,
         images=images,
         skipped=[*train.skipped, *test.skipped, *train_failed, *test_failed],
         held_out=_held_out(test, test_clips),
-        unseen_shape=None if shown is None else np.array([bool(s & set(shapes)) for s in shown]),
-        swaps=None if len(shapes) < 2 else shape_swaps(
-            test_clips.captions, test_clips.caption_to_video, shown, shapes),
+        unseen_word=None if shown is None else np.array([bool(s & set(words)) for s in shown]),
+        swaps=None if len(words) < 2 else word_swaps(
+            test_clips.captions, test_clips.caption_to_video, shown, words),
     )  # fmt: skip
 
 
@@ -85,33 +85,33 @@ def _held_out(test: Any, clips: ClipSet) -> np.ndarray | None:
     return np.array([bool(meta[v].get("held_out_concepts")) for v in clips.video_ids])
 
 
-def _shapes_shown(video: Any, dataset: str) -> set[str]:
-    """Every shape a synthetic video shows at any time (its ``meta["events"]``)."""
+def _words_shown(video: Any, dataset: str) -> set[str]:
+    """Every shape and colour a synthetic video shows at any time (its ``meta["events"]``)."""
     from vrlib.data.synthetic import concepts
 
     if "events" not in video.meta:
         raise ValueError(
-            f"{dataset}: video {video.video_id!r} has no meta.events, so the shapes it shows are "
-            "unknown (videos_without_shapes and expert_without_shapes need the embedded world)"
+            f"{dataset}: video {video.video_id!r} has no meta.events, so what it shows is "
+            "unknown (videos_without_words and expert_without_words need the embedded world)"
         )
-    return {shape for shape, _ in concepts(video.meta["events"])}
+    return {word for pair in concepts(video.meta["events"]) for word in pair}
 
 
-def _without_shapes(ds: Any, shapes: list[str]) -> Any:
-    """The training videos that show none of ``shapes``, with their captions (Table 2's
+def _without_words(ds: Any, words: list[str]) -> Any:
+    """The training videos that show none of ``words`` (shapes or colours), with their captions (Table 2's
     mechanism: the videos lack a concept that only the still images carry)."""
     from vrlib.data.datasets import RetrievalDataset
 
-    videos = [v for v in ds.videos if not _shapes_shown(v, ds.name) & set(shapes)]
+    videos = [v for v in ds.videos if not _words_shown(v, ds.name) & set(words)]
     kept = {v.video_id for v in videos}
     captions = [c for c in ds.captions if c.video_id in kept]
     return RetrievalDataset(ds.name, ds.split, ds.root, videos, captions, list(ds.skipped))
 
 
 def _shown(test: Any, clips: ClipSet) -> list[set[str]]:
-    """Per decoded test video: the shapes it shows."""
+    """Per decoded test video: the shapes and colours it shows."""
     by_id = {v.video_id: v for v in test.videos}
-    return [_shapes_shown(by_id[v], test.name) for v in clips.video_ids]
+    return [_words_shown(by_id[v], test.name) for v in clips.video_ids]
 
 
 def _subset_captions(ds: Any, k: int, seed: int) -> Any:
@@ -129,11 +129,11 @@ def _subset_captions(ds: Any, k: int, seed: int) -> Any:
 
 def video_subsets(prep: Prepared, params: CurriculumParams) -> dict[str, np.ndarray]:
     """The subsets of test videos Table 2 is read on, by label: those showing a concept the world
-    held out of the training videos, and those showing a shape the model starts without (each
+    held out of the training videos, and those showing a held-out shape or colour (each
     only where some test video does)."""
     out = {}
     if prep.held_out is not None and prep.held_out.any():
         out["held-out concepts"] = prep.held_out
-    if prep.unseen_shape is not None and prep.unseen_shape.any():
-        out[f"of {', '.join(params.held_out_shapes())}"] = prep.unseen_shape
+    if prep.unseen_word is not None and prep.unseen_word.any():
+        out[f"of {', '.join(params.held_out_words())}"] = prep.unseen_word
     return out

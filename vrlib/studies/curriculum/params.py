@@ -91,11 +91,11 @@ class CurriculumParams(Strict):
     # this small next to the spatial positions (RMS row norms): every method then writes ~zeros
     negligible_table_ratio: float = Field(0.05, ge=0)
     # Table 2's mechanism, a concept only the images carry (issue 19): training videos that show
-    # one of these shapes are left out (the images keep theirs). With the same shapes in
-    # ``encoder.expert_without_shapes`` the model starts without them too, and joint against
+    # one of these shapes or colours are left out (the images keep theirs). With the same words in
+    # ``encoder.expert_without_words`` the model starts without them too, and joint against
     # videos-only is tested again on the test videos that show them. [] keeps every training
-    # video: the negative control, where the videos teach the shape as well.
-    videos_without_shapes: list[str] = Field(default_factory=list)
+    # video: the negative control, where the videos teach the word as well.
+    videos_without_words: list[str] = Field(default_factory=list)
     n_boot: int = Field(2000, ge=100)
     train_split: str = "train"
     test_split: str = "test"
@@ -123,16 +123,16 @@ class CurriculumParams(Strict):
             )
         return enc
 
-    @field_validator("videos_without_shapes")
+    @field_validator("videos_without_words")
     @classmethod
-    def _known_shapes(cls, shapes: list[str]) -> list[str]:
-        from vrlib.pretrain import known_shapes
+    def _known_words(cls, words: list[str]) -> list[str]:
+        from vrlib.pretrain import known_words
 
-        return known_shapes(shapes)
+        return known_words(words)
 
-    def held_out_shapes(self) -> list[str]:
-        """The shapes the model starts without or the training videos lack (sorted)."""
-        return sorted({*self.encoder.expert_without_shapes, *self.videos_without_shapes})
+    def held_out_words(self) -> list[str]:
+        """The shapes or colours the model starts without or the training videos lack (sorted)."""
+        return sorted({*self.encoder.expert_without_words, *self.videos_without_words})
 
     def split_keys(self) -> dict[str, str]:
         """``{parameter key: split}`` of the splits the study reads."""
@@ -145,10 +145,10 @@ class CurriculumParams(Strict):
 
         check_splits(self.data, self.split_keys())
         check_expert(self.data, self.encoder)
-        if self.videos_without_shapes and self.data.dataset != "synthetic":
+        if self.videos_without_words and self.data.dataset != "synthetic":
             raise ValueError(
-                f"videos_without_shapes needs dataset: synthetic (its videos list the shapes they "
-                f"show), got dataset: {self.data.dataset!r}"
+                f"videos_without_words needs dataset: synthetic (its videos list the shapes and "
+                f"colours they show), got dataset: {self.data.dataset!r}"
             )
         needed = {self.expansion_schedule, self.sources_schedule, *self.curve_schedules}
         missing = sorted(needed - set(self.schedules))

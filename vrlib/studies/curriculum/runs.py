@@ -138,7 +138,7 @@ class RunResult:
     # RMS row norm as its scale (FrozenInTime.temporal_table_rms / positional_rms)
     expansions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     positional_rms: float = math.nan
-    # per shape swap (Prepared.swaps): weight x (1, 1/2 or 0); empty when no shapes are held out
+    # per word swap (Prepared.swaps): weight x (1, 1/2 or 0); empty when no words are held out
     swap_scores: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
@@ -172,18 +172,18 @@ def train_run(setting: Setting, seed: int, params: CurriculumParams, prep: Prepa
     result = train_curriculum(model, encoder.tokenizer, cfg, videos=prep.train,
                               images=prep.images, test=prep.test)  # fmt: skip
     sim, c2v = result.final.pop("sim"), prep.test.caption_to_video
+    embedded = result.final.pop("caption_embeddings"), result.final.pop("video_embeddings")
     return RunResult(
         setting=setting.name, seed=seed, test=result.final, t2v_ranks=ranks(sim, c2v),
-        twin_scores=_twin_scores(sim, model, encoder.tokenizer, prep.test, cfg.final_frames,
-                                 cfg.views, cfg.expansion),
+        twin_scores=_twin_scores(embedded, model, prep.test, cfg.final_frames, cfg.views,
+                                 cfg.expansion),
         history=result.history,
         total_flops=result.total_flops, train_s=result.train_s,
         flops_per_step=result.flops_per_step,
         card=_card(params, setting.name, seed, sim, prep.test, cfg.stages[-1].frames),
         expansions=[r["expanded"] for r in result.steps if "expanded" in r],
         positional_rms=model.positional_rms(),
-        swap_scores=_swap_scores(sim, model, encoder.tokenizer, prep, cfg.final_frames, cfg.views,
-                                 cfg.expansion),
+        swap_scores=_swap_scores(embedded, model, encoder.tokenizer, prep),
     )  # fmt: skip
 
 
@@ -191,23 +191,24 @@ def untrained_run(params: CurriculumParams, prep: Prepared, encoder: Any) -> Run
     """Step 0: the model before any step (temporal attention and embeddings zero), tested like every run at the largest final frame count of ``schedules``."""
     from vrlib.metrics import evaluate, ranks
     from vrlib.models.frozen import FrozenInTime, load_frozen_config
-    from vrlib.train.clips import clip_similarity
+    from vrlib.train.clips import encode_captions, encode_clips
 
     seed = params.seeds[0]
     torch.manual_seed(seed)
     model = FrozenInTime.from_clip(encoder.model, load_frozen_config(params.model))
-    frames = max(stages[-1].frames for stages in params.schedules.values())
-    sim = clip_similarity(model, encoder.tokenizer, prep.test, frames, params.train.views,
-                          params.expansion)  # fmt: skip
-    c2v = prep.test.caption_to_video
+    frames, views = (
+        max(stages[-1].frames for stages in params.schedules.values()),
+        params.train.views,
+    )
+    embedded = (encode_captions(model, encoder.tokenizer, prep.test.captions),
+                encode_clips(model, prep.test, frames, views, params.expansion))  # fmt: skip
+    sim, c2v = embedded[0] @ embedded[1].T, prep.test.caption_to_video
     return RunResult(
         setting=UNTRAINED, seed=seed, test=evaluate(sim, c2v), t2v_ranks=ranks(sim, c2v),
-        twin_scores=_twin_scores(sim, model, encoder.tokenizer, prep.test, frames,
-                                 params.train.views, params.expansion),
+        twin_scores=_twin_scores(embedded, model, prep.test, frames, views, params.expansion),
         history=[], total_flops=0,
         train_s=0.0, flops_per_step={}, card=_card(params, UNTRAINED, seed, sim, prep.test, frames),
-        swap_scores=_swap_scores(sim, model, encoder.tokenizer, prep, frames, params.train.views,
-                                 params.expansion),
+        swap_scores=_swap_scores(embedded, model, encoder.tokenizer, prep),
     )  # fmt: skip
 
 
@@ -216,48 +217,51 @@ def _on_curve(setting: Setting, params: CurriculumParams) -> bool:
     return setting.name in {f"frames-{name}" for name in params.curve_schedules}
 
 
-def _twin_scores(sim: torch.Tensor, model: Any, tokenizer: Any, test: ClipSet, frames: int,
-                 views: int, expansion: str) -> np.ndarray:  # fmt: skip
+Embedded = tuple[torch.Tensor, torch.Tensor]  # (captions (C, E), videos (V, E)) of the test split
+
+
+def _twin_scores(embedded: Embedded, model: Any, test: ClipSet, frames: int, views: int,
+                 expansion: str) -> np.ndarray:  # fmt: skip
     """Per caption of a twinned video: 1 where it scores its video's test clips above the same
     clips played backwards, 1/2 on a tie, 0 below (``vrlib.models.reversal``'s instrument).
 
     Why not the twin file: the reversed twin is another mp4, pooled and strided on its own, so
     its frames are never the original's in reverse and an order-blind model scored 47.8% on
     twins, not 50%. Reversing the very clips tested makes every order-blind model (step 0, whose
-    temporal attention is zero) tie on every caption: exactly 50%.
+    temporal attention is zero) tie on every caption: exactly 50%. Only the twinned videos are
+    encoded again (backwards); the captions' embeddings are the run's own.
     """
     from vrlib.models.reversal import order_scores
-    from vrlib.train.clips import clip_similarity
+    from vrlib.train.clips import encode_clips
 
+    captions, videos = embedded
     c2v = np.asarray(test.caption_to_video)
     rows = np.flatnonzero(test.twin_of[c2v] >= 0)
     if not len(rows):
         return np.zeros(0)
     twinned = np.unique(c2v[rows])  # only these videos are played backwards
-    backward = clip_similarity(model, tokenizer, test, frames, views, expansion, reverse=True,
-                               videos=twinned)  # fmt: skip
-    own = torch.as_tensor(c2v[rows])
-    forward = torch.as_tensor(sim)[torch.as_tensor(rows), own]
-    back = backward[torch.as_tensor(rows), torch.as_tensor(np.searchsorted(twinned, c2v[rows]))]
+    backward = encode_clips(model, test, frames, views, expansion, reverse=True, videos=twinned)
+    text = captions[torch.as_tensor(rows)]
+    forward = (text * videos[torch.as_tensor(c2v[rows])]).sum(-1)
+    back = (text * backward[torch.as_tensor(np.searchsorted(twinned, c2v[rows]))]).sum(-1)
     return order_scores(forward, back)
 
 
-def _swap_scores(sim: torch.Tensor, model: Any, tokenizer: Any, prep: Prepared, frames: int,
-                 views: int, expansion: str) -> np.ndarray:  # fmt: skip
-    """Per shape swap (``prep.swaps``): its weighted score, the own caption against the swapped
-    one on the caption's video (:mod:`vrlib.studies.curriculum.swaps`); empty without swaps."""
+def _swap_scores(embedded: Embedded, model: Any, tokenizer: Any, prep: Prepared) -> np.ndarray:
+    """Per word swap (``prep.swaps``): its weighted score, the own caption against the swapped
+    one on the caption's video (:mod:`vrlib.studies.curriculum.swaps`); empty without swaps.
+    Only the swapped captions are encoded; the videos' and own captions' embeddings are the
+    run's."""
     from vrlib.studies.curriculum.swaps import swap_scores
-    from vrlib.train.clips import clip_similarity
+    from vrlib.train.clips import encode_captions
 
     swaps = prep.swaps
     if swaps is None or not len(swaps):
         return np.zeros(0)
-    video = np.asarray(prep.test.caption_to_video)[swaps.rows]
-    shown = np.unique(video)  # only these videos are encoded again
-    swapped = clip_similarity(model, tokenizer, prep.test, frames, views, expansion,
-                              videos=shown, texts=swaps.texts)  # fmt: skip
-    own = torch.as_tensor(sim)[torch.as_tensor(swaps.rows), torch.as_tensor(video)]
-    other = swapped[torch.arange(len(swaps)), torch.as_tensor(np.searchsorted(shown, video))]
+    captions, videos = embedded
+    video = videos[torch.as_tensor(np.asarray(prep.test.caption_to_video)[swaps.rows])]
+    own = (captions[torch.as_tensor(swaps.rows)] * video).sum(-1)
+    other = (encode_captions(model, tokenizer, swaps.texts) * video).sum(-1)
     return swap_scores(own.numpy(), other.numpy(), swaps)
 
 
@@ -305,11 +309,13 @@ def summary_rows(runs: list[RunResult], split: str = "test") -> list[dict[str, A
     return aggregate_seeds(per_seed, metrics=metrics)
 
 
-def swap_rows(runs: list[RunResult]) -> list[dict[str, Any]]:
-    """Per setting: balanced shape-swap accuracy (mean and std over seeds) and its swap count."""
+def swap_rows(runs: list[RunResult], held_out: list[str]) -> list[dict[str, Any]]:
+    """Per setting: balanced word-swap accuracy (mean and std over seeds), its swap count and
+    the held-out words swapped (``params.held_out_words()``)."""
+    words = ", ".join(held_out)
     per_seed = [{"setting": r.setting, "seed": r.seed, "swap_acc": 100.0 * float(np.mean(r.swap_scores)),
-                 "n": len(r.swap_scores)} for r in runs if len(r.swap_scores)]  # fmt: skip
-    return aggregate_seeds(per_seed, keys=("setting",), metrics=["swap_acc"])
+                 "n": len(r.swap_scores), "words": words} for r in runs if len(r.swap_scores)]  # fmt: skip
+    return aggregate_seeds(per_seed, keys=("setting", "words"), metrics=["swap_acc"])
 
 
 def twin_rows(runs: list[RunResult]) -> list[dict[str, Any]]:
