@@ -69,10 +69,16 @@ def ensure_expert(
     donor = None
     if settings.get("text_from"):  # its text tower: that model's expert of the same stills
         donor = ensure_expert(preset, seed, device, settings["text_from"], overrides, words)
-    with exclusive(out, f"training the expert {out}"):  # a waiting process reuses the result
+    return _ensure_locked(out, _world(preset, seed, None, overrides), seed, device, settings, donor)
+
+
+def _ensure_locked(out: Path, world: Path, seed: int, device: str | None,
+                   settings: dict[str, Any], text_tower: Path | None = None) -> Path:  # fmt: skip
+    """``_ensure_expert`` under ``out``'s lock, after clearing what a killed trainer left: one
+    process trains a checkpoint, and one waiting for it reuses the result."""
+    with exclusive(out, f"training the expert {out}"):
         remove_stale_temporaries(out)
-        world = _world(preset, seed, None, overrides)
-        return _ensure_expert(out, world, seed, device, settings, donor)
+        return _ensure_expert(out, world, seed, device, settings, text_tower)
 
 
 def _ensure_expert(out: Path, world: Path, seed: int, device: str | None,
@@ -132,11 +138,9 @@ def pretrain_from_cli(args: argparse.Namespace) -> int:
         donor = out.with_name(f"{out.stem}-text-{settings['text_from']}.pt")
         if args.world is None and args.out is None:  # the preset's: shared with ensure_expert
             donor = expert_path(args.preset, args.seed, settings["text_from"], None, without)
-        with exclusive(donor, f"training the expert {donor}"):
-            remove_stale_temporaries(donor)
-            recipe = preset_settings(args.preset, settings["text_from"])
-            _ensure_expert(donor, world, args.seed, args.device,
-                           recipe | ({"without_words": tuple(without)} if without else {}))  # fmt: skip
+        recipe = preset_settings(args.preset, settings["text_from"])
+        _ensure_locked(donor, world, args.seed, args.device,
+                       recipe | ({"without_words": tuple(without)} if without else {}))  # fmt: skip
     # the same lock as ensure_expert: a study (or another pretrain) that wants this checkpoint
     # meanwhile waits for it instead of training it a second time into the same file
     with exclusive(out, f"training the expert {out}"):
