@@ -88,7 +88,7 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
     """
     have = {r.setting for r in runs}
     theirs = {r["setting"]: r["R@1"] for r in paper if r.get("direction", "t2v") == "t2v"}
-    held = ", ".join(params.held_out_words())
+    held_words = ", ".join(params.held_out_words())
     kind = word_kind(params.held_out_words())  # "shape", "colour" (or "word", both kinds)
     out = []
 
@@ -139,14 +139,14 @@ def claims(runs: list[RunResult], summary: list[dict], params: CurriculumParams,
     if unseen_word is not None and unseen_word.any():
         queries = np.asarray(unseen_word)[np.asarray(test.caption_to_video)]
         add(f"joint training beats videos only on videos of a {kind} {lacking}",
-            "joint", "videos-only", "greater", queries=queries, where=f", videos of {held}")  # fmt: skip
+            "joint", "videos-only", "greater", queries=queries, where=f", videos of {held_words}")  # fmt: skip
     if swaps is not None and len(swaps):
         add(f"joint training ties a {kind}'s word to the {kind} better than videos only (a "
-            f"{kind} {lacking})", "joint", "videos-only", "greater", what="swap", where=f", {held}")  # fmt: skip
+            f"{kind} {lacking})", "joint", "videos-only", "greater", what="swap", where=f", {held_words}")  # fmt: skip
         # where the mechanism's signal is: can either source teach the words at all?
         for source in ("images", "videos"):
             add(f"training on the {source} {WORDS_TAUGHT} {kind}s' words (against the untrained "
-                f"model)", f"{source}-only", UNTRAINED, "greater", what="swap", where=f", {held}")  # fmt: skip
+                f"model)", f"{source}-only", UNTRAINED, "greater", what="swap", where=f", {held_words}")  # fmt: skip
     ratio = table_ratio(runs, [f"expand-{x}" for x in params.expansions])
     for a, b in (("zeros", "nearest"), ("zeros", "bilinear"), ("nearest", "bilinear")):
         before = len(out)

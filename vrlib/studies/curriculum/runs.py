@@ -196,10 +196,8 @@ def untrained_run(params: CurriculumParams, prep: Prepared, encoder: Any) -> Run
     seed = params.seeds[0]
     torch.manual_seed(seed)
     model = FrozenInTime.from_clip(encoder.model, load_frozen_config(params.model))
-    frames, views = (
-        max(stages[-1].frames for stages in params.schedules.values()),
-        params.train.views,
-    )
+    frames = max(stages[-1].frames for stages in params.schedules.values())
+    views = params.train.views
     embedded = (encode_captions(model, encoder.tokenizer, prep.test.captions),
                 encode_clips(model, prep.test, frames, views, params.expansion))  # fmt: skip
     sim, c2v = embedded[0] @ embedded[1].T, prep.test.caption_to_video
